@@ -1,0 +1,5 @@
+import sys
+
+from ocf.cli import main
+
+sys.exit(main())

@@ -1,0 +1,194 @@
+"""Assembly: a resolved spec → a checked, built :class:`Model`.
+
+``build`` first checks the needs/provides chain (naming the missing link), then builds the
+components in stage order, passing a shared :class:`~ocf.components.BuildContext` so each
+can read the sizes earlier ones produce, and finally runs a dry forward pass on a dummy
+batch of the spec's data shape.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ocf.components import BuildContext, Component
+from ocf.errors import SpecError, UserError
+from ocf.records import Batch, State
+from ocf.spec import ResolvedSpec
+
+#: Which stage normally provides each record (for chain-gap messages).
+RECORD_OWNER = {"features": "encoder", "latents": "grouper", "prior": "prior", "rendering": "decoder"}
+
+
+class Model(nn.Module):
+    """The assembled model: runs the stages in order and the objectives on the result."""
+
+    def __init__(self, resolved: ResolvedSpec, components: dict[str, Component], ctx: BuildContext) -> None:
+        super().__init__()
+        self.resolved = resolved
+        self.ctx = ctx
+        self.encoder = components.get("encoder")
+        self.grouper = components.get("grouper")
+        self.prior = components.get("prior")
+        self.decoder = components.get("decoder")
+        self.objectives = nn.ModuleList([components[s] for s in sorted(components) if s.startswith("objectives.")])
+
+    def stages(self) -> dict[str, Component]:
+        out = {s: getattr(self, s) for s in ("encoder", "grouper", "prior", "decoder") if getattr(self, s) is not None}
+        out.update({f"objectives.{i}": o for i, o in enumerate(self.objectives)})
+        return out
+
+    def forward(self, batch: Batch, *, losses: bool = True) -> State:
+        state = State(batch)
+        eval_grouper = self.grouper is not None and getattr(self.grouper, "eval_only", False)
+        if self.encoder is not None:
+            state.features = self.encoder(state)
+        if self.grouper is not None and not eval_grouper:
+            state.latents = self.grouper(state)
+        if self.prior is not None:
+            state.prior = self.prior(state)
+        if self.decoder is not None:
+            state.rendering = self.decoder(state)
+        if eval_grouper and not self.training:
+            state.latents = self.grouper(state)
+        if losses:
+            state.losses = self.objective_terms(state)
+        return state
+
+    def objective_terms(self, state: State) -> dict[str, Tensor]:
+        terms: dict[str, Tensor] = {}
+        for obj in self.objectives:
+            for name, value in obj(state).items():
+                key = name if name not in terms else f"{obj.registered_name}.{name}"
+                terms[key] = value * obj.spec.weight
+        return terms
+
+    @staticmethod
+    def total(terms: dict[str, Tensor]) -> Tensor:
+        return torch.stack([v.reshape(()) for v in terms.values()]).sum()
+
+
+def check_chain(resolved: ResolvedSpec) -> None:
+    """Raise SpecError naming every component whose needs no earlier stage provides."""
+    available = {"batch.frames", "batch.masks", "batch.extras"}
+    by_stage = {c.stage: c for c in resolved.components}
+    order = ["encoder", "grouper", "prior", "decoder"] + sorted(s for s in by_stage if s.startswith("objectives."))
+    grouper = by_stage.get("grouper")
+    if grouper is not None and getattr(grouper.cls, "eval_only", False):
+        order.remove("grouper")
+        order.insert(order.index("decoder") + 1 if "decoder" in order else len(order), "grouper")
+    problems = []
+    for stage in order:
+        choice = by_stage.get(stage)
+        if choice is None:
+            continue
+        for need in choice.cls.needs:
+            if need in available or any(need.startswith(a + ".") for a in available):
+                continue
+            record = need.split(".")[0]
+            owner_stage = RECORD_OWNER.get(record, record)
+            owner = by_stage.get(owner_stage)
+            if owner is None:
+                problems.append(f"{choice.kind} {choice.name} needs {need}; the spec has no {owner_stage}")
+            else:
+                problems.append(f"{choice.kind} {choice.name} needs {need}; {owner.kind} {owner.name} does not provide it")
+        available.update(choice.cls.provides)
+    if problems:
+        raise SpecError(problems)
+
+
+def dummy_batch(resolved: ResolvedSpec, batch_size: int = 2, seed: int = 0) -> Batch:
+    d = resolved.spec.data
+    g = torch.Generator().manual_seed(seed)
+    h, w = d.resolution
+    frames = torch.rand(batch_size, d.frames, d.channels, h, w, generator=g)
+    masks = torch.randint(0, 4, (batch_size, d.frames, h, w), generator=g)
+    counts = (masks.flatten(2).max(-1).values).long()
+    return Batch(frames=frames, masks=masks, extras={"counts": counts})
+
+
+@dataclass
+class StageReport:
+    stage: str
+    kind: str
+    name: str
+    plugin: str
+    parameters: int
+    outputs: dict[str, tuple[int, ...]]
+
+
+def build(resolved: ResolvedSpec, *, dry_run: bool = True, registry=None) -> Model:
+    """Check the chain, build every component and (by default) run a dry forward pass."""
+    check_chain(resolved)
+    d = resolved.spec.data
+    ctx = BuildContext(channels=d.channels, frames=d.frames, resolution=tuple(d.resolution))
+    components: dict[str, Component] = {}
+    for choice in resolved.components:
+        try:
+            components[choice.stage] = choice.cls(choice.params, ctx)
+        except (SpecError, UserError):
+            raise
+        except (ValueError, TypeError) as exc:
+            raise SpecError([f"model.{choice.stage}: {choice.kind} {choice.name} cannot be built: {exc}"]) from exc
+    model = Model(resolved, components, ctx)
+    if dry_run:
+        dry_forward(model)
+    return model
+
+
+def dry_forward(model: Model, batch_size: int = 2) -> State:
+    batch = dummy_batch(model.resolved, batch_size)
+    was_training = model.training
+    model.train()
+    try:
+        with torch.no_grad():
+            state = model(batch)
+    except (SpecError, UserError):
+        raise
+    except Exception as exc:
+        raise SpecError([f"dry run on a batch of shape {list(batch.frames.shape)} failed: {type(exc).__name__}: {exc}"]) from exc
+    finally:
+        model.train(was_training)
+    return state
+
+
+def report(model: Model, state: State, registry=None) -> list[StageReport]:
+    """One row per stage: its component, plugin, parameter count and output shapes."""
+    rows = []
+    records = {"encoder": state.features, "grouper": state.latents, "prior": state.prior, "decoder": state.rendering}
+    for stage, comp in model.stages().items():
+        plugin = ""
+        if registry is not None:
+            plugin = registry.entry(comp.kind, comp.registered_name).plugin
+        n = sum(p.numel() for p in comp.parameters())
+        if stage.startswith("objectives."):
+            with torch.no_grad():
+                outputs = {k: tuple(v.shape) for k, v in comp(state).items()}
+        else:
+            outputs = _shapes(records.get(stage))
+        rows.append(StageReport(stage, comp.kind, comp.registered_name, plugin, n, outputs))
+    return rows
+
+
+def _shapes(record: Any) -> dict[str, tuple[int, ...]]:
+    if record is None:
+        return {}
+    out: dict[str, tuple[int, ...]] = {}
+    for f in dataclasses.fields(record):
+        value = getattr(record, f.name)
+        if isinstance(value, Tensor):
+            out[f.name] = tuple(value.shape)
+        elif dataclasses.is_dataclass(value):
+            for g in dataclasses.fields(value):
+                v = getattr(value, g.name)
+                if isinstance(v, Tensor):
+                    out[f"{f.name}.{g.name}"] = tuple(v.shape)
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                if isinstance(v, Tensor):
+                    out[f"{f.name}.{k}"] = tuple(v.shape)
+    return out

@@ -1,0 +1,149 @@
+"""Base classes for the five kinds of component.
+
+A component is a ``torch.nn.Module`` with
+
+- a nested pydantic ``Spec`` (extra keys forbidden, every field described and constrained)
+  holding its parameters;
+- ``needs`` and ``provides``: the dotted :class:`~ocf.records.State` fields it reads and
+  writes (``"features.tokens"``, ``"latents.frames"``), checked by :func:`ocf.assembly.build`
+  before anything runs;
+- ``__init__(spec, ctx)``, where ``ctx`` (a :class:`BuildContext`) tells it the data shape
+  and the sizes earlier components produce, and where it records the sizes it produces;
+- ``forward(state)`` returning its record.
+
+Every component receives the whole :class:`~ocf.records.State`, so one that needs more
+than its predecessor's record (raw frames, the posterior) just declares it in ``needs``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor, nn
+
+from ocf.errors import SpecError
+from ocf.records import Features, Latents, PriorTerms, Rendering, State
+
+
+class ComponentSpec(BaseModel):
+    """Base for component parameter models: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass
+class BuildContext:
+    """What a component may know when it is built.
+
+    channels, frames, resolution: the data shape ``[t c h w]`` of one sample.
+    dims: sizes produced by earlier components, keyed by dotted field
+        (``"features.tokens"`` → token channels, ``"latents.objects"`` → slot dim,
+        ``"latents.num_slots"`` → k).  A component writes the sizes it provides.
+    """
+
+    channels: int
+    frames: int
+    resolution: tuple[int, int]
+    dims: dict[str, Any] = field(default_factory=dict)
+
+    def dim(self, key: str, component: str = "this component") -> Any:
+        if key not in self.dims:
+            known = ", ".join(sorted(self.dims)) or "none"
+            raise SpecError([f"{component} needs the size of {key}, which no earlier component provides (known: {known})"])
+        return self.dims[key]
+
+
+class Component(nn.Module):
+    kind: ClassVar[str] = ""
+    needs: ClassVar[tuple[str, ...]] = ()
+    provides: ClassVar[tuple[str, ...]] = ()
+    #: Set by the registry loader: the registered name (e.g. ``"slot_attention.grouper"``).
+    registered_name: ClassVar[str] = ""
+    #: Parameters for the conformance check and docs when the Spec has required fields.
+    example: ClassVar[dict[str, Any]] = {}
+
+    class Spec(ComponentSpec):
+        pass
+
+    def __init__(self, spec: ComponentSpec, ctx: BuildContext) -> None:
+        super().__init__()
+        self.spec = spec
+
+    @classmethod
+    def describe(cls) -> str:
+        doc = (cls.__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else cls.__name__
+
+
+class Encoder(Component):
+    """Frames → :class:`~ocf.records.Features`."""
+
+    kind = "encoder"
+    needs = ("batch.frames",)
+
+    def forward(self, state: State) -> Features:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class Grouper(Component):
+    """Features → :class:`~ocf.records.Latents`.
+
+    ``train_only``/``eval_only`` groupers: set ``eval_only = True`` for a grouper that
+    runs only at evaluation (e.g. clustering), after the decoder."""
+
+    kind = "grouper"
+    eval_only: ClassVar[bool] = False
+
+    def forward(self, state: State) -> Latents:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class Prior(Component):
+    """Latents → named KL / negative log-prob terms; optionally ``sample``."""
+
+    kind = "prior"
+
+    def forward(self, state: State) -> PriorTerms:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def sample(self, n: int, *, temperature: float = 1.0, generator: torch.Generator | None = None) -> Latents:
+        """Draw latents for generation.  Priors that cannot generate raise."""
+        raise NotImplementedError(f"prior {self.registered_name} cannot sample")
+
+
+class Decoder(Component):
+    """Latents → :class:`~ocf.records.Rendering`."""
+
+    kind = "decoder"
+
+    def forward(self, state: State) -> Rendering:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class ObjectiveSpec(ComponentSpec):
+    weight: float = Field(1.0, ge=0.0, description="multiplies every term this objective returns")
+
+
+class Objective(Component):
+    """State → named scalar loss terms ``{name: tensor}``; the model multiplies them by
+    ``spec.weight`` and sums every objective's terms into the loss."""
+
+    kind = "objective"
+
+    class Spec(ObjectiveSpec):
+        pass
+
+    def forward(self, state: State) -> dict[str, Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+BASES: dict[str, type[Component]] = {
+    "encoder": Encoder,
+    "grouper": Grouper,
+    "prior": Prior,
+    "decoder": Decoder,
+    "objective": Objective,
+}

@@ -1,0 +1,33 @@
+"""Exceptions ocf shows to users.
+
+:class:`UserError` (and subclasses) are mistakes a user can fix: the CLI prints the message
+and exits 2 without a traceback.  Anything else is a bug: exit 1 with a traceback.
+"""
+
+
+class UserError(Exception):
+    """A mistake in input (spec, file, option) the user can fix; exit code 2."""
+
+    exit_code = 2
+
+
+class SpecError(UserError):
+    """One or more problems in a spec, each with its path (``model.grouper.num_slots``)."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class RegistryError(UserError):
+    """An unknown or duplicate name in the registry."""
+
+
+class DataError(UserError):
+    """A dataset file that is missing, malformed, truncated or does not match the spec."""
+
+
+class TrainingError(Exception):
+    """Training cannot go on (e.g. a NaN loss); exit code 1."""
+
+    exit_code = 1

@@ -1,0 +1,574 @@
+"""Evaluation metrics: batched functions on tensors, torchmetrics accumulators, and
+adapters that read a :class:`~ocf.records.State`.
+
+Three layers:
+
+1. Functions (``ari``, ``fg_ari``, ``best_overlap``, ``miou``, ``mse``,
+   ``count_accuracy``) take tensors and return one value per batch item ``[b]``.  ARI is
+   computed for the whole batch at once from contingency tables built with one
+   ``bincount``; there is no per-item Python loop.
+2. :class:`torchmetrics.Metric` classes (``ARI``, ``MBO``, ``MIoU``, ``MSE``,
+   ``CountAccuracy``) accumulate sums in DDP-safe states (``dist_reduce_fx="sum"``).
+3. :class:`EvalMetric` adapters (``FgAri``, ``Ari``, ``Mbo``, ``Miou``, ``Mse``,
+   ``CountAccuracy``... in :data:`METRICS`) read what they need from a ``State``.  Each
+   declares ``requires`` so an evaluator can refuse a metric a model cannot support.
+
+Conventions.  Ground-truth labels are long ids, 0 = background, negative (-1) = ignore
+(e.g. overlap pixels); ignored pixels are excluded from every segmentation metric.  A
+per-item value is NaN when it is undefined (no pixel left to score, no ground-truth
+object); the Metric classes skip NaN items and count them in ``skipped``.  For video,
+``t h w`` are flattened into one axis so a score covers the whole clip (object ids must be
+stable over time, which is what SIMONe's video FG-ARI assumes).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchmetrics
+from scipy.optimize import linear_sum_assignment
+from torch import Tensor
+
+from ocf.errors import UserError
+from ocf.records import State
+
+__all__ = [
+    "ari",
+    "fg_ari",
+    "iou_matrix",
+    "best_overlap",
+    "miou",
+    "mse",
+    "count_accuracy",
+    "presence_counts",
+    "segmentation_labels",
+    "ARI",
+    "MBO",
+    "MIoU",
+    "MSE",
+    "CountAccuracyMetric",
+    "EvalMetric",
+    "MetricUnavailable",
+    "FgAri",
+    "Ari",
+    "Mbo",
+    "Miou",
+    "Mse",
+    "CountAccuracy",
+    "METRICS",
+]
+
+# Largest dense contingency table (b * rows * cols cells) built with one bincount; bigger
+# tables (many distinct labels) are counted sparsely with torch.unique instead.
+_DENSE_LIMIT = 1 << 22
+# Label ranges up to this width are used directly (shifted); wider ones are compacted.
+_DIRECT_RANGE = 4096
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _argmax(x: Tensor, dim: int) -> Tensor:
+    """Index of the first maximum along ``dim`` (``Tensor.max(dim).indices``, several
+    times faster on CPU than ``argmax`` over a non-innermost axis)."""
+    return x.max(dim=dim).indices
+
+
+def _flatten_labels(pred: Tensor, true: Tensor) -> tuple[Tensor, Tensor]:
+    """Bring ``pred`` to long labels ``[b n]`` and ``true`` to ``[b n]``.
+
+    ``pred`` is either labels with ``true``'s shape ``[b ...]`` or soft / one-hot
+    assignments ``[b ... k]`` (argmax over the trailing k; ties go to the lower index).
+    """
+    b = true.shape[0]
+    if pred.dim() == true.dim() + 1 and pred.shape[:-1] == true.shape:
+        pred = _argmax(pred, -1)
+    elif pred.shape != true.shape:
+        raise ValueError(
+            f"pred must be labels shaped like true {tuple(true.shape)} or soft masks "
+            f"{tuple(true.shape)} + (k,), got {tuple(pred.shape)}"
+        )
+    return pred.reshape(b, -1).long(), true.reshape(b, -1).long()
+
+
+def _small_ids(labels: Tensor) -> tuple[Tensor, Tensor]:
+    """Map labels ``[b n]`` to ids ``0 .. m-1`` shared by the whole batch.
+
+    Returns ``ids [b n]`` and ``values [m]``, the label of each id.  A narrow label range
+    is only shifted (ids of unused labels stay empty); a wide one is compacted.
+    """
+    if labels.numel() == 0:
+        return labels, labels.new_zeros(1)
+    lo, hi = (int(v) for v in torch.aminmax(labels))
+    if hi - lo < _DIRECT_RANGE:
+        values = torch.arange(lo, hi + 1, device=labels.device)
+        return (labels - lo if lo != 0 else labels), values
+    values = torch.unique(labels)
+    return torch.searchsorted(values, labels), values
+
+
+def _contingency(p_ids: Tensor, k: int, t_ids: Tensor, m: int, valid: Tensor) -> Tensor:
+    """Contingency tables ``[b k m]``: float64 counts over valid pixels of predicted ids
+    ``p_ids [b n]`` in ``0 .. k-1`` against ground-truth ids ``t_ids [b n]`` in
+    ``0 .. m-1``; valid: bool ``[b n]``.  One bincount over ``b * k * (m + 1)`` cells,
+    invalid pixels going to a dump column m."""
+    b = p_ids.shape[0]
+    cell = torch.add(t_ids.masked_fill(~valid, m), p_ids, alpha=m + 1)  # p * (m + 1) + t
+    cell += torch.arange(0, b * k * (m + 1), k * (m + 1), device=cell.device).unsqueeze(1)  # item offset
+    table = torch.bincount(cell.flatten(), minlength=b * k * (m + 1))
+    return table.view(b, k, m + 1)[:, :, :m].double()
+
+
+def _sum_squared_counts(keys: Tensor, valid: Tensor) -> Tensor:
+    """``[b]``: for each item, the sum over distinct keys of (number of valid pixels with
+    that key) squared.  keys: long ``[b n]`` ≥ 0; counted sparsely with torch.unique."""
+    b, n = keys.shape
+    item = torch.arange(b, device=keys.device).unsqueeze(1).expand(b, n)
+    span = int(keys.max()) + 1 if keys.numel() else 1
+    joint = (item * span + keys)[valid]
+    uniq, counts = torch.unique(joint, return_counts=True)
+    out = torch.zeros(b, dtype=torch.float64, device=keys.device)
+    return out.index_add_(0, uniq // span, counts.double() ** 2)
+
+
+def _pair_sums(pred: Tensor, true: Tensor, valid: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Per-item float64 ``[b]`` sums that determine the ARI: number of kept pixels N, the
+    sum of squared contingency cells S, of squared true-cluster sizes A and of squared
+    predicted-cluster sizes B.  pred, true: long ``[b n]``; valid: bool ``[b n]``."""
+    b = pred.shape[0]
+    p_ids, p_values = _small_ids(pred)
+    t_ids, t_values = _small_ids(true)
+    p, m = len(p_values), len(t_values)
+    if b * p * (m + 1) <= _DENSE_LIMIT:
+        table = _contingency(p_ids, p, t_ids, m, valid)  # [b p m]
+        n = table.sum(dim=(1, 2))
+        s = table.square().sum(dim=(1, 2))
+        a = table.sum(dim=1).square().sum(dim=1)  # true-cluster sizes [b m]
+        bb = table.sum(dim=2).square().sum(dim=1)  # predicted-cluster sizes [b p]
+        return n, s, a, bb
+    s = _sum_squared_counts(p_ids * m + t_ids, valid)
+    a = _sum_squared_counts(t_ids, valid)
+    bb = _sum_squared_counts(p_ids, valid)
+    return valid.sum(dim=1).double(), s, a, bb
+
+
+# --------------------------------------------------------------------- functional API
+
+
+def ari(pred: Tensor, true: Tensor, *, ignore: Tensor | None = None) -> Tensor:
+    """Adjusted Rand index per item, computed for the whole batch at once.
+
+    pred: long labels ``[b n]`` or soft / one-hot assignments ``[b n k]`` (argmax over
+        k).  Any ``[b ...]`` layout works as long as ``true`` has the same leading
+        shape: callers flatten ``t h w`` into n so video ARI covers the whole clip.
+    true: long ground-truth labels ``[b n]``; negative labels are always excluded.
+    ignore: bool ``[b n]``, True for further pixels to exclude, or None.
+    Returns float64 ``[b]``.  Agrees with ``sklearn.metrics.adjusted_rand_score`` on the
+    kept pixels, including its conventions (identical partitions, e.g. one cluster in
+    both, give 1.0), except that an item with **no kept pixel is NaN** (sklearn says 1.0
+    for empty input); the Metric classes skip NaN items.
+    """
+    pred, true = _flatten_labels(pred, true)
+    valid = true >= 0
+    if ignore is not None:
+        valid = valid & ~ignore.reshape(valid.shape).bool()
+    n, s, a, bb = _pair_sums(pred, true, valid)
+    # Pair-confusion counts over ordered pairs (each twice the unordered count; the
+    # factor cancels): tp same/same, fp same-in-pred only, fn same-in-true only.
+    tp = s - n
+    fp = bb - s
+    fn = a - s
+    tn = n * n - fp - fn - s
+    num = 2.0 * (tp * tn - fn * fp)
+    den = (tp + fn) * (fn + tn) + (tp + fp) * (fp + tn)
+    perfect = (fp == 0) & (fn == 0)
+    score = torch.where(perfect, torch.ones_like(num), num / torch.where(perfect, 1.0, den))
+    return torch.where(n > 0, score, torch.full_like(score, float("nan")))
+
+
+def fg_ari(pred: Tensor, true: Tensor, *, ignore: Tensor | None = None) -> Tensor:
+    """Foreground ARI ``[b]``: :func:`ari` over the pixels with ``true > 0``.
+
+    Background (0) and ignored (−1) pixels are excluded, so this is also the ARI-BG of
+    Rotating Features, whose overlap pixels are labelled −1.  An item without foreground
+    is NaN.  Shapes as in :func:`ari`.
+    """
+    background = true.reshape(true.shape[0], -1) == 0
+    if ignore is not None:
+        background = background | ignore.reshape(background.shape).bool()
+    return ari(pred, true, ignore=background)
+
+
+def iou_matrix(pred_masks: Tensor, true: Tensor, *, background: bool = False) -> tuple[Tensor, Tensor]:
+    """IoU of every predicted mask with every ground-truth object, batched.
+
+    pred_masks: ``[b k n]`` bool masks (may overlap), ``[b k n]`` float soft masks
+        (hardened by argmax over k), or long labels ``[b n]`` (same shape as ``true``).
+    true: long ``[b n]``; objects are ids > 0 (≥ 0 with ``background=True``); pixels
+        with negative ids are excluded from every intersection and union.
+    Returns ``iou [b k o]`` float64 (o = object ids found anywhere in the batch; k =
+    number of predicted masks, or max label + 1 for labels) and ``present [b o]`` bool,
+    True where the object occurs in that item.
+    """
+    b = true.shape[0]
+    true = true.reshape(b, -1).long()
+    valid = true >= 0
+    if pred_masks.dtype == torch.bool:
+        masks = pred_masks.reshape(b, pred_masks.shape[1], -1) & valid.unsqueeze(1)  # [b k n]
+        t_ids, t_values = _small_ids(true)
+        onehot = torch.zeros(b, len(t_values), true.shape[1], device=true.device)
+        onehot.scatter_(1, t_ids.unsqueeze(1), valid.unsqueeze(1).float())  # [b m n]
+        inter = torch.bmm(masks.float(), onehot.transpose(1, 2)).double()  # [b k m], exact to 2^24
+        pred_area = masks.sum(dim=2).double()  # [b k]
+        gt_area = onehot.sum(dim=2).double()  # [b m]
+    else:
+        if pred_masks.is_floating_point():
+            labels = _argmax(pred_masks.reshape(b, pred_masks.shape[1], -1), 1)  # [b n]
+            k = pred_masks.shape[1]
+        else:
+            labels = pred_masks.reshape(b, -1).long()
+            k = max(int(labels.max()) + 1, 1) if labels.numel() else 1
+        if labels.shape != true.shape:
+            raise ValueError(f"pred labels {tuple(labels.shape)} do not match true {tuple(true.shape)}")
+        # Pixels without a predicted label (negative) go to an extra row k: they count
+        # in the ground-truth areas but in no predicted mask.
+        t_ids, t_values = _small_ids(true)
+        table = _contingency(torch.where(labels >= 0, labels, k), k + 1, t_ids, len(t_values), valid)
+        inter = table[:, :k]  # [b k m]
+        pred_area = inter.sum(dim=2)  # [b k]
+        gt_area = table.sum(dim=1)  # [b m]
+    union = pred_area.unsqueeze(2) + gt_area.unsqueeze(1) - inter
+    iou = torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter))
+    objects = t_values >= 0 if background else t_values > 0  # [m]
+    return iou[:, :, objects], gt_area[:, objects] > 0
+
+
+def best_overlap(pred_masks: Tensor, true: Tensor, *, background: bool = False) -> Tensor:
+    """Mean best overlap (mBO) per item ``[b]`` float64: for each ground-truth object
+    present in the item, the best IoU with any predicted mask, averaged over objects.
+
+    Shapes and conventions as in :func:`iou_matrix`.  NaN for an item without objects.
+    For video, flatten ``t h w`` into n: an object is scored over the whole clip.
+    """
+    iou, present = iou_matrix(pred_masks, true, background=background)
+    if iou.shape[2] == 0:
+        return torch.full((true.shape[0],), float("nan"), dtype=torch.float64, device=true.device)
+    best = iou.max(dim=1).values  # [b o]
+    return (best * present).sum(dim=1) / present.sum(dim=1)
+
+
+def miou(pred_masks: Tensor, true: Tensor, *, background: bool = False) -> Tensor:
+    """Mean IoU per item ``[b]`` float64 after Hungarian matching of predicted masks to
+    ground-truth objects (one mask per object; objects left unmatched when k < o score
+    0).  The IoU matrices are built batched in torch; only scipy's
+    ``linear_sum_assignment`` runs per item.  NaN for an item without objects.
+    Shapes and conventions as in :func:`iou_matrix`.
+    """
+    iou, present = iou_matrix(pred_masks, true, background=background)
+    iou_np, present_np = iou.cpu().numpy(), present.cpu().numpy()
+    out = np.full(iou_np.shape[0], np.nan)
+    for i, (m, keep) in enumerate(zip(iou_np, present_np)):
+        if keep.any():
+            m = m[:, keep]  # [k o_i]
+            rows, cols = linear_sum_assignment(m, maximize=True)
+            out[i] = m[rows, cols].sum() / keep.sum()
+    return torch.from_numpy(out).to(true.device)
+
+
+def mse(pred: Tensor, target: Tensor) -> Tensor:
+    """Mean squared error per item ``[b]`` float64, over all non-batch axes.
+    pred, target: ``[b ...]`` of equal shape."""
+    if pred.shape != target.shape:
+        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} differ")
+    return (pred.double() - target.double()).square().reshape(pred.shape[0], -1).mean(dim=1)
+
+
+def presence_counts(presence: Tensor, threshold: float = 0.5) -> Tensor:
+    """Number of present objects ``[b t]`` from presences ``[b t k]`` (``> threshold``)."""
+    return (presence > threshold).sum(dim=-1)
+
+
+def count_accuracy(pred_counts: Tensor, true_counts: Tensor) -> Tensor:
+    """Fraction of frames per item ``[b]`` float64 where the predicted object count equals
+    the true one.  pred_counts, true_counts: ``[b t]`` (or ``[b]`` for images)."""
+    b = true_counts.shape[0]
+    pred_counts, true_counts = pred_counts.reshape(b, -1), true_counts.reshape(b, -1)
+    if pred_counts.shape != true_counts.shape:
+        raise ValueError(f"pred counts {tuple(pred_counts.shape)} and true counts {tuple(true_counts.shape)} differ")
+    return (pred_counts.round().long() == true_counts.round().long()).double().mean(dim=1)
+
+
+# ------------------------------------------------------------------ torchmetrics classes
+
+
+class _ItemMean(torchmetrics.Metric):
+    """Mean of a per-item score over all items seen; NaN items are skipped and counted."""
+
+    full_state_update: ClassVar[bool] = False
+    is_differentiable: ClassVar[bool] = False
+    higher_is_better: ClassVar[bool] = True
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.add_state("total", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("skipped", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+
+    def _accumulate(self, values: Tensor) -> None:
+        ok = ~torch.isnan(values)
+        self.total += values[ok].sum().to(self.total.dtype)
+        self.count += ok.sum()
+        self.skipped += (~ok).sum()
+
+    def compute(self) -> Tensor:
+        """Mean over scored items (NaN if none was scored)."""
+        if int(self.count) == 0:
+            return torch.tensor(float("nan"), dtype=torch.float64)
+        return self.total / self.count
+
+
+class ARI(_ItemMean):
+    """Mean ARI over items.  ``foreground_only=True`` gives FG-ARI (= ARI-BG of Rotating
+    Features); ``False`` the full ARI (only negative labels excluded).
+    ``update(pred [b n] | [b n k], true [b n], ignore=None)`` as in :func:`ari`."""
+
+    def __init__(self, foreground_only: bool = True, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.foreground_only = foreground_only
+
+    def update(self, pred: Tensor, true: Tensor, ignore: Tensor | None = None) -> None:
+        fn = fg_ari if self.foreground_only else ari
+        self._accumulate(fn(pred, true, ignore=ignore))
+
+
+class MBO(_ItemMean):
+    """Mean best overlap over items.  ``update(pred_masks, true)`` as in
+    :func:`best_overlap`."""
+
+    def __init__(self, background: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.background = background
+
+    def update(self, pred_masks: Tensor, true: Tensor) -> None:
+        self._accumulate(best_overlap(pred_masks, true, background=self.background))
+
+
+class MIoU(_ItemMean):
+    """Mean Hungarian-matched IoU over items.  ``update(pred_masks, true)`` as in
+    :func:`miou`."""
+
+    def __init__(self, background: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.background = background
+
+    def update(self, pred_masks: Tensor, true: Tensor) -> None:
+        self._accumulate(miou(pred_masks, true, background=self.background))
+
+
+class MSE(torchmetrics.Metric):
+    """Mean squared error over every element seen.  ``update(pred [b ...], target [b ...])``."""
+
+    full_state_update: ClassVar[bool] = False
+    is_differentiable: ClassVar[bool] = False
+    higher_is_better: ClassVar[bool] = False
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.add_state("sse", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("numel", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, pred: Tensor, target: Tensor) -> None:
+        if pred.shape != target.shape:
+            raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} differ")
+        self.sse += (pred.detach().double() - target.double()).square().sum()
+        self.numel += pred.numel()
+
+    def compute(self) -> Tensor:
+        if int(self.numel) == 0:
+            return torch.tensor(float("nan"), dtype=torch.float64)
+        return self.sse / self.numel
+
+
+class CountAccuracyMetric(torchmetrics.Metric):
+    """Fraction of frames whose predicted object count equals the truth.
+    ``update(pred_counts [b t], true_counts [b t])``."""
+
+    full_state_update: ClassVar[bool] = False
+    is_differentiable: ClassVar[bool] = False
+    higher_is_better: ClassVar[bool] = True
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.add_state("correct", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("frames", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, pred_counts: Tensor, true_counts: Tensor) -> None:
+        per_item = count_accuracy(pred_counts, true_counts)  # [b]
+        frames = true_counts.reshape(true_counts.shape[0], -1).shape[1]
+        self.correct += (per_item * frames).round().long().sum()
+        self.frames += per_item.numel() * frames
+
+    def compute(self) -> Tensor:
+        if int(self.frames) == 0:
+            return torch.tensor(float("nan"), dtype=torch.float64)
+        return self.correct.double() / self.frames
+
+
+# ------------------------------------------------------------------------ eval adapters
+
+
+class MetricUnavailable(UserError):
+    """A metric needs something the model (or the dataset) does not provide."""
+
+
+def segmentation_labels(segmentation: Tensor, size: tuple[int, int]) -> Tensor:
+    """Hard labels ``[b t h w]`` from predicted masks ``[b t k h' w']``: resized to
+    ``size`` (bilinear for float masks, nearest otherwise), then argmax over k."""
+    b, t, k = segmentation.shape[:3]
+    if tuple(segmentation.shape[-2:]) != tuple(size):
+        flat = segmentation.reshape(b * t, k, *segmentation.shape[-2:])
+        if flat.is_floating_point():
+            flat = F.interpolate(flat, size=size, mode="bilinear", align_corners=False)
+        else:
+            flat = F.interpolate(flat.float(), size=size, mode="nearest")
+        segmentation = flat.reshape(b, t, k, *size)
+    return _argmax(segmentation, 2)
+
+
+class EvalMetric(torchmetrics.Metric):
+    """A metric the evaluator runs on model outputs.
+
+    Subclasses set ``name`` (the spec's ``eval.metrics`` entry) and ``requires`` (what
+    they read: ``"segmentation"`` for :meth:`State.segmentation`, or dotted State paths
+    such as ``"batch.masks"``, ``"rendering.recon"``, ``"batch.extras.counts"``) and
+    implement :meth:`update_state`.  ``compute()`` gives the value over everything seen.
+    """
+
+    name: ClassVar[str] = ""
+    requires: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def update_state(self, state: State) -> None:
+        """Accumulate the metric from one forward pass's :class:`State`."""
+
+    @classmethod
+    def missing(cls, state: State) -> list[str]:
+        """The entries of ``requires`` that ``state`` lacks."""
+        out = []
+        for need in cls.requires:
+            value = state.segmentation() if need == "segmentation" else state.get(need)
+            if value is None:
+                out.append(need)
+        return out
+
+    @classmethod
+    def check(cls, state: State) -> None:
+        """Raise :class:`MetricUnavailable` naming what is missing, if anything."""
+        missing = cls.missing(state)
+        if missing:
+            raise MetricUnavailable(
+                f"metric {cls.name} needs {', '.join(missing)}, which this model or dataset does not provide"
+            )
+
+
+def _seg_and_truth(metric: type[EvalMetric], state: State) -> tuple[Tensor, Tensor]:
+    """Predicted labels and ground truth, both ``[b (t h w)]``."""
+    metric.check(state)
+    seg, true = state.segmentation(), state.batch.masks
+    b, t, h, w = true.shape
+    if seg.shape[0] != b or seg.shape[1] != t:
+        raise MetricUnavailable(
+            f"metric {metric.name}: predicted masks {tuple(seg.shape)} [b t k h w] do not cover the "
+            f"ground truth {tuple(true.shape)} [b t h w] (a decoder rendering a subset of frames?)"
+        )
+    labels = segmentation_labels(seg.detach(), (h, w))
+    return labels.reshape(b, -1), true.reshape(b, -1)
+
+
+class FgAri(EvalMetric, ARI):
+    """Foreground ARI of the argmax segmentation over the whole clip (background and
+    ignored pixels excluded; this is Rotating Features' ARI-BG, overlap being −1)."""
+
+    name = "fg_ari"
+    requires = ("segmentation", "batch.masks")
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(foreground_only=True, **kwargs)
+
+    def update_state(self, state: State) -> None:
+        self.update(*_seg_and_truth(type(self), state))
+
+
+class Ari(EvalMetric, ARI):
+    """ARI of the argmax segmentation over the whole clip, background included (ignored
+    pixels excluded)."""
+
+    name = "ari"
+    requires = ("segmentation", "batch.masks")
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(foreground_only=False, **kwargs)
+
+    def update_state(self, state: State) -> None:
+        self.update(*_seg_and_truth(type(self), state))
+
+
+class Mbo(EvalMetric, MBO):
+    """Mean best overlap of the argmax segmentation with the ground-truth objects."""
+
+    name = "mbo"
+    requires = ("segmentation", "batch.masks")
+
+    def update_state(self, state: State) -> None:
+        self.update(*_seg_and_truth(type(self), state))
+
+
+class Miou(EvalMetric, MIoU):
+    """Hungarian-matched mean IoU of the argmax segmentation with the ground-truth objects."""
+
+    name = "miou"
+    requires = ("segmentation", "batch.masks")
+
+    def update_state(self, state: State) -> None:
+        self.update(*_seg_and_truth(type(self), state))
+
+
+class Mse(EvalMetric, MSE):
+    """Reconstruction MSE of ``rendering.recon`` against ``state.target``."""
+
+    name = "mse"
+    requires = ("rendering.recon",)
+
+    def update_state(self, state: State) -> None:
+        type(self).check(state)
+        recon, target = state.rendering.recon.detach(), state.target
+        if recon.shape != target.shape:
+            raise MetricUnavailable(
+                f"metric mse: recon {tuple(recon.shape)} and its target {tuple(target.shape)} differ"
+            )
+        self.update(recon, target)
+
+
+class CountAccuracy(EvalMetric, CountAccuracyMetric):
+    """Fraction of frames where the number of slots with presence > 0.5 equals
+    ``batch.extras["counts"]``."""
+
+    name = "count_accuracy"
+    requires = ("latents.presence", "batch.extras.counts")
+
+    def update_state(self, state: State) -> None:
+        type(self).check(state)
+        presence = state.latents.presence.detach()
+        true = state.batch.extras["counts"]
+        if presence.dim() == 2:  # [b k] for images
+            presence = presence.unsqueeze(1)
+        self.update(presence_counts(presence), true.reshape(presence.shape[:2]))
+
+
+METRICS: dict[str, type[EvalMetric]] = {
+    cls.name: cls for cls in (FgAri, Ari, Mbo, Miou, Mse, CountAccuracy)
+}

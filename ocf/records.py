@@ -1,0 +1,211 @@
+"""Typed records that flow between the five stages of a model.
+
+Axis glossary (used in every docstring and einops pattern in ocf):
+
+====  =========================================================
+b     batch
+t     time (frames); images are videos with t = 1
+k     slots (objects)
+d     slot / latent dimension
+n     tokens (flattened spatial positions of a feature map)
+c     channels
+h w   height, width
+o     ground-truth objects
+r     rotation dimensions (Rotating Features)
+p     particles (importance samples)
+====  =========================================================
+
+Each stage returns one record; the model keeps them all in a :class:`State`, which is
+what every component receives.  A component declares the dotted fields it *needs*
+(``"latents.frames"``) and *provides*; :func:`ocf.assembly.build` checks the chain before
+anything runs.  Optional fields are ``None`` when a component does not provide them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class DiagonalGaussian:
+    """A diagonal Gaussian ``N(mean, std**2)``; ``mean`` and ``std`` share any shape."""
+
+    mean: Tensor
+    std: Tensor
+
+    def rsample(self, generator: torch.Generator | None = None) -> Tensor:
+        eps = torch.randn(self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
+        return self.mean + self.std * eps
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """Elementwise log-density (no reduction)."""
+        var = self.std**2
+        return -0.5 * ((x - self.mean) ** 2 / var + torch.log(2 * torch.pi * var))
+
+    def kl_to_standard_normal(self) -> Tensor:
+        """Elementwise KL(q || N(0, 1)) (no reduction)."""
+        var = self.std**2
+        return 0.5 * (var + self.mean**2 - 1.0) - torch.log(self.std)
+
+    def kl(self, other: "DiagonalGaussian") -> Tensor:
+        """Elementwise KL(self || other) (no reduction)."""
+        var_ratio = (self.std / other.std) ** 2
+        t1 = ((self.mean - other.mean) / other.std) ** 2
+        return 0.5 * (var_ratio + t1 - 1.0 - torch.log(var_ratio))
+
+
+@dataclass
+class Batch:
+    """One batch of data.
+
+    frames: ``[b t c h w]`` float in [0, 1].
+    masks: ``[b t h w]`` long ground-truth object ids, 0 = background, -1 = ignore
+        (e.g. overlap); ``None`` when the dataset has no masks.
+    extras: per-dataset tensors with a leading ``b`` axis (``counts [b t]``,
+        ``boxes [b t o 4]``, ``visibility [b o]``, ...).
+    """
+
+    frames: Tensor
+    masks: Tensor | None = None
+    extras: dict[str, Tensor] = field(default_factory=dict)
+
+    def to(self, device: torch.device | str) -> "Batch":
+        return Batch(
+            frames=self.frames.to(device),
+            masks=None if self.masks is None else self.masks.to(device),
+            extras={k: v.to(device) for k, v in self.extras.items()},
+        )
+
+    @property
+    def shape(self) -> tuple[int, int, int, int, int]:
+        b, t, c, h, w = self.frames.shape
+        return b, t, c, h, w
+
+
+@dataclass
+class Features:
+    """Encoder output.
+
+    tokens: ``[b t n c]`` flattened feature tokens.
+    grid: ``(h, w)`` of the token grid when the tokens come from a feature map.
+    maps: ``[b t ... h w]`` dense feature maps when the model keeps them (e.g. rotating
+        features ``[b t r c h w]``).
+    """
+
+    tokens: Tensor | None = None
+    grid: tuple[int, int] | None = None
+    maps: Tensor | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Latents:
+    """Grouper output.
+
+    objects: ``[b k d]`` (time-invariant) or ``[b t k d]`` object latents.
+    frames: ``[b t d]`` per-frame latents (SIMONe).
+    posterior: distribution over ``objects`` (same shape) when the grouper is
+        probabilistic.
+    frame_posterior: distribution over ``frames``.
+    presence: ``[b t k]`` in [0, 1]; where: ``[b t k 4]``; attention: ``[b t k n]``.
+    masks: ``[b t k h w]`` soft or hard masks a grouper produces directly (e.g.
+        clustering); used for segmentation when no decoder provides masks.
+    """
+
+    objects: Tensor | None = None
+    frames: Tensor | None = None
+    posterior: DiagonalGaussian | None = None
+    frame_posterior: DiagonalGaussian | None = None
+    presence: Tensor | None = None
+    where: Tensor | None = None
+    attention: Tensor | None = None
+    masks: Tensor | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PriorTerms:
+    """Prior output: named scalar terms (KL or negative log-prob, already reduced to a
+    per-batch mean) and anything a sampler or objective needs (``extras``)."""
+
+    terms: dict[str, Tensor] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Rendering:
+    """Decoder output.
+
+    recon: ``[b t c h w]`` reconstruction.
+    rgb: ``[b t k c h w]`` per-slot appearance.
+    mask_logits: ``[b t k h w]`` (softmax over k gives the masks).
+    target: ``[b t c h w]`` the pixels ``recon`` corresponds to when the decoder renders
+        a subset (frames or resolution) of the input; ``None`` means ``batch.frames``.
+    """
+
+    recon: Tensor | None = None
+    rgb: Tensor | None = None
+    mask_logits: Tensor | None = None
+    target: Tensor | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def masks(self) -> Tensor | None:
+        """``[b t k h w]`` softmax over k (slots compete for pixels)."""
+        return None if self.mask_logits is None else self.mask_logits.softmax(dim=2)
+
+
+@dataclass
+class State:
+    """Everything one forward pass has produced so far; every component receives it."""
+
+    batch: Batch
+    features: Features | None = None
+    latents: Latents | None = None
+    prior: PriorTerms | None = None
+    rendering: Rendering | None = None
+    losses: dict[str, Tensor] = field(default_factory=dict)
+
+    def get(self, path: str) -> Any:
+        """Read a dotted field such as ``"latents.frames"``; ``None`` if absent."""
+        obj: Any = self
+        for part in path.split("."):
+            if obj is None:
+                return None
+            obj = obj.get(part) if isinstance(obj, dict) else getattr(obj, part, None)
+        return obj
+
+    @property
+    def target(self) -> Tensor:
+        """The pixels the rendering should match."""
+        r = self.rendering
+        return r.target if r is not None and r.target is not None else self.batch.frames
+
+    def segmentation(self) -> Tensor | None:
+        """Predicted soft masks ``[b t k h w]`` for the whole input: decoder masks first,
+        then grouper masks; ``None`` if the model predicts none."""
+        r = self.rendering
+        if r is not None and r.mask_logits is not None and r.target is None:
+            return r.masks
+        if self.latents is not None and self.latents.masks is not None:
+            return self.latents.masks
+        if r is not None and r.mask_logits is not None:
+            return r.masks
+        return None
+
+
+RECORD_FIELDS: dict[str, tuple[str, ...]] = {
+    name: tuple(f.name for f in dataclasses.fields(cls))
+    for name, cls in {
+        "batch": Batch,
+        "features": Features,
+        "latents": Latents,
+        "prior": PriorTerms,
+        "rendering": Rendering,
+    }.items()
+}

@@ -1,0 +1,262 @@
+"""Specs: YAML → validated pydantic models.
+
+A spec has four parts — ``data``, ``model``, ``train``, ``eval`` — plus a ``name``.  Model
+components are written ``{type: <registered name>, <parameter>: <value>, ...}``; their
+parameters are validated by the component's own ``Spec``.  YAML is loaded with
+``yaml.safe_load`` only, so a spec can never construct Python objects or import a path,
+and components are looked up by registered name only.  Every problem is reported at once,
+each with its path in the spec (``model.grouper.num_slots: ...``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ocf.components import ComponentSpec
+from ocf.errors import RegistryError, SpecError, UserError
+from ocf.registry import Registry
+
+STAGES = ("encoder", "grouper", "prior", "decoder")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GenerateSpec(_Strict):
+    n: int = Field(2000, ge=1, description="number of samples to generate when the file is missing")
+    seed: int = Field(0, description="generator seed")
+    options: dict[str, Any] = Field(default_factory=dict, description="generator options")
+
+
+class DataSpec(_Strict):
+    dataset: str = Field(description="a registered generator name (see `ocf data make --help`) or 'hdf5' for any file")
+    path: str = Field(description="HDF5 file; generated from `dataset` with `generate` when missing")
+    generate: GenerateSpec | None = Field(default_factory=GenerateSpec, description="how to make the file when it is missing (null: never)")
+    frames: int = Field(1, ge=1, description="frames per sample given to the model (a window of the file's clips)")
+    resolution: tuple[int, int] = Field((32, 32), description="[h, w] of the frames")
+    channels: int = Field(3, ge=1, description="image channels")
+    in_memory: bool = Field(True, description="hold the split in memory (fast for small datasets)")
+    train_split: str = "train"
+    val_split: str = "val"
+    test_split: str = "test"
+
+    @model_validator(mode="after")
+    def _positive_resolution(self):
+        if min(self.resolution) < 1:
+            raise ValueError(f"resolution must be positive, got {list(self.resolution)}")
+        return self
+
+
+class OptimizerSpec(_Strict):
+    type: Literal["adam", "adamw", "rmsprop"] = "adam"
+    lr: float = Field(4e-4, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    momentum: float = Field(0.0, ge=0, description="RMSprop momentum")
+    eps: float = Field(1e-8, gt=0)
+
+
+class ScheduleSpec(_Strict):
+    warmup_steps: int = Field(0, ge=0, description="linear warm-up from 0 to lr")
+    decay: Literal["none", "step", "exponential"] = "none"
+    decay_rate: float = Field(0.5, gt=0, le=1, description="factor applied per decay_steps")
+    decay_steps: int = Field(100000, ge=1)
+
+
+class GecoSpec(_Strict):
+    """GECO (Rezende & Viola, 2018) as in GENESIS: loss = err + β·(other terms); β is
+    multiplied by exp(step_size · (goal − EMA(err))), with ``speedup`` × step while the
+    constraint is satisfied, clamped to [beta_min, beta_max]."""
+
+    term: str = Field(description="the loss term treated as the reconstruction error (e.g. 'nll')")
+    goal: float = Field(description="target value of that term (same units as the term)")
+    step_size: float = Field(1e-5, gt=0)
+    alpha: float = Field(0.99, ge=0, lt=1, description="EMA decay of the error")
+    speedup: float | None = Field(10.0, description="multiplies step_size while err is below goal")
+    beta_init: float = Field(1.0, gt=0)
+    beta_min: float = Field(1e-10, gt=0)
+    beta_max: float = Field(1e10, gt=0)
+
+
+class CurriculumSpec(_Strict):
+    parameter: Literal["frames"] = Field("frames", description="the data parameter that grows")
+    start: int = Field(ge=1)
+    increment: int = Field(1, ge=1)
+    every: int = Field(ge=1, description="steps between increments")
+    max: int = Field(ge=1)
+
+
+class TrainSpec(_Strict):
+    steps: int = Field(1000, ge=1)
+    batch_size: int = Field(32, ge=1)
+    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
+    grad_clip: float | None = Field(None, gt=0, description="clip the global gradient norm")
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    threads: int | None = Field(None, ge=1, description="torch threads on CPU (default: torch's choice)")
+    num_workers: int = Field(0, ge=0)
+    log_every: int = Field(50, ge=1)
+    image_every: int = Field(500, ge=0, description="steps between pictures (0: never)")
+    checkpoint_every: int = Field(500, ge=1)
+    init_from: str | None = Field(None, description="run dir or checkpoint to initialise parameters from")
+    freeze: list[str] = Field(default_factory=list, description="stages whose parameters are frozen (encoder, grouper, ...)")
+    geco: GecoSpec | None = None
+    curriculum: CurriculumSpec | None = None
+
+
+class EvalSpec(_Strict):
+    metrics: list[str] = Field(default_factory=lambda: ["fg_ari", "ari", "mbo", "mse"])
+    split: str = "test"
+    batch_size: int = Field(32, ge=1)
+    max_samples: int | None = Field(None, ge=1)
+    seed: int = 0
+
+
+class ModelSpec(_Strict):
+    encoder: dict[str, Any]
+    grouper: dict[str, Any] | None = None
+    prior: dict[str, Any] | None = None
+    decoder: dict[str, Any] | None = None
+    objectives: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class Spec(_Strict):
+    name: str = "unnamed"
+    description: str = ""
+    data: DataSpec
+    model: ModelSpec
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    eval: EvalSpec = Field(default_factory=EvalSpec)
+
+
+@dataclass
+class ComponentChoice:
+    """One component of a resolved spec."""
+
+    stage: str  # encoder, grouper, prior, decoder, objectives.0, ...
+    kind: str  # encoder, grouper, prior, decoder, objective
+    name: str
+    cls: type
+    params: ComponentSpec
+
+
+@dataclass
+class ResolvedSpec:
+    spec: Spec
+    components: list[ComponentChoice]
+
+    def component(self, stage: str) -> ComponentChoice | None:
+        return next((c for c in self.components if c.stage == stage), None)
+
+    def expanded(self) -> dict[str, Any]:
+        """The spec as a plain dict with every default filled in (component parameters
+        included): what run dirs save and overrides apply to."""
+        out = self.spec.model_dump(mode="json")
+        for c in self.components:
+            entry = {"type": c.name, **c.params.model_dump(mode="json")}
+            if c.kind == "objective":
+                out["model"]["objectives"][int(c.stage.split(".")[1])] = entry
+            else:
+                out["model"][c.stage] = entry
+        return out
+
+
+# -- loading ---------------------------------------------------------------------------
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such spec file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.constructor.ConstructorError as exc:
+        raise SpecError([f"{path}: YAML tag not allowed in a spec (specs cannot construct Python objects): {exc.problem}"]) from None
+    except yaml.YAMLError as exc:
+        raise SpecError([f"{path}: not valid YAML: {exc}"]) from None
+    if not isinstance(data, dict):
+        raise SpecError([f"{path}: a spec is a mapping with data, model, train, eval; got {type(data).__name__}"])
+    return data
+
+
+def resolve(data: dict[str, Any], registry: Registry) -> ResolvedSpec:
+    """Validate a spec dict against the schema and the registry; raise SpecError with
+    every problem."""
+    problems: list[str] = []
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_format(exc))
+        spec = None
+    components: list[ComponentChoice] = []
+    model = data.get("model") if isinstance(data.get("model"), dict) else None
+    if model is not None:
+        slots: list[tuple[str, str, Any]] = [(s, s, model.get(s)) for s in STAGES]
+        objectives = model.get("objectives") or []
+        if isinstance(objectives, list):
+            slots += [(f"objectives.{i}", "objective", o) for i, o in enumerate(objectives)]
+        for stage, kind, entry in slots:
+            if entry is None:
+                continue
+            choice = _resolve_component(stage, kind, entry, registry, problems)
+            if choice is not None:
+                components.append(choice)
+    if problems:
+        raise SpecError(problems)
+    assert spec is not None
+    return ResolvedSpec(spec, components)
+
+
+def load(path: str | Path, registry: Registry, overrides: list[str] = ()) -> ResolvedSpec:
+    """Read, validate, expand with defaults, apply overrides, validate again."""
+    resolved = resolve(read_yaml(path), registry)
+    if overrides:
+        from ocf import overrides as ov
+
+        resolved = resolve(ov.apply(resolved.expanded(), list(overrides)), registry)
+    return resolved
+
+
+def _resolve_component(stage: str, kind: str, entry: Any, registry: Registry, problems: list[str]) -> ComponentChoice | None:
+    where = f"model.{stage}"
+    if not isinstance(entry, dict) or "type" not in entry:
+        problems.append(f"{where}: expected a mapping with a 'type' key naming a registered {kind}")
+        return None
+    name = entry["type"]
+    try:
+        cls = registry.get(kind, str(name))
+    except RegistryError as exc:
+        problems.append(f"{where}.type: {exc}")
+        return None
+    params = {k: v for k, v in entry.items() if k != "type"}
+    try:
+        spec = cls.Spec.model_validate(params)
+    except ValidationError as exc:
+        problems.extend(_format(exc, prefix=where))
+        return None
+    return ComponentChoice(stage, kind, str(name), cls, spec)
+
+
+def _format(exc: ValidationError, prefix: str = "") -> list[str]:
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        path = ".".join(p for p in (prefix, loc) if p)
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+            out.append(f"{path}: {msg}")
+            continue
+        if err["type"] == "missing":
+            out.append(f"{path}: required")
+            continue
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        out.append(f"{path}: {msg}, got {err.get('input')!r}")
+    return out

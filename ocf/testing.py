@@ -1,0 +1,157 @@
+"""Conformance checks for plugin authors: ``check_component`` builds a component, runs it
+on a tiny batch, and checks its contract.
+
+    from ocf.testing import check_component
+    check_component(MyGrouper, params={"num_slots": 3})
+
+It fakes the State fields the component ``needs`` (random tensors of documented shapes),
+then checks that the output is the right record, that every field it ``provides`` is
+present and finite, that its documented shapes hold, and that every parameter receives a
+gradient.  A component whose needs are unusual overrides the classmethod
+``example_state(ctx, batch_size)`` to supply its own inputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ocf.components import BuildContext, Component
+from ocf.records import Batch, DiagonalGaussian, Features, Latents, PriorTerms, Rendering, State
+
+RECORD_TYPES = {"encoder": Features, "grouper": Latents, "prior": PriorTerms, "decoder": Rendering}
+
+
+class ConformanceError(AssertionError):
+    pass
+
+
+def example_state(needs: tuple[str, ...], ctx: BuildContext, batch_size: int = 2, seed: int = 0) -> State:
+    """A State with random values for the standard fields in ``needs``; writes the sizes
+    it chose into ``ctx.dims`` (tokens 16 channels on a 4×4 grid, 3 slots of 8)."""
+    g = torch.Generator().manual_seed(seed)
+    b, t, c, (h, w) = batch_size, ctx.frames, ctx.channels, ctx.resolution
+    k, d, n_c, grid = 3, 8, 16, (4, 4)
+    ctx.dims.setdefault("features.tokens", n_c)
+    ctx.dims.setdefault("features.grid", grid)
+    ctx.dims.setdefault("latents.objects", d)
+    ctx.dims.setdefault("latents.frames", d)
+    ctx.dims.setdefault("latents.num_slots", k)
+
+    def rnd(*shape: int) -> Tensor:
+        return torch.randn(*shape, generator=g).requires_grad_()
+
+    masks = torch.randint(0, 3, (b, t, h, w), generator=g)
+    state = State(Batch(torch.rand(b, t, c, h, w, generator=g), masks, {"counts": masks.flatten(2).amax(-1)}))
+    fields = {n.split(".")[0] + "." + n.split(".")[1] for n in needs if n.count(".") >= 1}
+    if any(f.startswith("features.") for f in fields):
+        state.features = Features(tokens=rnd(b, t, grid[0] * grid[1], n_c), grid=grid)
+    if any(f.startswith("latents.") for f in fields):
+        state.latents = Latents(
+            objects=rnd(b, k, d),
+            frames=rnd(b, t, d),
+            posterior=DiagonalGaussian(rnd(b, k, d), torch.nn.functional.softplus(rnd(b, k, d)) + 1e-3),
+            frame_posterior=DiagonalGaussian(rnd(b, t, d), torch.nn.functional.softplus(rnd(b, t, d)) + 1e-3),
+            presence=torch.rand(b, t, k, generator=g),
+        )
+    if any(f.startswith("prior.") for f in fields):
+        state.prior = PriorTerms(terms={"kl": rnd(1).square().sum()})
+    if any(f.startswith("rendering.") for f in fields):
+        logits = rnd(b, t, k, h, w)
+        rgb = rnd(b, t, k, c, h, w)
+        state.rendering = Rendering(recon=(logits.softmax(2).unsqueeze(3) * rgb).sum(2), rgb=rgb, mask_logits=logits)
+    return state
+
+
+def check_component(
+    cls: type[Component],
+    params: dict[str, Any] | None = None,
+    *,
+    channels: int = 3,
+    frames: int = 1,
+    resolution: tuple[int, int] = (16, 16),
+    batch_size: int = 2,
+    allow_no_grad: tuple[str, ...] = (),
+) -> Any:
+    """Build ``cls`` from its spec (defaults plus ``params``), run it on a tiny batch and
+    check its contract; returns the output record.  Raises ConformanceError."""
+    spec = cls.Spec.model_validate({**getattr(cls, "example", {}), **(params or {})})
+    ctx = BuildContext(channels=channels, frames=frames, resolution=resolution)
+    factory = getattr(cls, "example_state", None)
+    state = factory(ctx, batch_size) if factory is not None else example_state(cls.needs, ctx, batch_size)
+    torch.manual_seed(0)
+    comp = cls(spec, ctx)
+    comp.train()
+    out = comp(state)
+    name = cls.registered_name or cls.__name__
+    kind = cls.kind
+    if kind == "objective":
+        if not isinstance(out, dict) or not out:
+            raise ConformanceError(f"objective {name} must return a non-empty dict of scalar terms, got {type(out).__name__}")
+        tensors = list(out.values())
+        for term, v in out.items():
+            if v.dim() != 0 and v.numel() != 1:
+                raise ConformanceError(f"objective {name}: term {term!r} is not a scalar (shape {list(v.shape)})")
+    else:
+        expected = RECORD_TYPES[kind]
+        if not isinstance(out, expected):
+            raise ConformanceError(f"{kind} {name} must return {expected.__name__}, got {type(out).__name__}")
+        record = kind if kind != "grouper" else "latents"
+        record = {"encoder": "features", "decoder": "rendering"}.get(kind, record)
+        setattr(state, record, out)
+        for path in cls.provides:
+            if state.get(path) is None:
+                raise ConformanceError(f"{kind} {name} declares it provides {path}, but it is None")
+        tensors = _tensors(out)
+    for v in tensors:
+        if v.is_floating_point() and not torch.isfinite(v).all():
+            raise ConformanceError(f"{kind} {name} produced non-finite values")
+    _check_shapes(state, kind, name, batch_size, frames, channels, resolution)
+    params_ = [(n, p) for n, p in comp.named_parameters() if p.requires_grad]
+    if params_:
+        loss = sum(v.float().sum() for v in tensors if v.requires_grad)
+        if not isinstance(loss, Tensor):
+            raise ConformanceError(f"{kind} {name} has parameters but its output does not depend on them")
+        loss.backward()
+        missing = [n for n, p in params_ if (p.grad is None or not torch.isfinite(p.grad).all()) and not n.startswith(allow_no_grad)]
+        if missing:
+            raise ConformanceError(f"{kind} {name}: parameters without a finite gradient: {', '.join(missing)}")
+    return out
+
+
+def _tensors(record: Any) -> list[Tensor]:
+    out = []
+    for f in dataclasses.fields(record):
+        v = getattr(record, f.name)
+        if isinstance(v, Tensor):
+            out.append(v)
+        elif isinstance(v, DiagonalGaussian):
+            out += [v.mean, v.std]
+        elif isinstance(v, dict):
+            out += [x for x in v.values() if isinstance(x, Tensor)]
+    return out
+
+
+def _check_shapes(state: State, kind: str, name: str, b: int, t: int, c: int, hw: tuple[int, int]) -> None:
+    problems = []
+    f = state.features
+    if kind == "encoder" and f is not None and f.tokens is not None:
+        if f.tokens.dim() != 4 or f.tokens.shape[:2] != (b, t):
+            problems.append(f"features.tokens should be [b t n c] = [{b} {t} n c], got {list(f.tokens.shape)}")
+        elif f.grid is not None and f.grid[0] * f.grid[1] != f.tokens.shape[2]:
+            problems.append(f"features.grid {f.grid} does not match n = {f.tokens.shape[2]}")
+    lat = state.latents
+    if kind == "grouper" and lat is not None and lat.objects is not None:
+        if lat.objects.dim() not in (3, 4) or lat.objects.shape[0] != b:
+            problems.append(f"latents.objects should be [b k d] or [b t k d], got {list(lat.objects.shape)}")
+    r = state.rendering
+    if kind == "decoder" and r is not None:
+        if r.recon is not None and r.target is None and tuple(r.recon.shape) != (b, t, c, *hw):
+            problems.append(f"rendering.recon should be [b t c h w] = {[b, t, c, *hw]}, got {list(r.recon.shape)}")
+        if r.mask_logits is not None and (r.mask_logits.dim() != 5 or r.mask_logits.shape[:2] != (b, t)):
+            problems.append(f"rendering.mask_logits should be [b t k h w], got {list(r.mask_logits.shape)}")
+    if problems:
+        raise ConformanceError(f"{kind} {name}: " + "; ".join(problems))

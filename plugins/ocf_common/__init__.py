@@ -1,0 +1,29 @@
+"""ocf's common plugin: generic components every paper reuses, the procedural datasets and
+the standard metrics.  Registered exactly like a third-party plugin (entry point ``common``
+in group ``ocf``)."""
+
+from ocf.hookspecs import hookimpl
+
+
+@hookimpl
+def ocf_register_components(registry):
+    from ocf_common import components
+
+    for kind, name, cls in components.COMPONENTS:
+        registry.add(kind, name, cls)
+
+
+@hookimpl
+def ocf_register_datasets(registry):
+    from ocf_common.datasets import GENERATORS
+
+    for name, cls in GENERATORS.items():
+        registry.add("dataset", name, cls)
+
+
+@hookimpl
+def ocf_register_metrics(registry):
+    from ocf.metrics import METRICS
+
+    for name, cls in METRICS.items():
+        registry.add("metric", name, cls)

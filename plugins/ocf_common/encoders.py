@@ -1,0 +1,57 @@
+"""Generic encoders."""
+
+from __future__ import annotations
+
+from einops import rearrange
+from pydantic import Field, PositiveInt, model_validator
+from torch import nn
+
+from ocf.components import BuildContext, ComponentSpec, Encoder
+from ocf.records import Features, State
+from ocf_common.layers import SoftPositionEmbed, conv_out_size, mlp
+
+
+class CNNEncoder(Encoder):
+    """Per-frame CNN + soft position embedding, then LayerNorm and MLP on the tokens (Slot Attention's encoder)."""
+
+    needs = ("batch.frames",)
+    provides = ("features.tokens", "features.grid")
+
+    class Spec(ComponentSpec):
+        channels: list[PositiveInt] = Field([32, 32, 32, 32], min_length=1, description="output channels of each conv layer (each followed by ReLU)")
+        kernel_size: PositiveInt = Field(3, description="square kernel of every conv layer, padded by kernel_size // 2")
+        strides: list[PositiveInt] | None = Field(None, description="stride of each conv layer, as long as channels (null: all 1)")
+        mlp_hidden: PositiveInt | None = Field(None, description="hidden width of the token MLP (null: last conv channels); tokens keep the last conv's channels")
+
+        @model_validator(mode="after")
+        def _strides_match(self):
+            if self.strides is not None and len(self.strides) != len(self.channels):
+                raise ValueError(f"strides has {len(self.strides)} entries but channels has {len(self.channels)}")
+            return self
+
+    def __init__(self, spec: Spec, ctx: BuildContext) -> None:
+        super().__init__(spec, ctx)
+        strides = spec.strides or [1] * len(spec.channels)
+        pad = spec.kernel_size // 2
+        layers: list[nn.Module] = []
+        c_in, (h, w) = ctx.channels, ctx.resolution
+        for c_out, s in zip(spec.channels, strides):
+            layers += [nn.Conv2d(c_in, c_out, spec.kernel_size, stride=s, padding=pad), nn.ReLU()]
+            c_in = c_out
+            h, w = conv_out_size(h, spec.kernel_size, s, pad), conv_out_size(w, spec.kernel_size, s, pad)
+        if min(h, w) < 1:
+            raise ValueError(f"the convs shrink a {list(ctx.resolution)} frame to nothing")
+        self.convs = nn.Sequential(*layers)
+        self.pos = SoftPositionEmbed(c_in)
+        self.norm = nn.LayerNorm(c_in)
+        self.mlp = mlp([c_in, spec.mlp_hidden or c_in, c_in])
+        ctx.dims["features.tokens"] = c_in
+        ctx.dims["features.grid"] = (h, w)
+
+    def forward(self, state: State) -> Features:
+        frames = state.batch.frames  # [b t c h w]
+        x = self.convs(rearrange(frames, "b t c h w -> (b t) c h w"))
+        x = self.pos(x)
+        h, w = x.shape[-2:]
+        tokens = rearrange(x, "(b t) c h w -> b t (h w) c", b=frames.shape[0])
+        return Features(tokens=self.mlp(self.norm(tokens)), grid=(h, w))

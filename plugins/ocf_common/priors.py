@@ -1,0 +1,51 @@
+"""Generic priors."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ocf.components import BuildContext, ComponentSpec, Prior
+from ocf.prob import kl_normal_normal
+from ocf.records import Latents, PriorTerms, State
+
+
+def _kl_per_sample(posterior) -> Tensor:
+    """KL(posterior || N(0, I)) summed over every axis but b, averaged over b."""
+    return kl_normal_normal(posterior).flatten(1).sum(1).mean()
+
+
+class NormalPrior(Prior):
+    """Standard normal prior N(0, I) on the slot posterior (and the frame posterior, if any): analytic KL and sampling."""
+
+    needs = ("latents.posterior",)
+    provides = ("prior.terms",)
+
+    class Spec(ComponentSpec):
+        pass
+
+    def __init__(self, spec: Spec, ctx: BuildContext) -> None:
+        super().__init__(spec, ctx)
+        self.num_slots = ctx.dim("latents.num_slots", "prior normal")
+        self.slot_dim = ctx.dim("latents.objects", "prior normal")
+        self.frame_dim = ctx.dims.get("latents.frames")
+        self.frames = ctx.frames
+        self.register_buffer("_anchor", torch.zeros(()), persistent=False)  # follows .to(device)
+
+    def forward(self, state: State) -> PriorTerms:
+        """``kl``: KL of ``latents.posterior``; ``frame_kl``: of ``latents.frame_posterior``
+        when present.  Each is summed over slots (and t) and latent dims, averaged over b."""
+        latents = state.latents
+        terms = {"kl": _kl_per_sample(latents.posterior)}
+        if latents.frame_posterior is not None:
+            terms["frame_kl"] = _kl_per_sample(latents.frame_posterior)
+        return PriorTerms(terms=terms)
+
+    def sample(self, n: int, *, temperature: float = 1.0, generator: torch.Generator | None = None) -> Latents:
+        """``objects [n k d]`` (and ``frames [n t d]`` when the grouper has frame latents)."""
+        like = dict(device=self._anchor.device, dtype=self._anchor.dtype, generator=generator)
+        objects = temperature * torch.randn(n, self.num_slots, self.slot_dim, **like)
+        frames = None
+        if self.frame_dim is not None:
+            frames = temperature * torch.randn(n, self.frames, self.frame_dim, **like)
+        return Latents(objects=objects, frames=frames)

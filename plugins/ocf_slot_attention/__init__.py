@@ -1,0 +1,10 @@
+"""Slot Attention (Locatello et al., 2020) as an ocf plugin."""
+
+from ocf.hookspecs import hookimpl
+
+
+@hookimpl
+def ocf_register_components(registry):
+    from ocf_slot_attention.grouper import SlotAttentionGrouper
+
+    registry.add("grouper", "slot_attention.grouper", SlotAttentionGrouper)
