@@ -206,7 +206,7 @@ def _reserved(name: str) -> Callable:
 # -- parser ------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", help="show tracebacks for every error")
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for every error")
     parser = argparse.ArgumentParser(prog="ocf", description="object-centric learning framework", parents=[common])
     from ocf import __version__
 
@@ -265,10 +265,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    debug = getattr(args, "debug", False)
+    args, extra = parser.parse_known_args(argv)
+    if extra and hasattr(args, "overrides"):  # overrides may come after options: ocf train S --out R a.b=1
+        args.overrides = list(args.overrides) + [e for e in extra if "=" in e and not e.startswith("-")]
+        extra = [e for e in extra if not ("=" in e and not e.startswith("-"))]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return run_guarded(lambda: args.func(args), debug=getattr(args, "debug", False))
+
+
+def run_guarded(job: Callable[[], int | None], debug: bool = False) -> int:
+    """Run ``job`` with ocf's error policy: user errors exit 2 without a traceback,
+    training failures exit 1 with their message, bugs raise (traceback, exit 1)."""
     try:
-        return int(args.func(args) or 0)
+        return int(job() or 0)
     except UserError as exc:
         if debug:
             traceback.print_exc()

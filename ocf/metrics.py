@@ -8,10 +8,12 @@ Three layers:
    computed for the whole batch at once from contingency tables built with one
    ``bincount``; there is no per-item Python loop.
 2. :class:`torchmetrics.Metric` classes (``ARI``, ``MBO``, ``MIoU``, ``MSE``,
-   ``CountAccuracy``) accumulate sums in DDP-safe states (``dist_reduce_fx="sum"``).
+   ``CountAccuracyMetric``) take tensors in ``update`` and accumulate sums in DDP-safe
+   states (``dist_reduce_fx="sum"``).
 3. :class:`EvalMetric` adapters (``FgAri``, ``Ari``, ``Mbo``, ``Miou``, ``Mse``,
-   ``CountAccuracy``... in :data:`METRICS`) read what they need from a ``State``.  Each
-   declares ``requires`` so an evaluator can refuse a metric a model cannot support.
+   ``CountAccuracy``, by name in :data:`METRICS`) subclass those and read what they
+   need from a ``State``.  Each declares ``requires`` so an evaluator can refuse a
+   metric a model cannot support.
 
 Conventions.  Ground-truth labels are long ids, 0 = background, negative (-1) = ignore
 (e.g. overlap pixels); ignored pixels are excluded from every segmentation metric.  A
@@ -95,90 +97,95 @@ def _flatten_labels(pred: Tensor, true: Tensor) -> tuple[Tensor, Tensor]:
     return pred.reshape(b, -1).long(), true.reshape(b, -1).long()
 
 
-def _small_ids(labels: Tensor) -> tuple[Tensor, Tensor]:
-    """Map labels ``[b n]`` to ids ``0 .. m-1`` shared by the whole batch.
+def _small_ids(labels: Tensor) -> tuple[Tensor, Tensor, int]:
+    """Map labels ``[b n]`` to ids ``0 .. m-1`` shared by the whole batch, lazily.
 
-    Returns ``ids [b n]`` and ``values [m]``, the label of each id.  A narrow label range
-    is only shifted (ids of unused labels stay empty); a wide one is compacted.
+    Returns ``(raw, values, shift)``: ``raw + shift`` are the ids and ``values [m]`` the
+    label of each id.  A narrow label range is only shifted (the caller folds ``shift``
+    into an offset it adds anyway; ids of unused labels stay empty); a wide one is
+    compacted with torch.unique.
     """
     if labels.numel() == 0:
-        return labels, labels.new_zeros(1)
+        return labels, labels.new_zeros(1), 0
     lo, hi = (int(v) for v in torch.aminmax(labels))
     if hi - lo < _DIRECT_RANGE:
-        values = torch.arange(lo, hi + 1, device=labels.device)
-        return (labels - lo if lo != 0 else labels), values
+        return labels, torch.arange(lo, hi + 1, device=labels.device), -lo
     values = torch.unique(labels)
-    return torch.searchsorted(values, labels), values
+    return torch.searchsorted(values, labels), values, 0
 
 
-def _contingency(p_ids: Tensor, k: int, t_ids: Tensor, m: int, valid: Tensor) -> Tensor:
-    """Contingency tables ``[b k m]``: float64 counts over valid pixels of predicted ids
-    ``p_ids [b n]`` in ``0 .. k-1`` against ground-truth ids ``t_ids [b n]`` in
-    ``0 .. m-1``; valid: bool ``[b n]``.  One bincount over ``b * k * (m + 1)`` cells,
-    invalid pixels going to a dump column m."""
-    b = p_ids.shape[0]
-    cell = torch.add(t_ids.masked_fill(~valid, m), p_ids, alpha=m + 1)  # p * (m + 1) + t
-    cell += torch.arange(0, b * k * (m + 1), k * (m + 1), device=cell.device).unsqueeze(1)  # item offset
-    table = torch.bincount(cell.flatten(), minlength=b * k * (m + 1))
-    return table.view(b, k, m + 1)[:, :, :m].double()
+def _excluded_as(true: Tensor, min_label: int, ignore: Tensor | None) -> Tensor:
+    """``true [b n]`` with every excluded pixel (label < min_label, or ``ignore``) set to
+    ``min_label - 1``, so excluded pixels share one column of the contingency table."""
+    if ignore is not None:
+        true = true.masked_fill(ignore.reshape(true.shape).bool(), min_label - 1)
+    return true.clamp(min=min_label - 1)
+
+
+def _contingency(
+    pred: Tensor, true: Tensor, min_label: int, *, always: bool = False
+) -> tuple[Tensor | None, Tensor, Tensor]:
+    """Contingency tables of predicted against ground-truth labels over the kept pixels.
+
+    pred: long ``[b n]``; true: long ``[b n]`` where the excluded pixels are
+    ``min_label - 1`` and the kept ones ``>= min_label`` (see :func:`_excluded_as`).
+    Returns ``table [b p m]`` float64 (None when it would exceed ``_DENSE_LIMIT``
+    cells, unless ``always``), the predicted label of each row ``[p]`` and the true
+    label of each column ``[m]``.  One bincount over ``b * p * m`` cells builds all
+    tables at once.
+    """
+    b = pred.shape[0]
+    p_raw, p_values, p_shift = _small_ids(pred)
+    t_raw, t_values, t_shift = _small_ids(true)
+    p, m = len(p_values), len(t_values)
+    if b * p * m > _DENSE_LIMIT and not always:
+        return None, p_values, t_values
+    cell = torch.add(t_raw, p_raw, alpha=m)  # p * m + t, before shifts
+    offset = torch.arange(0, b * p * m, p * m, device=cell.device) + p_shift * m + t_shift  # item offset
+    cell += offset.unsqueeze(1)
+    table = torch.bincount(cell.flatten(), minlength=b * p * m).view(b, p, m)
+    keep = t_values >= min_label  # drop the column of excluded pixels
+    return table[:, :, keep].double(), p_values, t_values[keep]
 
 
 def _sum_squared_counts(keys: Tensor, valid: Tensor) -> Tensor:
     """``[b]``: for each item, the sum over distinct keys of (number of valid pixels with
-    that key) squared.  keys: long ``[b n]`` ≥ 0; counted sparsely with torch.unique."""
+    that key) squared.  keys: long ``[b n]``; counted sparsely with torch.unique."""
     b, n = keys.shape
-    item = torch.arange(b, device=keys.device).unsqueeze(1).expand(b, n)
-    span = int(keys.max()) + 1 if keys.numel() else 1
-    joint = (item * span + keys)[valid]
-    uniq, counts = torch.unique(joint, return_counts=True)
+    keys = keys[valid]
+    item = torch.arange(b, device=keys.device).unsqueeze(1).expand(b, n)[valid]
+    uniq, inverse = torch.unique(keys, return_inverse=True)
+    joint = item * len(uniq) + inverse
+    cells, counts = torch.unique(joint, return_counts=True)
     out = torch.zeros(b, dtype=torch.float64, device=keys.device)
-    return out.index_add_(0, uniq // span, counts.double() ** 2)
+    return out.index_add_(0, cells // max(len(uniq), 1), counts.double() ** 2)
 
 
-def _pair_sums(pred: Tensor, true: Tensor, valid: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def _pair_sums(pred: Tensor, true: Tensor, min_label: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Per-item float64 ``[b]`` sums that determine the ARI: number of kept pixels N, the
     sum of squared contingency cells S, of squared true-cluster sizes A and of squared
-    predicted-cluster sizes B.  pred, true: long ``[b n]``; valid: bool ``[b n]``."""
-    b = pred.shape[0]
-    p_ids, p_values = _small_ids(pred)
-    t_ids, t_values = _small_ids(true)
-    p, m = len(p_values), len(t_values)
-    if b * p * (m + 1) <= _DENSE_LIMIT:
-        table = _contingency(p_ids, p, t_ids, m, valid)  # [b p m]
+    predicted-cluster sizes B.  pred, true: long ``[b n]`` as in :func:`_contingency`."""
+    table, _, _ = _contingency(pred, true, min_label)
+    if table is not None:  # [b p m]
         n = table.sum(dim=(1, 2))
         s = table.square().sum(dim=(1, 2))
         a = table.sum(dim=1).square().sum(dim=1)  # true-cluster sizes [b m]
         bb = table.sum(dim=2).square().sum(dim=1)  # predicted-cluster sizes [b p]
         return n, s, a, bb
-    s = _sum_squared_counts(p_ids * m + t_ids, valid)
-    a = _sum_squared_counts(t_ids, valid)
-    bb = _sum_squared_counts(p_ids, valid)
-    return valid.sum(dim=1).double(), s, a, bb
+    # Too many labels for dense tables: count the distinct (pred, true) pairs sparsely.
+    valid = true >= min_label
+    span = int(true.max()) - min_label + 2
+    s = _sum_squared_counts((pred - int(pred.min())) * span + (true - min_label + 1), valid)
+    return valid.sum(dim=1).double(), s, _sum_squared_counts(true, valid), _sum_squared_counts(pred, valid)
 
 
-# --------------------------------------------------------------------- functional API
-
-
-def ari(pred: Tensor, true: Tensor, *, ignore: Tensor | None = None) -> Tensor:
-    """Adjusted Rand index per item, computed for the whole batch at once.
-
-    pred: long labels ``[b n]`` or soft / one-hot assignments ``[b n k]`` (argmax over
-        k).  Any ``[b ...]`` layout works as long as ``true`` has the same leading
-        shape: callers flatten ``t h w`` into n so video ARI covers the whole clip.
-    true: long ground-truth labels ``[b n]``; negative labels are always excluded.
-    ignore: bool ``[b n]``, True for further pixels to exclude, or None.
-    Returns float64 ``[b]``.  Agrees with ``sklearn.metrics.adjusted_rand_score`` on the
-    kept pixels, including its conventions (identical partitions, e.g. one cluster in
-    both, give 1.0), except that an item with **no kept pixel is NaN** (sklearn says 1.0
-    for empty input); the Metric classes skip NaN items.
-    """
+def _ari(pred: Tensor, true: Tensor, min_label: int, ignore: Tensor | None) -> Tensor:
+    """ARI ``[b]`` over the pixels with ``true >= min_label`` and not ``ignore``."""
     pred, true = _flatten_labels(pred, true)
-    valid = true >= 0
-    if ignore is not None:
-        valid = valid & ~ignore.reshape(valid.shape).bool()
-    n, s, a, bb = _pair_sums(pred, true, valid)
+    n, s, a, bb = _pair_sums(pred, _excluded_as(true, min_label, ignore), min_label)
     # Pair-confusion counts over ordered pairs (each twice the unordered count; the
-    # factor cancels): tp same/same, fp same-in-pred only, fn same-in-true only.
+    # factor cancels), as in sklearn: tp same in both, fp same in pred only, fn same in
+    # true only.
     tp = s - n
     fp = bb - s
     fn = a - s
@@ -190,6 +197,26 @@ def ari(pred: Tensor, true: Tensor, *, ignore: Tensor | None = None) -> Tensor:
     return torch.where(n > 0, score, torch.full_like(score, float("nan")))
 
 
+# --------------------------------------------------------------------- functional API
+
+
+def ari(pred: Tensor, true: Tensor, *, ignore: Tensor | None = None) -> Tensor:
+    """Adjusted Rand index per item, computed for the whole batch at once.
+
+    pred: long labels ``[b n]`` or soft / one-hot assignments ``[b n k]`` (argmax over
+        k).  Any ``[b ...]`` layout works as long as ``true`` has the same leading
+        shape: callers flatten ``t h w`` into n so video ARI covers the whole clip.
+    true: long ground-truth labels ``[b n]``; negative labels (−1 = ignore) are always
+        excluded, background 0 is kept.
+    ignore: bool ``[b n]``, True for further pixels to exclude, or None.
+    Returns float64 ``[b]``.  Agrees with ``sklearn.metrics.adjusted_rand_score`` on the
+    kept pixels, including its conventions (identical partitions, e.g. one cluster in
+    both, give 1.0), except that an item with **no kept pixel is NaN** (sklearn says 1.0
+    for empty input); the Metric classes skip NaN items.
+    """
+    return _ari(pred, true, 0, ignore)
+
+
 def fg_ari(pred: Tensor, true: Tensor, *, ignore: Tensor | None = None) -> Tensor:
     """Foreground ARI ``[b]``: :func:`ari` over the pixels with ``true > 0``.
 
@@ -197,10 +224,7 @@ def fg_ari(pred: Tensor, true: Tensor, *, ignore: Tensor | None = None) -> Tenso
     Rotating Features, whose overlap pixels are labelled −1.  An item without foreground
     is NaN.  Shapes as in :func:`ari`.
     """
-    background = true.reshape(true.shape[0], -1) == 0
-    if ignore is not None:
-        background = background | ignore.reshape(background.shape).bool()
-    return ari(pred, true, ignore=background)
+    return _ari(pred, true, 1, ignore)
 
 
 def iou_matrix(pred_masks: Tensor, true: Tensor, *, background: bool = False) -> tuple[Tensor, Tensor]:
@@ -215,13 +239,13 @@ def iou_matrix(pred_masks: Tensor, true: Tensor, *, background: bool = False) ->
     True where the object occurs in that item.
     """
     b = true.shape[0]
-    true = true.reshape(b, -1).long()
-    valid = true >= 0
+    true = true.reshape(b, -1).long().clamp(min=-1)  # -1: excluded
     if pred_masks.dtype == torch.bool:
+        valid = true >= 0
         masks = pred_masks.reshape(b, pred_masks.shape[1], -1) & valid.unsqueeze(1)  # [b k n]
-        t_ids, t_values = _small_ids(true)
-        onehot = torch.zeros(b, len(t_values), true.shape[1], device=true.device)
-        onehot.scatter_(1, t_ids.unsqueeze(1), valid.unsqueeze(1).float())  # [b m n]
+        t_raw, values, shift = _small_ids(true)
+        onehot = torch.zeros(b, len(values), true.shape[1], device=true.device)
+        onehot.scatter_(1, (t_raw + shift).unsqueeze(1), valid.unsqueeze(1).float())  # [b m n]
         inter = torch.bmm(masks.float(), onehot.transpose(1, 2)).double()  # [b k m], exact to 2^24
         pred_area = masks.sum(dim=2).double()  # [b k]
         gt_area = onehot.sum(dim=2).double()  # [b m]
@@ -236,14 +260,16 @@ def iou_matrix(pred_masks: Tensor, true: Tensor, *, background: bool = False) ->
             raise ValueError(f"pred labels {tuple(labels.shape)} do not match true {tuple(true.shape)}")
         # Pixels without a predicted label (negative) go to an extra row k: they count
         # in the ground-truth areas but in no predicted mask.
-        t_ids, t_values = _small_ids(true)
-        table = _contingency(torch.where(labels >= 0, labels, k), k + 1, t_ids, len(t_values), valid)
-        inter = table[:, :k]  # [b k m]
+        labels = torch.where(labels >= 0, labels, k)
+        table, rows, values = _contingency(labels, true, 0, always=True)
+        full = table.new_zeros(b, k + 1, len(values))  # rows 0..k whichever labels occur
+        full[:, rows] = table
+        inter = full[:, :k]  # [b k m]
         pred_area = inter.sum(dim=2)  # [b k]
-        gt_area = table.sum(dim=1)  # [b m]
+        gt_area = full.sum(dim=1)  # [b m]
     union = pred_area.unsqueeze(2) + gt_area.unsqueeze(1) - inter
     iou = torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter))
-    objects = t_values >= 0 if background else t_values > 0  # [m]
+    objects = values >= 0 if background else values > 0  # [m]
     return iou[:, :, objects], gt_area[:, objects] > 0
 
 
@@ -292,14 +318,19 @@ def presence_counts(presence: Tensor, threshold: float = 0.5) -> Tensor:
     return (presence > threshold).sum(dim=-1)
 
 
-def count_accuracy(pred_counts: Tensor, true_counts: Tensor) -> Tensor:
-    """Fraction of frames per item ``[b]`` float64 where the predicted object count equals
-    the true one.  pred_counts, true_counts: ``[b t]`` (or ``[b]`` for images)."""
+def _count_hits(pred_counts: Tensor, true_counts: Tensor) -> Tensor:
+    """Bool ``[b t]``: predicted count == true count, per frame."""
     b = true_counts.shape[0]
     pred_counts, true_counts = pred_counts.reshape(b, -1), true_counts.reshape(b, -1)
     if pred_counts.shape != true_counts.shape:
         raise ValueError(f"pred counts {tuple(pred_counts.shape)} and true counts {tuple(true_counts.shape)} differ")
-    return (pred_counts.round().long() == true_counts.round().long()).double().mean(dim=1)
+    return pred_counts.round().long() == true_counts.round().long()
+
+
+def count_accuracy(pred_counts: Tensor, true_counts: Tensor) -> Tensor:
+    """Fraction of frames per item ``[b]`` float64 where the predicted object count equals
+    the true one.  pred_counts, true_counts: ``[b t]`` (or ``[b]`` for images)."""
+    return _count_hits(pred_counts, true_counts).double().mean(dim=1)
 
 
 # ------------------------------------------------------------------ torchmetrics classes
@@ -407,10 +438,9 @@ class CountAccuracyMetric(torchmetrics.Metric):
         self.add_state("frames", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, pred_counts: Tensor, true_counts: Tensor) -> None:
-        per_item = count_accuracy(pred_counts, true_counts)  # [b]
-        frames = true_counts.reshape(true_counts.shape[0], -1).shape[1]
-        self.correct += (per_item * frames).round().long().sum()
-        self.frames += per_item.numel() * frames
+        hits = _count_hits(pred_counts, true_counts)  # [b t]
+        self.correct += hits.sum()
+        self.frames += hits.numel()
 
     def compute(self) -> Tensor:
         if int(self.frames) == 0:
@@ -477,8 +507,9 @@ class EvalMetric(torchmetrics.Metric):
 
 def _seg_and_truth(metric: type[EvalMetric], state: State) -> tuple[Tensor, Tensor]:
     """Predicted labels and ground truth, both ``[b (t h w)]``."""
-    metric.check(state)
     seg, true = state.segmentation(), state.batch.masks
+    if seg is None or true is None:
+        metric.check(state)  # raises, naming what is missing
     b, t, h, w = true.shape
     if seg.shape[0] != b or seg.shape[1] != t:
         raise MetricUnavailable(

@@ -106,9 +106,7 @@ class StepBatches:
 
 def take_batch(ds, idx: list[int], frames: int, *, seed: int, step: int, random_window: bool) -> Batch:
     """Gather samples and cut a window of ``frames`` frames (random per sample in training)."""
-    from ocf.data import collate
-
-    batch = collate([ds[i] for i in idx])
+    batch = ds.get_batch(idx)
     t = batch.frames.shape[1]
     if frames >= t:
         return batch
@@ -368,8 +366,8 @@ def run(resolved: ResolvedSpec, *, out: str | None = None, resume: bool = False,
             loss = geco.loss(terms) if geco else Model.total(terms)
             if not torch.isfinite(loss):
                 where = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written yet"
-                values = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
-                raise TrainingError(f"loss became {float(loss)} at step {step} ({values}); {where}")
+                values = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in terms.items())
+                raise TrainingError(f"loss became {float(loss.detach())} at step {step} ({values}); {where}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(params, t.grad_clip) if t.grad_clip else None
@@ -378,9 +376,9 @@ def run(resolved: ResolvedSpec, *, out: str | None = None, resume: bool = False,
             times.append(time.perf_counter() - t0)
             done = step + 1
             if done % t.log_every == 0 or done == total_steps:
-                terms_f = {k: float(v) for k, v in terms.items()}
+                terms_f = {k: float(v.detach()) for k, v in terms.items()}
                 rate = len(times) / sum(times)
-                values = {"loss": float(loss), **{f"loss/{k}": v for k, v in terms_f.items()}, "lr": scheduler.get_last_lr()[0], "steps_per_s": rate}
+                values = {"loss": float(loss.detach()), **{f"loss/{k}": v for k, v in terms_f.items()}, "lr": scheduler.get_last_lr()[0], "steps_per_s": rate}
                 if grad_norm is not None:
                     values["grad_norm"] = float(grad_norm)
                 if geco:
@@ -423,8 +421,9 @@ def save_picture(model: Model, batch: Batch, path: Path, device: torch.device) -
 
     was = model.training
     model.eval()
-    try:
-        with torch.no_grad():
+    try:  # a picture must not move the training RNG (resume equality)
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.manual_seed(0)
             state = model(batch.to(device), losses=False)
         decomposition_pictures(state, path)
     finally:

@@ -10,7 +10,7 @@ from torch import nn
 
 from ocf.components import BuildContext, ComponentSpec, Decoder
 from ocf.records import Rendering, State
-from ocf_common.layers import SoftPositionEmbed
+from ocf_common.layers import Broadcast, BroadcastConv
 
 
 class SpatialBroadcastDecoder(Decoder):
@@ -44,7 +44,6 @@ class SpatialBroadcastDecoder(Decoder):
         if (size[0] * f, size[1] * f) != (h, w):
             raise ValueError(f"broadcast_size {list(size)} × 2^{spec.upsample} does not give the data resolution {[h, w]}")
         self.size, self.channels, self.frames = size, ctx.channels, ctx.frames
-        self.pos = SoftPositionEmbed(d)
         k, pad = spec.kernel_size, spec.kernel_size // 2
         layers: list[nn.Module] = []
         c_in = d
@@ -56,6 +55,10 @@ class SpatialBroadcastDecoder(Decoder):
             layers.append(nn.ReLU())
             c_in = c_out
         layers.append(nn.Conv2d(c_in, ctx.channels + 1, spec.out_kernel_size, padding=spec.out_kernel_size // 2))
+        if spec.upsample == 0:  # broadcast + position + first conv fused: no [(b t k) d h w] map
+            self.stem, layers = BroadcastConv(layers[0], size), layers[1:]
+        else:  # the broadcast grid is small; build it
+            self.stem = Broadcast(d, size)
         self.net = nn.Sequential(*layers)
 
     def forward(self, state: State) -> Rendering:
@@ -65,7 +68,7 @@ class SpatialBroadcastDecoder(Decoder):
         b, tz, k, d = z.shape
         frames = state.batch.frames if state.batch is not None else None
         t = frames.shape[1] if frames is not None else self.frames
-        x = self.pos(rearrange(z, "b t k d -> (b t k) d 1 1"), size=self.size)  # [(b t k) d h w]
+        x = self.stem(rearrange(z, "b t k d -> (b t k) d"))  # [(b t k) c h w]
         out = rearrange(self.net(x), "(b t k) c h w -> b t k c h w", b=b, t=tz)
         rgb, mask_logits = out[:, :, :, : self.channels], out[:, :, :, self.channels]
         if self.spec.rgb_activation == "sigmoid":

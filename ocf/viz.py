@@ -1,0 +1,365 @@
+"""Pictures for training logs and ``ocf viz``: reconstructions, per-slot decompositions,
+segmentation overlays, GIFs for video and simple line charts.  PIL and numpy only.
+
+Inputs may be torch tensors or numpy arrays.  Images are float ``[.. c h w]`` in [0, 1];
+``c = 1`` is shown as grayscale, ``c = 2`` gets a zero third channel and ``c > 3`` shows
+the first three channels.  Outputs are ``uint8 [h w 3]`` arrays or ``PIL.Image``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+__all__ = [
+    "PALETTE",
+    "to_uint8",
+    "colorize",
+    "overlay",
+    "image_grid",
+    "decomposition_figure",
+    "video_figure",
+    "save_gif",
+    "line_plot",
+]
+
+#: Distinct colours (RGB) for labels and series; label i uses ``PALETTE[i % len]``.
+PALETTE: np.ndarray = np.array(
+    [
+        (230, 25, 75), (60, 180, 75), (0, 130, 200), (255, 225, 25), (245, 130, 48),
+        (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212),
+        (0, 128, 128), (220, 190, 255), (170, 110, 40), (255, 250, 200), (128, 0, 0),
+        (170, 255, 195), (128, 128, 0), (255, 215, 180), (0, 0, 128), (128, 128, 128),
+    ],
+    dtype=np.uint8,
+)  # fmt: skip
+IGNORE_COLOUR = np.array((40, 40, 40), dtype=np.uint8)
+_TEXT = (0, 0, 0)
+
+
+def _numpy(x: Any) -> np.ndarray:
+    """A torch tensor (any device, with grad) or array-like as a numpy array."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu()
+        if str(x.dtype) == "torch.bfloat16" or str(x.dtype) == "torch.float16":
+            x = x.float()
+        x = x.numpy()
+    return np.asarray(x)
+
+
+def to_uint8(images: Any) -> np.ndarray:
+    """Float images ``[.. c h w]`` in [0, 1] → ``uint8 [.. h w 3]`` (clipped).
+
+    uint8 input is taken as already in [0, 255].  c = 1 is repeated to grey, c = 2 padded
+    with zeros, c > 3 cut to its first three channels.
+    """
+    x = _numpy(images)
+    if x.ndim < 3:
+        raise ValueError(f"expected images [.. c h w], got shape {x.shape}")
+    c = x.shape[-3]
+    if c == 1:
+        x = np.repeat(x, 3, axis=-3)
+    elif c == 2:
+        x = np.concatenate([x, np.zeros_like(x[..., :1, :, :])], axis=-3)
+    elif c > 3:
+        x = x[..., :3, :, :]
+    x = np.moveaxis(x, -3, -1)
+    if x.dtype == np.uint8:
+        return np.ascontiguousarray(x)
+    return (np.clip(np.nan_to_num(x.astype(np.float32)), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def colorize(labels: Any, background: int | None = None) -> np.ndarray:
+    """Label map ``[h w]`` (ints) → ``uint8 [h w 3]`` palette colours.  Negative labels
+    (ignore) are dark grey; ``background``, if given, is black."""
+    lab = _numpy(labels).astype(np.int64)
+    out = PALETTE[np.mod(lab, len(PALETTE))]
+    out[lab < 0] = IGNORE_COLOUR
+    if background is not None:
+        out[lab == background] = 0
+    return out
+
+
+def _resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of an int label map ``[h w]`` to ``size = (h, w)``."""
+    if labels.shape == size:
+        return labels
+    rows = (np.arange(size[0]) * labels.shape[0] // size[0]).clip(0, labels.shape[0] - 1)
+    cols = (np.arange(size[1]) * labels.shape[1] // size[1]).clip(0, labels.shape[1] - 1)
+    return labels[rows][:, cols]
+
+
+def overlay(image: Any, labels: Any, alpha: float = 0.5, background: int | None = None) -> np.ndarray:
+    """Blend palette colours of ``labels [h' w']`` over ``image [c h w]`` → ``uint8 [h w 3]``.
+
+    Labels are resized (nearest) to the image.  Pixels labelled ``background`` (if given)
+    or negative are left as the image (ignored ones slightly darkened).
+    """
+    img = to_uint8(image).astype(np.float32)
+    lab = _resize_labels(_numpy(labels).astype(np.int64), img.shape[:2])
+    col = colorize(lab).astype(np.float32)
+    a = np.full(lab.shape + (1,), float(alpha), dtype=np.float32)
+    if background is not None:
+        a[lab == background] = 0.0
+    out = img * (1.0 - a) + col * a
+    out[lab < 0] *= 0.6
+    return out.round().clip(0, 255).astype(np.uint8)
+
+
+def _font() -> ImageFont.ImageFont:
+    return ImageFont.load_default()
+
+
+def _text_size(draw: ImageDraw.ImageDraw, text: str) -> tuple[int, int]:
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=_font())
+    return right - left, bottom - top
+
+
+def _as_rgb(cell: np.ndarray) -> np.ndarray:
+    cell = np.asarray(cell)
+    if cell.ndim == 2:
+        cell = np.repeat(cell[..., None], 3, axis=-1)
+    if cell.shape[-1] == 1:
+        cell = np.repeat(cell, 3, axis=-1)
+    if cell.shape[-1] > 3:
+        cell = cell[..., :3]
+    if cell.dtype != np.uint8:
+        cell = (np.clip(cell, 0, 1) * 255 + 0.5).astype(np.uint8)
+    return cell
+
+
+def image_grid(
+    rows: Sequence[Sequence[np.ndarray | None]],
+    labels: Sequence[str] | None = None,
+    pad: int = 2,
+    *,
+    row_labels: Sequence[str] | None = None,
+    scale: int = 1,
+    fill: tuple[int, int, int] = (255, 255, 255),
+) -> Image.Image:
+    """Lay out images in a grid → ``PIL.Image`` (RGB).
+
+    rows: rows of ``uint8 [h w 3]`` (or ``[h w]`` grey) images; cells may differ in size
+        (each sits top-left in a cell of the largest size) and ``None`` leaves a blank.
+    labels: column titles drawn above the grid; row_labels: titles left of each row.
+    pad: pixels between cells and around the grid; scale: integer nearest upscaling.
+    """
+    cells = [[None if c is None else _as_rgb(c) for c in row] for row in rows]
+    shapes = [c.shape[:2] for row in cells for c in row if c is not None]
+    ch = max((s[0] for s in shapes), default=1) * scale
+    cw = max((s[1] for s in shapes), default=1) * scale
+    ncols = max((len(r) for r in cells), default=0)
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    title_h = max((_text_size(probe, t)[1] for t in labels), default=0) + pad + 2 if labels else 0
+    label_w = max((_text_size(probe, t)[0] for t in row_labels), default=0) + pad + 2 if row_labels else 0
+    width = label_w + pad + ncols * (cw + pad)
+    height = title_h + pad + len(cells) * (ch + pad)
+    canvas = Image.new("RGB", (max(width, 1), max(height, 1)), fill)
+    draw = ImageDraw.Draw(canvas)
+    for j, text in enumerate(labels or []):
+        if j < ncols:
+            tw = _text_size(draw, text)[0]
+            x = label_w + pad + j * (cw + pad) + max((cw - tw) // 2, 0)
+            draw.text((x, pad // 2), text, fill=_TEXT, font=_font())
+    for i, row in enumerate(cells):
+        y = title_h + pad + i * (ch + pad)
+        if row_labels and i < len(row_labels):
+            th = _text_size(draw, row_labels[i])[1]
+            draw.text((pad, y + max((ch - th) // 2, 0)), row_labels[i], fill=_TEXT, font=_font())
+        for j, cell in enumerate(row):
+            if cell is None:
+                continue
+            im = Image.fromarray(cell)
+            if scale != 1:
+                im = im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST)
+            canvas.paste(im, (label_w + pad + j * (cw + pad), y))
+    return canvas
+
+
+def _mask_image(mask: np.ndarray) -> np.ndarray:
+    """Soft mask ``[h w]`` in [0, 1] → grey ``uint8 [h w 3]``."""
+    return to_uint8(mask[None])
+
+
+def _resize_float(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a float map ``[h w]`` to ``size = (h, w)``."""
+    if x.shape == size:
+        return x
+    im = Image.fromarray(np.ascontiguousarray(x, dtype=np.float32))  # mode F
+    return np.asarray(im.resize((size[1], size[0]), Image.Resampling.BILINEAR))
+
+
+def _decomposition_rows(frames, recon, masks, rgb, gt_masks, max_items) -> tuple[list[list[np.ndarray]], list[str]]:
+    """Rows (one per item) and column titles of a decomposition figure (numpy inputs)."""
+    b, _, h, w = frames.shape
+    k = 0 if masks is None else masks.shape[1]
+    titles = ["input"] + (["recon"] if recon is not None else []) + (["gt"] if gt_masks is not None else [])
+    titles += (["pred"] if masks is not None else []) + [f"slot {i}" for i in range(k)]
+    rows = []
+    for i in range(min(b, max_items)):
+        row = [to_uint8(frames[i])]
+        if recon is not None:
+            row.append(to_uint8(recon[i]))
+        if gt_masks is not None:
+            row.append(overlay(frames[i], gt_masks[i], 0.6, background=0))
+        if masks is None:
+            rows.append(row)
+            continue
+        m = np.stack([_resize_float(masks[i, j].astype(np.float32), (h, w)) for j in range(k)])  # [k h w]
+        row.append(overlay(frames[i], m.argmax(axis=0), 0.6))
+        for j in range(k):
+            if rgb is not None:
+                slot = to_uint8(rgb[i, j]).astype(np.float32)
+                if slot.shape[:2] != (h, w):
+                    slot = np.stack([_resize_float(slot[..., c], (h, w)) for c in range(3)], axis=-1)
+                mask = m[j].clip(0, 1)[..., None]
+                # rgb * mask on white, so an empty slot reads as blank
+                row.append((slot * mask + 255.0 * (1.0 - mask)).round().clip(0, 255).astype(np.uint8))
+            else:
+                row.append(_mask_image(m[j]))
+        rows.append(row)
+    return rows, titles
+
+
+def decomposition_figure(
+    frames: Any,
+    recon: Any | None,
+    masks: Any | None,
+    rgb: Any | None = None,
+    gt_masks: Any | None = None,
+    max_items: int = 8,
+    *,
+    scale: int | None = None,
+) -> Image.Image:
+    """One row per item: input, recon, ground-truth overlay, predicted segmentation
+    overlay (argmax over k), then each slot (``rgb * mask`` on white, or the mask in grey).
+
+    frames, recon: ``[b c h w]``; masks: ``[b k h' w']`` soft masks (resized to h w);
+    rgb: ``[b k c h w]`` or None; gt_masks: ``[b h w]`` or None (0 = background left
+    uncoloured, −1 darkened).  ``recon`` / ``gt_masks`` None drop their column, ``masks``
+    None the segmentation and slot columns.  scale: integer upscaling
+    (default: cells of at least 64 px).
+    """
+    frames = _numpy(frames)
+    rows, titles = _decomposition_rows(
+        frames,
+        None if recon is None else _numpy(recon),
+        None if masks is None else _numpy(masks),
+        None if rgb is None else _numpy(rgb),
+        None if gt_masks is None else _numpy(gt_masks),
+        max_items,
+    )
+    if scale is None:
+        scale = max(1, 64 // max(frames.shape[-2:]))
+    return image_grid(rows, titles, pad=2, scale=scale)
+
+
+def video_figure(
+    frames: Any,
+    recon: Any | None,
+    masks: Any | None,
+    rgb: Any | None = None,
+    gt_masks: Any | None = None,
+    max_items: int = 4,
+    *,
+    scale: int | None = None,
+) -> list[Image.Image]:
+    """Decomposition figures over time, one per frame, for :func:`save_gif`.
+
+    frames, recon: ``[b t c h w]``; masks: ``[b t k h w]``; rgb: ``[b t k c h w]`` or
+    None; gt_masks: ``[b t h w]`` or None.
+    """
+    frames = _numpy(frames)
+    pick = lambda x, t: None if x is None else _numpy(x)[:, t]  # noqa: E731
+    return [
+        decomposition_figure(
+            frames[:, t], pick(recon, t), pick(masks, t), pick(rgb, t), pick(gt_masks, t), max_items, scale=scale
+        )
+        for t in range(frames.shape[1])
+    ]
+
+
+def save_gif(frames: Sequence[Image.Image] | np.ndarray, path: str | Path, fps: float = 4.0) -> Path:
+    """Write an animated, looping GIF.  frames: PIL images, or ``uint8 [t h w c]`` /
+    float ``[t h w c]`` in [0, 1] (c = 1 or 3).  Returns the path."""
+    if isinstance(frames, np.ndarray) or hasattr(frames, "detach"):
+        arr = _numpy(frames)
+        if arr.dtype != np.uint8:
+            arr = (np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8)
+        images = [Image.fromarray(_as_rgb(a)) for a in arr]
+    else:
+        images = [im.convert("RGB") for im in frames]
+    if not images:
+        raise ValueError("save_gif needs at least one frame")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    duration = max(int(round(1000.0 / fps)), 20)
+    images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=duration, loop=0)
+    return path
+
+
+def line_plot(
+    series: dict[str, Sequence[float]],
+    path: str | Path | None = None,
+    width: int = 480,
+    height: int = 320,
+    *,
+    title: str | None = None,
+) -> Image.Image:
+    """A simple line chart of named series over their index (steps) → ``PIL.Image``,
+    also saved to ``path`` if given (format from the suffix).  Non-finite values are
+    skipped; the y range covers all series; a legend names each series in its colour."""
+    img = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    values = [float(v) for s in series.values() for v in s if np.isfinite(v)]
+    lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
+    if hi - lo < 1e-12:
+        lo, hi = lo - 0.5, hi + 0.5
+    n = max((len(s) for s in series.values()), default=0)
+    label_w = max(_text_size(draw, f"{v:.3g}")[0] for v in (lo, hi)) + 6
+    line_h = _text_size(draw, "Ag")[1] + 4
+    top = 4 + (line_h if title else 0)
+    left, right, bottom = label_w + 4, width - 8, height - line_h - 4
+    if title:
+        draw.text((left, 2), title, fill=_TEXT, font=_font())
+    draw.rectangle((left, top, right, bottom), outline=(120, 120, 120))
+    draw.text((2, top), f"{hi:.3g}", fill=_TEXT, font=_font())
+    draw.text((2, bottom - line_h), f"{lo:.3g}", fill=_TEXT, font=_font())
+    draw.text((left, bottom + 2), "0", fill=_TEXT, font=_font())
+    end = str(max(n - 1, 0))
+    draw.text((right - _text_size(draw, end)[0], bottom + 2), end, fill=_TEXT, font=_font())
+
+    def xy(i: int, v: float) -> tuple[float, float]:
+        x = left + (right - left) * (i / max(n - 1, 1))
+        y = bottom - (bottom - top) * ((v - lo) / (hi - lo))
+        return x, y
+
+    legend_y = top + 4
+    for j, (name, s) in enumerate(series.items()):
+        colour = tuple(int(c) for c in PALETTE[j % len(PALETTE)])
+        segment: list[tuple[float, float]] = []
+        for i, v in enumerate(s):
+            if np.isfinite(v):
+                segment.append(xy(i, float(v)))
+                continue
+            if len(segment) > 1:
+                draw.line(segment, fill=colour, width=2)
+            segment = []
+        if len(segment) > 1:
+            draw.line(segment, fill=colour, width=2)
+        elif len(segment) == 1:
+            x, y = segment[0]
+            draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill=colour)
+        tw = _text_size(draw, name)[0]
+        mid = legend_y + line_h // 2
+        draw.line((right - tw - 22, mid, right - tw - 8, mid), fill=colour, width=3)
+        draw.text((right - tw - 4, legend_y), name, fill=_TEXT, font=_font())
+        legend_y += line_h
+    if path is not None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        img.save(path)
+    return img

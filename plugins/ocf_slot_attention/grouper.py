@@ -1,0 +1,116 @@
+"""Slot Attention (Locatello et al., 2020): K slots drawn from a learned Gaussian and refined
+by a few rounds of attention in which slots compete for the input tokens."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from einops import einsum, rearrange
+from pydantic import Field, PositiveFloat, PositiveInt
+from torch import Tensor, nn
+
+from ocf.components import BuildContext, ComponentSpec, Grouper
+from ocf.prob import gaussian_from_params
+from ocf.records import Latents, State
+
+
+class SlotAttentionGrouper(Grouper):
+    """Slot Attention: learned-Gaussian slot init, iterative attention with softmax over slots, GRU + MLP updates."""
+
+    needs = ("features.tokens",)
+    provides = ("latents.objects", "latents.attention")
+
+    class Spec(ComponentSpec):
+        num_slots: PositiveInt = Field(7, description="number of slots k")
+        slot_dim: PositiveInt = Field(64, description="slot dimension d")
+        mlp_hidden: PositiveInt = Field(128, description="hidden width of the residual slot MLP")
+        iterations: PositiveInt = Field(3, description="attention rounds")
+        epsilon: PositiveFloat = Field(1e-8, description="added to the attention before renormalising over tokens")
+        qkv_bias: bool = Field(False, description="biases in the q/k/v projections (the paper has none)")
+        implicit_grad: bool = Field(False, description="detach the slots before the last round (implicit differentiation, Chang et al. 2022)")
+
+    def __init__(self, spec: Spec, ctx: BuildContext) -> None:
+        super().__init__(spec, ctx)
+        c = ctx.dim("features.tokens", f"grouper {self.registered_name or 'slot_attention'}")
+        d = spec.slot_dim
+        self.mu = nn.Parameter(nn.init.xavier_uniform_(torch.empty(1, d)))
+        self.log_sigma = nn.Parameter(nn.init.xavier_uniform_(torch.empty(1, d)))
+        self.norm_inputs = nn.LayerNorm(c)
+        self.norm_slots = nn.LayerNorm(d)
+        self.norm_mlp = nn.LayerNorm(d)
+        self.to_q = nn.Linear(d, d, bias=spec.qkv_bias)
+        self.to_k = nn.Linear(c, d, bias=spec.qkv_bias)
+        self.to_v = nn.Linear(c, d, bias=spec.qkv_bias)
+        self.gru = nn.GRUCell(d, d)
+        self.mlp = nn.Sequential(nn.Linear(d, spec.mlp_hidden), nn.ReLU(), nn.Linear(spec.mlp_hidden, d))
+        ctx.dims["latents.objects"] = d
+        ctx.dims["latents.num_slots"] = spec.num_slots
+
+    def init_slots(self, batch: int) -> Tensor:
+        """``[batch k d]`` reparameterised draws from N(mu, sigma²), so mu and sigma both
+        learn; drawn from torch's RNG in training and evaluation alike."""
+        noise = torch.randn(batch, self.spec.num_slots, self.spec.slot_dim, device=self.mu.device, dtype=self.mu.dtype)
+        return self.mu + self.log_sigma.exp() * noise
+
+    def attend(self, tokens: Tensor, slots: Tensor) -> tuple[Tensor, Tensor]:
+        """tokens ``[b n c]``, initial slots ``[b k d]`` → slots ``[b k d]``, attention of
+        the last round ``[b k n]`` (sums to 1 over k); b is frames folded into the batch."""
+        s = self.spec
+        x = self.norm_inputs(tokens)
+        k, v = self.to_k(x), self.to_v(x)  # [b n d]
+        scale = s.slot_dim**-0.5
+        for i in range(s.iterations):
+            if s.implicit_grad and i == s.iterations - 1:
+                slots = slots.detach()
+            q = self.to_q(self.norm_slots(slots))  # [b k d]
+            logits = einsum(q, k, "b k d, b n d -> b k n") * scale
+            attn = logits.softmax(dim=1)  # over k: slots compete for tokens
+            weights = attn + s.epsilon
+            weights = weights / weights.sum(dim=-1, keepdim=True)  # over n: a weighted mean
+            updates = einsum(weights, v, "b k n, b n d -> b k d")
+            slots = self.gru(
+                rearrange(updates, "b k d -> (b k) d"), rearrange(slots, "b k d -> (b k) d")
+            ).view_as(slots)  # [b k d]
+            slots = slots + self.mlp(self.norm_mlp(slots))
+        return slots, attn
+
+    def group(self, state: State) -> tuple[Tensor, Tensor]:
+        """Every frame separately: slots ``[b t k d]``, attention ``[b t k n]``."""
+        tokens = state.features.tokens  # [b t n c]
+        b = tokens.shape[0]
+        flat = rearrange(tokens, "b t n c -> (b t) n c")
+        slots, attn = self.attend(flat, self.init_slots(flat.shape[0]))
+        slots = rearrange(slots, "(b t) k d -> b t k d", b=b)
+        attn = rearrange(attn, "(b t) k n -> b t k n", b=b)
+        return slots, attn
+
+    def forward(self, state: State) -> Latents:
+        slots, attn = self.group(state)
+        objects = slots[:, 0] if slots.shape[1] == 1 else slots  # [b k d] for images
+        return Latents(objects=objects, attention=attn)
+
+
+class GaussianSlotAttentionGrouper(SlotAttentionGrouper):
+    """Slot Attention whose slots are the means of a Gaussian posterior (learned std head); objects are reparameterised samples."""
+
+    provides = SlotAttentionGrouper.provides + ("latents.posterior",)
+
+    class Spec(SlotAttentionGrouper.Spec):
+        std_kind: Literal["softplus", "exp_clamp"] = Field("softplus", description="how the std head's output becomes a std (softplus + min_std, or exp of a clamped log-std)")
+        min_std: PositiveFloat = Field(1e-3, description="lower bound on the posterior std")
+        eval_sample: bool = Field(False, description="in evaluation, sample the objects too (default: use the posterior mean)")
+
+    def __init__(self, spec: Spec, ctx: BuildContext) -> None:
+        super().__init__(spec, ctx)
+        self.to_std = nn.Linear(spec.slot_dim, spec.slot_dim)
+
+    def forward(self, state: State) -> Latents:
+        mean, attn = self.group(state)  # [b t k d]
+        if mean.shape[1] == 1:
+            mean = mean[:, 0]  # [b k d]
+        posterior = gaussian_from_params(mean, self.to_std(mean), self.spec.std_kind, self.spec.min_std)
+        sample = self.training or self.spec.eval_sample
+        objects = posterior.rsample() if sample else posterior.mean
+        return Latents(objects=objects, attention=attn, posterior=posterior)
+
