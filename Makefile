@@ -27,7 +27,8 @@ demo: venv
 	$(BIN)/python -m ocf.demo
 
 bench: venv
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/fidelity.py configs/slot_attention/shapes_32.yaml --steps 1500 --seeds 0 1 --name slot_attention-shapes_32
+	$(BIN)/python benchmarks/report.py
 
 clean:
 	rm -rf runs data .pytest_cache

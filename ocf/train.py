@@ -387,7 +387,7 @@ def run(resolved: ResolvedSpec, *, out: str | None = None, resume: bool = False,
                     values["curriculum/frames"] = frames
                 logger.log(done, values)
                 if hasattr(bar, "set_postfix"):
-                    bar.set_postfix({"loss": f"{float(loss):.4g}", "it/s": f"{rate:.2f}"})
+                    bar.set_postfix({"loss": f"{float(loss.detach()):.4g}", "it/s": f"{rate:.2f}"})
                 times.clear()
             if dist.rank() == 0 and t.image_every and (done % t.image_every == 0 or done == total_steps):
                 if picture_batch is None:

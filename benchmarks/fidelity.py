@@ -1,0 +1,78 @@
+"""A fidelity run: train a spec for a fixed step budget under several seeds, evaluate each,
+and record the numbers (with the command that produced them) in benchmarks/results/.
+
+    python benchmarks/fidelity.py configs/slot_attention/shapes_32.yaml --steps 1500 --seeds 0 1 \
+        --name slot_attention-shapes_32 [key=value ...]
+
+Then `python benchmarks/report.py` rewrites docs/benchmarks.md from every result file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def machine() -> dict:
+    import torch
+
+    cpu = ""
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "python": platform.python_version()}
+
+
+def main(argv=None) -> int:
+    from ocf import evaluate, plugins, train
+    from ocf.spec import load
+
+    p = argparse.ArgumentParser()
+    p.add_argument("spec")
+    p.add_argument("overrides", nargs="*")
+    p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--name", required=True)
+    p.add_argument("--runs", default="runs/bench")
+    args = p.parse_args(argv)
+    registry = plugins.default().registry
+    record = {"name": args.name, "spec": args.spec, "steps": args.steps, "overrides": args.overrides,
+              "command": "python " + " ".join(shlex.quote(a) for a in sys.argv), "machine": machine(),
+              "date": time.strftime("%Y-%m-%d"), "seeds": {}}
+    for seed in args.seeds:
+        resolved = load(args.spec, registry, list(args.overrides) + [f"train.seed={seed}", f"train.steps={args.steps}"])
+        out = Path(args.runs) / f"{args.name}-seed{seed}"
+        if out.exists():
+            import shutil
+
+            shutil.rmtree(out)
+        t0 = time.time()
+        train.run(resolved, out=str(out))
+        wall = time.time() - t0
+        rates = [json.loads(l)["steps_per_s"] for l in (out / "metrics.jsonl").read_text().splitlines()]
+        trained = evaluate.main(str(out), as_json=False)
+        untrained = evaluate.main(str(out), checkpoint="init")
+        record["seeds"][str(seed)] = {"metrics": trained, "untrained": untrained,
+                                      "steps_per_s": statistics.median(rates), "train_seconds": wall}
+    ms = [s["metrics"] for s in record["seeds"].values()]
+    record["mean"] = {k: statistics.mean(m[k] for m in ms) for k in ms[0]}
+    record["steps_per_s"] = statistics.median(s["steps_per_s"] for s in record["seeds"].values())
+    path = ROOT / "benchmarks" / "results" / f"{args.name}.json"
+    path.write_text(json.dumps(record, indent=2))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
