@@ -151,7 +151,11 @@ def _check_shapes(state: State, kind: str, name: str, b: int, t: int, c: int, hw
     if kind == "decoder" and r is not None:
         if r.recon is not None and r.target is None and tuple(r.recon.shape) != (b, t, c, *hw):
             problems.append(f"rendering.recon should be [b t c h w] = {[b, t, c, *hw]}, got {list(r.recon.shape)}")
-        if r.mask_logits is not None and (r.mask_logits.dim() != 5 or r.mask_logits.shape[:2] != (b, t)):
-            problems.append(f"rendering.mask_logits should be [b t k h w], got {list(r.mask_logits.shape)}")
+        # a decoder that renders a subset (frames, resolution) says so with rendering.target
+        bt = (b, t) if r.target is None else tuple(r.target.shape[:2])
+        if r.mask_logits is not None and (r.mask_logits.dim() != 5 or tuple(r.mask_logits.shape[:2]) != bt):
+            problems.append(f"rendering.mask_logits should be [b t k h w] with [b t] = {list(bt)}, got {list(r.mask_logits.shape)}")
+        if r.recon is not None and r.target is not None and r.recon.shape != r.target.shape:
+            problems.append(f"rendering.recon {list(r.recon.shape)} does not match rendering.target {list(r.target.shape)}")
     if problems:
         raise ConformanceError(f"{kind} {name}: " + "; ".join(problems))
