@@ -45,11 +45,21 @@ def test_attention_is_a_softmax_over_slots():
     assert torch.allclose(attn.sum(dim=2), torch.ones(2, 2, 10), atol=1e-6)
 
 
-def test_slot_init_mean_and_scale_both_learn():
-    grouper, _ = make()
+@pytest.mark.parametrize("slot_init", ["glorot", "unit"])
+def test_slot_init_mean_and_scale_both_learn(slot_init):
+    grouper, _ = make(slot_init=slot_init)
     grouper(tokens_state()).objects.square().sum().backward()
     for p in (grouper.mu, grouper.log_sigma):
         assert p.grad is not None and p.grad.abs().sum() > 0
+
+
+def test_slot_init_options():
+    glorot, _ = make(slot_init="glorot")
+    bound = (6 / (1 + 8)) ** 0.5  # Glorot-uniform on [1, d] with d = 8
+    assert glorot.mu.abs().max() <= bound and glorot.log_sigma.abs().max() <= bound
+    assert glorot.log_sigma.abs().sum() > 0
+    unit, _ = make(slot_init="unit")
+    assert torch.equal(unit.log_sigma, torch.zeros_like(unit.log_sigma)) and unit.mu.abs().max() < 0.5
 
 
 def test_implicit_grad_detaches_the_init():
