@@ -27,7 +27,7 @@ demo: venv
 	$(BIN)/python -m ocf.demo
 
 bench: venv
-	$(BIN)/python benchmarks/fidelity.py configs/slot_attention/shapes_32.yaml --steps 1500 --seeds 0 1 --name slot_attention-shapes_32
+	$(BIN)/python benchmarks/fidelity.py configs/slot_attention/shapes_32.yaml --steps 1000 --seeds 0 1 --name slot_attention-shapes_32
 	$(BIN)/python benchmarks/report.py
 
 clean:
