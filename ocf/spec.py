@@ -102,7 +102,6 @@ class TrainSpec(_Strict):
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     threads: int | None = Field(None, ge=1, description="torch threads on CPU (default: torch's choice)")
-    num_workers: int = Field(0, ge=0)
     log_every: int = Field(50, ge=1)
     image_every: int = Field(500, ge=0, description="steps between pictures (0: never)")
     checkpoint_every: int = Field(500, ge=1)
