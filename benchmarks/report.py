@@ -31,7 +31,9 @@ def main() -> None:
                     f"- speed: {r['steps_per_s']:.2f} steps/s (median of logged windows)\n"
                     f"- machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} with {m['threads']} threads\n"
                     f"- command: `{r['command']}`\n")
-    (ROOT / "docs" / "benchmarks.md").write_text(HEADER + "\n".join(rows))
+    notes = ROOT / "benchmarks" / "NOTES.md"
+    tail = "\n" + notes.read_text() if notes.exists() else ""
+    (ROOT / "docs" / "benchmarks.md").write_text(HEADER + "\n".join(rows) + tail)
     print(f"wrote docs/benchmarks.md ({len(rows)} results)")
 
 
