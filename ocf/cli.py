@@ -135,7 +135,7 @@ def component_doc(entry, as_json: bool = False) -> str:
     params = []
     if spec_cls is not None:
         for fname, field in spec_cls.model_fields.items():
-            constraints = ", ".join(str(m) for m in field.metadata)
+            constraints = ", ".join(_constraint(m) for m in field.metadata)
             default = "required" if field.is_required() else repr(field.get_default(call_default_factory=True))
             params.append({
                 "name": fname,
@@ -164,6 +164,18 @@ def component_doc(entry, as_json: bool = False) -> str:
         rows += [[p["name"], p["type"], p["default"], p["constraints"], p["description"]] for p in params]
         lines.append(format_table(rows))
     return "\n".join(lines)
+
+
+_SYMBOLS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<=", "min_length": "len >=", "max_length": "len <=", "multiple_of": "multiple of"}
+
+
+def _constraint(meta) -> str:
+    """``Gt(gt=0)`` → ``> 0``; anything unknown as its repr."""
+    for attr, symbol in _SYMBOLS.items():
+        value = getattr(meta, attr, None)
+        if value is not None:
+            return f"{symbol} {value}"
+    return str(meta)
 
 
 def _type_name(annotation) -> str:
