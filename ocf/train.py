@@ -18,14 +18,13 @@ keeps the RNG, optimizer, schedule and GECO state, so N steps then N resumed ste
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 import yaml
