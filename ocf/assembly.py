@@ -121,7 +121,7 @@ class StageReport:
     outputs: dict[str, tuple[int, ...]]
 
 
-def build(resolved: ResolvedSpec, *, dry_run: bool = True, registry=None) -> Model:
+def build(resolved: ResolvedSpec, *, dry_run: bool = True) -> Model:
     """Check the chain, build every component and (by default) run a dry forward pass."""
     check_chain(resolved)
     d = resolved.spec.data
