@@ -118,32 +118,14 @@ def decomposition_pictures(state: State, path: Path, max_items: int = 8) -> list
     rgb = r.rgb[:max_items].float().cpu() if r is not None and r.rgb is not None and r.target is None else None
     masks = seg[:max_items].float().cpu() if seg is not None else None
     gt = state.batch.masks[:max_items].cpu() if state.batch.masks is not None else None
-    written = []
-
-    def figure(ti: int):
-        return viz.decomposition_figure(
-            frames[:, ti],
-            None if recon is None else recon[:, ti],
-            None if masks is None else _resize(masks[:, ti], frames.shape[-2:]),
-            None if rgb is None else rgb[:, ti],
-            None if gt is None else gt[:, ti],
-            max_items=max_items,
-        )
-
-    figure(0).save(path)
-    written.append(path)
-    t = frames.shape[1]
-    if t > 1:
+    figures = viz.video_figure(frames, recon, masks, rgb, gt, max_items=max_items)  # one per frame
+    figures[0].save(path)
+    written = [path]
+    if len(figures) > 1:
         gif = path.with_suffix(".gif")
-        viz.save_gif([figure(i) for i in range(t)], gif, fps=4)
+        viz.save_gif(figures, gif, fps=4)
         written.append(gif)
     return written
-
-
-def _resize(masks: torch.Tensor, size) -> torch.Tensor:
-    if tuple(masks.shape[-2:]) == tuple(size):
-        return masks
-    return torch.nn.functional.interpolate(masks, size=tuple(size), mode="bilinear", align_corners=False)
 
 
 def visualise(run_dir: str, *, out: str | None = None, split: str | None = None, n: int = 8, checkpoint: str | None = None) -> list[Path]:
