@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+LOWER_IS_BETTER = {"mse", "nll", "kid", "fid"}
 
 
 def machine() -> dict:
@@ -60,11 +61,17 @@ def main(argv=None) -> int:
         t0 = time.time()
         train.run(resolved, out=str(out))
         wall = time.time() - t0
-        rates = [json.loads(l)["steps_per_s"] for l in (out / "metrics.jsonl").read_text().splitlines()]
+        lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+        rates = [l["steps_per_s"] for l in lines if "steps_per_s" in l]
         trained = evaluate.main(str(out), as_json=False)
         untrained = evaluate.main(str(out), checkpoint="init")
-        record["seeds"][str(seed)] = {"metrics": trained, "untrained": untrained,
-                                      "steps_per_s": statistics.median(rates), "train_seconds": wall}
+        entry = {"metrics": trained, "untrained": untrained, "steps_per_s": statistics.median(rates), "train_seconds": wall}
+        evals = [l for l in lines if any(k.startswith("eval/") for k in l)]
+        if evals:  # train.eval_every: the validation trajectory and its best values
+            entry["val_trajectory"] = [{"step": l["step"], **{k[5:]: v for k, v in l.items() if k.startswith("eval/")}} for l in evals]
+            keys = [k for k in entry["val_trajectory"][0] if k != "step"]
+            entry["val_best"] = {k: (min if k in LOWER_IS_BETTER else max)(e[k] for e in entry["val_trajectory"]) for k in keys}
+        record["seeds"][str(seed)] = entry
     ms = [s["metrics"] for s in record["seeds"].values()]
     record["mean"] = {k: statistics.mean(m[k] for m in ms) for k in ms[0]}
     record["steps_per_s"] = statistics.median(s["steps_per_s"] for s in record["seeds"].values())

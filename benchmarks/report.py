@@ -22,12 +22,18 @@ def main() -> None:
         seeds = r["seeds"]
         per_seed = "; ".join(
             f"seed {s}: " + ", ".join(f"{k} {v['metrics'][k]:.3f}" for k in v["metrics"]) +
-            f" (untrained fg_ari {v['untrained'].get('fg_ari', float('nan')):.3f})"
+            f" (untrained fg_ari {v.get('untrained', {}).get('fg_ari', float('nan')):.3f})"
             for s, v in seeds.items())
         mean = ", ".join(f"{k} {v:.3f}" for k, v in r["mean"].items())
         m = r["machine"]
+        best = "; ".join(f"seed {s}: " + ", ".join(f"{k} {x:.3f}" for k, x in v["val_best"].items())
+                         for s, v in seeds.items() if "val_best" in v)
+        curve = "; ".join(f"seed {s}: " + " ".join(f"{e['step']}:{e.get('fg_ari', float('nan')):.2f}" for e in v["val_trajectory"])
+                          for s, v in seeds.items() if "val_trajectory" in v)
+        extra = (f"- best on the validation split during training: {best}\n" if best else "") + \
+                (f"- validation fg_ari over training (step:value): {curve}\n" if curve else "")
         rows.append(f"## {r['name']}\n\n- spec: `{r['spec']}` {' '.join(r['overrides'])}, {r['steps']} steps, "
-                    f"{len(seeds)} seeds, {r['date']}\n- mean: {mean}\n- per seed: {per_seed}\n"
+                    f"{len(seeds)} seeds, {r['date']}\n- mean: {mean}\n- per seed: {per_seed}\n{extra}"
                     f"- speed: {r['steps_per_s']:.2f} steps/s (median of logged windows)\n"
                     f"- machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} with {m['threads']} threads\n"
                     f"- command: `{r['command']}`\n")

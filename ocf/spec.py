@@ -105,6 +105,8 @@ class TrainSpec(_Strict):
     log_every: int = Field(50, ge=1)
     image_every: int = Field(500, ge=0, description="steps between pictures (0: never)")
     checkpoint_every: int = Field(500, ge=1)
+    eval_every: int = Field(0, ge=0, description="steps between evaluations of eval.metrics on the validation split during training, logged as eval/<metric> (0: never)")
+    eval_samples: int | None = Field(256, ge=1, description="validation samples per evaluation during training (None: the whole split)")
     init_from: str | None = Field(None, description="run dir or checkpoint to initialise parameters from")
     freeze: list[str] = Field(default_factory=list, description="stages whose parameters are frozen (encoder, grouper, ...)")
     geco: GecoSpec | None = None

@@ -4,10 +4,11 @@ Run directory layout::
 
     RUN_DIR/spec.yaml          the fully resolved spec (every default filled in)
     RUN_DIR/versions.json      python, torch, ocf and every plugin's distribution version
-    RUN_DIR/metrics.jsonl      one JSON line per logged step
+    RUN_DIR/metrics.jsonl      one JSON line per logged step (losses, lr, steps/s) and per
+                               evaluation during training (``eval/<metric>``, ``train.eval_every``)
     RUN_DIR/tb/                TensorBoard events (when tensorboard is installed)
     RUN_DIR/pictures/          decompositions every ``train.image_every`` steps
-    RUN_DIR/checkpoints/       step_XXXXXXX.pt and last.pt, written atomically
+    RUN_DIR/checkpoints/       init.pt (step 0) and last.pt, written atomically
     RUN_DIR/summary.json       the final step, losses, steps/s
 
 Batches are a pure function of (seed, step) (see :class:`StepBatches`), and the checkpoint
@@ -394,6 +395,11 @@ def run(resolved: ResolvedSpec, *, out: str | None = None, resume: bool = False,
                 save_picture(model, picture_batch, run_dir / "pictures" / f"step_{done:07d}.png", device)
             if done % t.checkpoint_every == 0 or done == total_steps:
                 last_good = checkpoint(done) or last_good
+            if dist.rank() == 0 and t.eval_every and (done % t.eval_every == 0 or done == total_steps):
+                from ocf.evaluate import evaluate_model
+
+                scores = evaluate_model(model, resolved, split=spec.data.val_split, max_samples=t.eval_samples, progress=False)
+                logger.log(done, {f"eval/{k}": v for k, v in scores.items()})
     except KeyboardInterrupt:
         if step > start:
             saved = checkpoint(step)

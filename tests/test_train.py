@@ -87,6 +87,17 @@ def test_resume_equals_uninterrupted(tmp_path, data_path):
     assert not torch.equal(a["grouper.mu"], init["grouper.mu"])  # it did train
 
 
+def test_eval_during_training_is_logged_and_leaves_training_unchanged(tmp_path, data_path):
+    reg = plugins.default().registry
+    plain = train.run(resolve(tiny_spec(data_path), reg), out=str(tmp_path / "plain"), progress=False)
+    evald = train.run(resolve(tiny_spec(data_path, eval_every=2, eval_samples=8), reg), out=str(tmp_path / "eval"), progress=False)
+    lines = [json.loads(l) for l in (evald / "metrics.jsonl").read_text().splitlines()]
+    evals = [l for l in lines if "eval/fg_ari" in l]
+    assert [l["step"] for l in evals] == [2, 4] and all(0 <= l["eval/mse"] < 1 for l in evals)
+    a, b = params(plain), params(evald)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # evaluation moved no RNG and no weight
+
+
 class NanAfter(Objective):
     """MSE that turns into NaN from the third call on."""
 
