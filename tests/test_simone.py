@@ -158,6 +158,21 @@ def test_shapes_through_the_model_with_k_not_t():
     assert full.segmentation().shape == (2, 6, 4, 16, 16)
 
 
+def test_tied_control_gives_every_slot_the_same_posterior():
+    s = spec()
+    s["model"]["grouper"]["tie_objects"] = True
+    torch.manual_seed(0)
+    model = build(resolve(s, REGISTRY), dry_run=False).eval()
+    with torch.no_grad():
+        state = model(video())
+    mean, scale = state.latents.posterior.mean, state.latents.posterior.std
+    assert torch.allclose(mean, mean[:, :1].expand_as(mean)) and torch.allclose(scale, scale[:, :1].expand_as(scale))
+    untied = tiny_model().eval()
+    with torch.no_grad():
+        m = untied(video()).latents.posterior.mean
+    assert not torch.allclose(m, m[:, :1].expand_as(m))
+
+
 def test_gradients_reach_every_parameter():
     model = tiny_model()
     model.train()

@@ -22,6 +22,7 @@ class SimonePooling(Grouper):
         hidden: list[PositiveInt] = Field([1024], description="hidden widths of the two MLPs (ReLU); each ends in a linear map to 2·d = (mean, log-scale)")
         log_scale_min: float = Field(-10.0, description="lower clamp of the log-scale (scale = exp(clamp(log_scale, min, max)))")
         log_scale_max: float = Field(3.0, description="upper clamp of the log-scale")
+        tie_objects: bool = Field(False, description="control experiment: one object posterior from the mean over all tokens, shared by every slot, so slots cannot differ (a model that still segments is not using its object latents)")
         eval_sample: bool = Field(False, description="in evaluation, latents.objects/frames are samples too (default: the posterior means); the decoder samples from the posteriors itself")
 
         @model_validator(mode="after")
@@ -48,7 +49,10 @@ class SimonePooling(Grouper):
 
     def forward(self, state: State) -> Latents:
         tokens = state.features.tokens  # [b t n c]
-        posterior = self._gaussian(self.object_mlp(tokens.mean(dim=1)))  # over t: [b k d], k = n
+        pooled = tokens.mean(dim=1)  # over t: [b k c], k = n
+        if self.spec.tie_objects:
+            pooled = pooled.mean(dim=1, keepdim=True).expand_as(pooled)
+        posterior = self._gaussian(self.object_mlp(pooled))  # [b k d]
         frame_posterior = self._gaussian(self.frame_mlp(tokens.mean(dim=2)))  # over n: [b t d]
         sample = self.training or self.spec.eval_sample
         return Latents(
