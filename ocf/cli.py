@@ -15,7 +15,6 @@ from typing import Callable
 from ocf.errors import SpecError, TrainingError, UserError
 
 RESERVED = {
-    "sample": "generation from a trained model's prior",
     "bench": "throughput and FLOP measurement",
 }
 
@@ -208,6 +207,14 @@ def cmd_viz(args) -> int:
     return 0
 
 
+def cmd_sample(args) -> int:
+    from ocf import generate
+
+    generate.main(args.run_dir, n=args.n, temperature=args.temperature, condition=args.condition, frames=args.frames,
+                  seed=args.seed, out=args.out, checkpoint=args.checkpoint, split=args.split)
+    return 0
+
+
 def _reserved(name: str) -> Callable:
     def run(args) -> int:
         raise UserError(f"`ocf {name}` ({RESERVED[name]}) is not available in this version of ocf yet")
@@ -260,6 +267,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default=None)
     p.add_argument("--n", type=int, default=8)
     p.set_defaults(func=cmd_viz)
+
+    p = sub.add_parser("sample", parents=[common], help="generate scenes from a trained model's prior",
+                       description="Sample latents from the run's prior and render them; pictures go to RUN_DIR/samples. "
+                                   "With --condition N the model infers the first N frames of real test videos and a "
+                                   "sequential prior (e.g. SQAIR's) rolls forward.")
+    p.add_argument("run_dir")
+    p.add_argument("--n", type=int, default=16, help="how many scenes (default 16)")
+    p.add_argument("--temperature", type=float, default=1.0, help="scale of the prior's noise (default 1)")
+    p.add_argument("--condition", type=int, default=None, metavar="N", help="condition on the first N frames of real videos")
+    p.add_argument("--frames", type=int, default=None, help="frames to generate (default: the spec's data.frames)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="output folder (default RUN_DIR/samples)")
+    p.add_argument("--checkpoint", default=None, help="checkpoint name or path (default last)")
+    p.add_argument("--split", default=None, help="split the conditioning videos come from (default eval.split)")
+    p.set_defaults(func=cmd_sample)
 
     try:
         from ocf.data.cli import add_parser as add_data_parser

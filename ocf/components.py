@@ -109,8 +109,24 @@ class Prior(Component):
     def forward(self, state: State) -> PriorTerms:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def sample(self, n: int, *, temperature: float = 1.0, generator: torch.Generator | None = None) -> Latents:
-        """Draw latents for generation.  Priors that cannot generate raise."""
+    def sample(
+        self,
+        n: int,
+        *,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        condition: State | None = None,
+        frames: int | None = None,
+    ) -> Latents:
+        """Draw latents for ``n`` scenes (``ocf sample``, :func:`ocf.generate.generate`).
+
+        temperature scales the prior's noise; generator makes draws reproducible.
+        condition: the State of the model run (in eval mode) on observed frames; a prior
+        that can continue a sequence (SQAIR) rolls forward from it, others raise
+        :class:`~ocf.errors.UserError`.  frames: how many frames the latents cover (None:
+        the spec's ``data.frames``).  Priors that are not generative do not override
+        this method.
+        """
         raise NotImplementedError(f"prior {self.registered_name} cannot sample")
 
 

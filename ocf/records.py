@@ -112,7 +112,10 @@ class Latents:
     posterior: distribution over ``objects`` (same shape) when the grouper is
         probabilistic.
     frame_posterior: distribution over ``frames``.
-    presence: ``[b t k]`` in [0, 1]; where: ``[b t k 4]``; attention: ``[b t k n]``.
+    presence: ``[b t k]`` in [0, 1]; attention: ``[b t k n]``.
+    where: ``[b t k 4]`` boxes ``(sx, sy, tx, ty)`` in image coordinates normalised to
+        [-1, 1] (x right, y down): object k covers x in [tx - sx, tx + sx] and y in
+        [ty - sy, ty + sy] (the affine map glimpse → image of a spatial transformer).
     masks: ``[b t k h w]`` soft or hard masks a grouper produces directly (e.g.
         clustering); used for segmentation when no decoder provides masks.
     """

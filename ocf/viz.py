@@ -363,3 +363,26 @@ def line_plot(
         path.parent.mkdir(parents=True, exist_ok=True)
         img.save(path)
     return img
+
+
+def draw_boxes(image: Any, where: Any, presence: Any | None = None, *, threshold: float = 0.5, width: int = 1) -> np.ndarray:
+    """Outline object boxes on an image, box k in ``PALETTE[k]`` (so a slot that keeps its
+    index over time keeps its colour).
+
+    image: float ``[c h w]`` in [0, 1] or uint8 ``[h w 3]``; where: ``[k 4]`` as
+    :class:`~ocf.records.Latents` documents, ``(sx, sy, tx, ty)`` in [-1, 1] coordinates;
+    presence: ``[k]``, boxes at or below ``threshold`` are not drawn.  Returns uint8 ``[h w 3]``.
+    """
+    arr = _numpy(image)
+    arr = _as_rgb(arr if arr.dtype == np.uint8 else to_uint8(arr))
+    h, w = arr.shape[:2]
+    where = _numpy(where).reshape(-1, 4)
+    keep = np.ones(len(where), bool) if presence is None else _numpy(presence).reshape(-1) > threshold
+    im = Image.fromarray(arr)
+    draw = ImageDraw.Draw(im)
+    for k in np.flatnonzero(keep):
+        sx, sy, tx, ty = (float(v) for v in where[k])
+        x0, x1 = (tx - abs(sx) + 1) * w / 2, (tx + abs(sx) + 1) * w / 2
+        y0, y1 = (ty - abs(sy) + 1) * h / 2, (ty + abs(sy) + 1) * h / 2
+        draw.rectangle([x0, y0, x1 - 1, y1 - 1], outline=tuple(int(c) for c in PALETTE[k % len(PALETTE)]), width=width)
+    return np.asarray(im)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ocf.errors import UserError
 from ocf.components import BuildContext, ComponentSpec, Prior
 from ocf.prob import kl_normal_normal
 from ocf.records import Latents, PriorTerms, State
@@ -41,11 +42,14 @@ class NormalPrior(Prior):
             terms["frame_kl"] = _kl_per_sample(latents.frame_posterior)
         return PriorTerms(terms=terms)
 
-    def sample(self, n: int, *, temperature: float = 1.0, generator: torch.Generator | None = None) -> Latents:
+    def sample(self, n: int, *, temperature: float = 1.0, generator: torch.Generator | None = None,
+               condition: State | None = None, frames: int | None = None) -> Latents:
         """``objects [n k d]`` (and ``frames [n t d]`` when the grouper has frame latents)."""
+        if condition is not None:
+            raise UserError(f"prior {self.registered_name} draws independent scenes; it cannot continue observed frames (drop --condition)")
         like = dict(device=self._anchor.device, dtype=self._anchor.dtype, generator=generator)
         objects = temperature * torch.randn(n, self.num_slots, self.slot_dim, **like)
-        frames = None
+        frame_latents = None
         if self.frame_dim is not None:
-            frames = temperature * torch.randn(n, self.frames, self.frame_dim, **like)
-        return Latents(objects=objects, frames=frames)
+            frame_latents = temperature * torch.randn(n, frames or self.frames, self.frame_dim, **like)
+        return Latents(objects=objects, frames=frame_latents)

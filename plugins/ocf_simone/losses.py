@@ -7,6 +7,7 @@ import torch
 from pydantic import Field, PositiveFloat
 from torch import Tensor
 
+from ocf.errors import UserError
 from ocf.components import BuildContext, ComponentSpec, Objective, ObjectiveSpec, Prior
 from ocf.prob import kl_normal_normal, mixture_log_likelihood
 from ocf.records import Latents, PriorTerms, State
@@ -58,10 +59,13 @@ class SimonePrior(Prior):
         lat = state.latents
         return PriorTerms(terms={"object_kl": self._kl(lat.posterior), "frame_kl": self._kl(lat.frame_posterior)})
 
-    def sample(self, n: int, *, temperature: float = 1.0, generator: torch.Generator | None = None) -> Latents:
+    def sample(self, n: int, *, temperature: float = 1.0, generator: torch.Generator | None = None,
+               condition: State | None = None, frames: int | None = None) -> Latents:
         """``objects [n k d]`` and ``frames [n t d]`` from their own N(0, I) priors.  SIMONe
         is not a proper generative model of scenes: these decode to incoherent videos."""
+        if condition is not None:
+            raise UserError(f"prior {self.registered_name} draws independent scenes; it cannot continue observed frames (drop --condition)")
         like = dict(device=self._anchor.device, dtype=self._anchor.dtype, generator=generator)
         objects = temperature * torch.randn(n, self.num_slots, self.object_dim, **like)
-        frames = temperature * torch.randn(n, self.frames, self.frame_dim, **like)
+        frames = temperature * torch.randn(n, frames or self.frames, self.frame_dim, **like)
         return Latents(objects=objects, frames=frames)
