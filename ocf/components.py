@@ -18,6 +18,7 @@ than its predecessor's record (raw frames, the posterior) just declares it in ``
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -76,6 +77,12 @@ class Component(nn.Module):
     def describe(cls) -> str:
         doc = (cls.__doc__ or "").strip()
         return doc.splitlines()[0] if doc else cls.__name__
+
+    def pictures(self, state: State, out_dir: Path) -> list[Path]:
+        """Pictures particular to this component, drawn by ``ocf viz`` from an evaluation
+        forward pass (e.g. SIMONe's frame latents over time); returns the files written.
+        The generic decomposition figures are drawn by ocf itself."""
+        return []
 
 
 class Encoder(Component):

@@ -141,6 +141,8 @@ def visualise(run_dir: str, *, out: str | None = None, split: str | None = None,
         state = model(batch, losses=False)
     out_dir = Path(out or Path(run_dir) / "viz")
     written = decomposition_pictures(state, out_dir / "decomposition.png", max_items=n)
+    for stage, component in model.stages().items():
+        written += component.pictures(state, out_dir)
     for p in written:
         print(p)
     return written

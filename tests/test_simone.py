@@ -298,6 +298,19 @@ def test_frame_latent_plot(tmp_path):
     assert (tmp_path / "frames.png").exists() and img.size[0] > 0
 
 
+def test_ocf_viz_draws_the_video_decomposition_and_the_frame_latents(tmp_path):
+    from ocf import train
+    from ocf.cli import main
+
+    d = spec(frames=3)
+    d["data"].update(path=str(tmp_path / "sprites.h5"), generate={"n": 16, "seed": 0, "options": {"resolution": 16, "frames": 3}})
+    d["train"] = {"steps": 1, "batch_size": 2, "image_every": 0}
+    run = train.run(resolve(d, REGISTRY), out=str(tmp_path / "run"), progress=False)
+    assert main(["viz", str(run), "--n", "2"]) == 0
+    for name in ("decomposition.png", "decomposition.gif", "frame_latents.png"):
+        assert (run / "viz" / name).stat().st_size > 0, name
+
+
 # -- learning ---------------------------------------------------------------------------
 def test_pixel_loss_falls_on_moving_sprites():
     """encoder → pooling → pixel MLP on 8 clips of 4 frames (16x16, camera pan): 40 Adam

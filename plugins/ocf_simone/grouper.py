@@ -3,6 +3,8 @@ slot per token position), frame posteriors from their space-mean."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, PositiveInt, model_validator
 from torch import Tensor
 
@@ -46,6 +48,14 @@ class SimonePooling(Grouper):
     def _gaussian(self, out: Tensor) -> DiagonalGaussian:
         mean, log_scale = out.chunk(2, dim=-1)
         return DiagonalGaussian(mean, log_scale.clamp(self.spec.log_scale_min, self.spec.log_scale_max).exp())
+
+    def pictures(self, state: State, out_dir: Path) -> list[Path]:
+        """``frame_latents.png``: the frame-latent means of the first video over time."""
+        from ocf_simone.viz import plot_frame_latents
+
+        path = Path(out_dir) / "frame_latents.png"
+        plot_frame_latents(state.latents, path)
+        return [path]
 
     def forward(self, state: State) -> Latents:
         tokens = state.features.tokens  # [b t n c]
