@@ -108,7 +108,10 @@ def dummy_batch(resolved: ResolvedSpec, batch_size: int = 2, seed: int = 0) -> B
     frames = torch.rand(batch_size, d.frames, d.channels, h, w, generator=g)
     masks = torch.randint(0, 4, (batch_size, d.frames, h, w), generator=g)
     counts = (masks.flatten(2).max(-1).values).long()
-    return Batch(frames=frames, masks=masks, extras={"counts": counts})
+    extras = {"counts": counts}
+    for name, shape in d.extras.items():  # extras the spec says the model reads
+        extras[name] = torch.randn(batch_size, *shape, generator=g)
+    return Batch(frames=frames, masks=masks, extras=extras)
 
 
 @dataclass
@@ -126,6 +129,7 @@ def build(resolved: ResolvedSpec, *, dry_run: bool = True) -> Model:
     check_chain(resolved)
     d = resolved.spec.data
     ctx = BuildContext(channels=d.channels, frames=d.frames, resolution=tuple(d.resolution))
+    ctx.dims.update({f"batch.extras.{name}": tuple(shape) for name, shape in d.extras.items()})
     components: dict[str, Component] = {}
     for choice in resolved.components:
         try:

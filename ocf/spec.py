@@ -42,6 +42,7 @@ class DataSpec(_Strict):
     resolution: tuple[int, int] = Field((32, 32), description="[h, w] of the frames")
     channels: int = Field(3, ge=1, description="image channels")
     in_memory: bool = Field(True, description="hold the split in memory (fast for small datasets)")
+    extras: dict[str, list[int]] = Field(default_factory=dict, description="per-sample shapes of the file's extras the model reads, e.g. {features: [768, 14, 14]} for precomputed feature maps: checked against the file, faked in the dry run, and given to components as ctx.dims['batch.extras.<name>']")
     train_split: str = "train"
     val_split: str = "val"
     test_split: str = "test"

@@ -77,6 +77,12 @@ def check_shape(spec: Spec, ds, path: Path) -> None:
         problems.append(f"data.channels is {d.channels} but {path} holds {c}-channel frames")
     if t < d.frames:
         problems.append(f"data.frames is {d.frames} but {path} holds clips of {t} frames")
+    for name, shape in d.extras.items():
+        extra = ds.info.extras.get(name)
+        if extra is None:
+            problems.append(f"data.extras names {name!r}, but {path} has no such extra (it has {', '.join(sorted(ds.info.extras)) or 'none'})")
+        elif tuple(extra.shape[1:]) != tuple(shape):
+            problems.append(f"data.extras.{name} is {list(shape)} per sample but {path} holds {list(extra.shape[1:])}")
     if problems:
         raise UserError("; ".join(problems))
 

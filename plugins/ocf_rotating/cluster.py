@@ -1,0 +1,169 @@
+"""Evaluation of Rotating Features: objects are clusters of output orientations.
+
+Per pixel: normalise the decoder's output vectors ``[r c]`` to unit length, zero those whose
+magnitude is at most ``threshold`` (they fall into the background, near the origin),
+average the remaining unit vectors over channels (``Σ_c w_c·ẑ_c / (Σ_c w_c + ε)``), then
+cluster the ``[h·w, r]`` points of each image: k-means with a known number of clusters
+(objects + 1), batched over images and restarts in torch, or agglomerative clustering
+(scipy) with a distance threshold when the count is unknown.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+from einops import rearrange
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt
+from torch import Tensor
+
+from ocf.components import BuildContext, ComponentSpec, Grouper
+from ocf.records import Latents, State
+from ocf_rotating.layers import EPS, magnitude
+
+
+def orientations(z: Tensor, threshold: float = 0.1, eps: float = EPS) -> tuple[Tensor, Tensor]:
+    """Rotating outputs ``[B r c h w]`` → per-pixel orientation ``[B r h w]`` (the masked
+    unit vectors averaged over channels; zero where every channel is below ``threshold``)
+    and the magnitudes ``[B c h w]``."""
+    mag = magnitude(z, 1, eps)  # [B c h w]
+    keep = (mag > threshold).to(z.dtype)  # [B c h w]
+    unit = z / mag.unsqueeze(1)
+    return (unit * keep.unsqueeze(1)).sum(2) / (keep.sum(1).unsqueeze(1) + eps), mag
+
+
+def _sq_dist(x: Tensor, c: Tensor) -> Tensor:
+    """Squared distances ``[B n k]`` between points ``[B n d]`` and centres ``[B k d]``."""
+    d = x.square().sum(-1, keepdim=True) - 2 * torch.bmm(x, c.transpose(1, 2)) + c.square().sum(-1).unsqueeze(1)
+    return d.clamp_min(0)
+
+
+def kmeans(
+    x: Tensor, k: Tensor | int, *, n_init: int = 10, iters: int = 100, tol: float = 1e-4, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Batched k-means (k-means++ seeding, Lloyd iterations, ``n_init`` restarts kept in the
+    batch axis; the best inertia per item wins).
+
+    x: points ``[B n d]``; k: clusters per item (int or long ``[B]``; items with fewer than
+    ``max k`` clusters never use the extra centres).  Returns labels ``[B n]`` long, centres
+    ``[B K d]`` and inertia ``[B]`` (sum of squared distances to the assigned centre).
+    No per-item Python loop: one ``bmm`` per iteration covers every item and restart.
+    """
+    B, n, d = x.shape
+    ks = torch.as_tensor(k, device=x.device).long().expand(B).clamp(1, n)
+    K = int(ks.max())
+    I = n_init
+    pts = x.repeat_interleave(I, dim=0)  # [(B I) n d]
+    kk = ks.repeat_interleave(I)  # [(B I)]
+    BI = B * I
+    unused = torch.arange(K, device=x.device).unsqueeze(0) >= kk.unsqueeze(1)  # [(B I) K] centres beyond k_i
+    rows = torch.arange(BI, device=x.device)
+    # k-means++ seeding: each next centre drawn with probability ∝ squared distance to the nearest chosen one
+    first = torch.randint(0, n, (BI,), generator=generator, device=x.device)
+    centres = pts[rows, first].unsqueeze(1)  # [(B I) 1 d]
+    nearest = _sq_dist(pts, centres)[..., 0]  # [(B I) n]
+    for j in range(1, K):
+        weights = nearest + 1e-12  # all points identical: uniform
+        pick = torch.multinomial(weights, 1, generator=generator).squeeze(1)
+        new = pts[rows, pick].unsqueeze(1)
+        centres = torch.cat([centres, new], dim=1)
+        nearest = torch.minimum(nearest, _sq_dist(pts, new)[..., 0])
+    labels = None
+    for _ in range(iters):
+        dist = _sq_dist(pts, centres).masked_fill(unused.unsqueeze(1), float("inf"))  # [(B I) n K]
+        new_labels = dist.min(dim=2).indices
+        onehot = torch.zeros(BI, n, K, device=x.device, dtype=x.dtype).scatter_(2, new_labels.unsqueeze(2), 1.0)
+        counts = onehot.sum(1)  # [(B I) K]
+        sums = torch.bmm(onehot.transpose(1, 2), pts)  # [(B I) K d]
+        moved = torch.where(counts.unsqueeze(2) > 0, sums / counts.clamp_min(1).unsqueeze(2), centres)  # empty: keep
+        shift = (moved - centres).square().sum(-1).sum(-1)  # [(B I)]
+        centres = moved
+        if labels is not None and torch.equal(new_labels, labels):
+            break
+        labels = new_labels
+        if bool((shift <= tol * tol).all()):
+            break
+    dist = _sq_dist(pts, centres).masked_fill(unused.unsqueeze(1), float("inf"))
+    best_d, labels = dist.min(dim=2)
+    inertia = best_d.sum(1).view(B, I)
+    pick = inertia.argmin(dim=1)  # best restart per item
+    sel = torch.arange(B, device=x.device) * I + pick
+    return labels[sel], centres[sel], inertia[torch.arange(B, device=x.device), pick]
+
+
+def agglomerative(x: Tensor, distance_threshold: float, linkage: str = "average", max_clusters: int | None = None) -> Tensor:
+    """Per-item hierarchical clustering (scipy) of points ``[B n d]`` → labels ``[B n]``
+    (0-based): clusters merge while their linkage distance is below ``distance_threshold``;
+    ``max_clusters`` caps the count instead when given and reached."""
+    from scipy.cluster.hierarchy import fcluster
+    from scipy.cluster.hierarchy import linkage as scipy_linkage
+
+    pts = x.detach().double().cpu().numpy()
+    out = np.zeros(pts.shape[:2], dtype=np.int64)
+    for i, p in enumerate(pts):  # scipy has no batched linkage; k-means is the batched path
+        tree = scipy_linkage(p, method=linkage, metric="euclidean")
+        lab = fcluster(tree, t=distance_threshold, criterion="distance")
+        if max_clusters is not None and lab.max() > max_clusters:
+            lab = fcluster(tree, t=max_clusters, criterion="maxclust")
+        out[i] = lab - 1
+    return torch.from_numpy(out).to(x.device)
+
+
+class RotatingCluster(Grouper):
+    """Rotating Features evaluation: mask magnitudes ≤ threshold, average unit orientations over channels, cluster per image (batched k-means, or agglomerative) → masks."""
+
+    eval_only = True
+    needs = ("rendering.extras.rotating",)
+    provides = ("latents.masks",)
+
+    class Spec(ComponentSpec):
+        threshold: NonNegativeFloat = Field(0.1, description="output features with magnitude at most this are background (zero vectors) before clustering (paper 0.1)")
+        method: Literal["kmeans", "agglomerative"] = Field("kmeans", description="kmeans: a known number of clusters; agglomerative: the count follows from distance_threshold")
+        num_clusters: PositiveInt | None = Field(None, description="k-means clusters per image (null: objects + 1 from batch.extras.counts, i.e. the objects and the background)")
+        n_init: PositiveInt = Field(10, description="k-means restarts per image (paper: 10, as scikit-learn's KMeans); the best inertia wins")
+        iters: PositiveInt = Field(100, description="at most this many Lloyd iterations")
+        distance_threshold: PositiveFloat = Field(0.5, description="agglomerative: clusters merge while their linkage distance (between orientation vectors, ≤ 2) is below this")
+        linkage: Literal["average", "complete", "single", "ward"] = Field("average", description="agglomerative linkage criterion")
+        max_clusters: PositiveInt | None = Field(None, description="agglomerative: at most this many clusters (null: no cap)")
+        seed: int = Field(0, description="seed of the k-means initialisation (evaluation is deterministic)")
+
+    def __init__(self, spec: Spec, ctx: BuildContext) -> None:
+        super().__init__(spec, ctx)
+
+    def forward(self, state: State) -> Latents:
+        z = state.rendering.extras["rotating"]  # [b t r c h w]
+        b, t, r, c, h, w = z.shape
+        with torch.no_grad():
+            orient, mag = orientations(rearrange(z.detach(), "b t r c h w -> (b t) r c h w"), self.spec.threshold)
+            points = rearrange(orient, "B r h w -> B (h w) r")
+            if self.spec.method == "kmeans":
+                k = self._clusters(state, b, t)
+                g = torch.Generator(device=points.device).manual_seed(self.spec.seed)
+                labels, _, _ = kmeans(points, k, n_init=self.spec.n_init, iters=self.spec.iters, generator=g)
+                K = int(k.max()) if isinstance(k, Tensor) else k
+            else:
+                labels = agglomerative(points, self.spec.distance_threshold, self.spec.linkage, self.spec.max_clusters)
+                K = int(labels.max()) + 1
+            masks = torch.zeros(b * t, K, h * w, device=z.device, dtype=z.dtype).scatter_(1, labels.unsqueeze(1), 1.0)
+        return Latents(
+            masks=rearrange(masks, "(b t) k (h w) -> b t k h w", b=b, h=h),
+            extras={
+                "orientation": rearrange(orient, "(b t) r h w -> b t r h w", b=b),
+                "magnitude": rearrange(mag, "(b t) c h w -> b t c h w", b=b),
+            },
+        )
+
+    def _clusters(self, state: State, b: int, t: int) -> Tensor | int:
+        if self.spec.num_clusters is not None:
+            return self.spec.num_clusters
+        counts = state.batch.extras.get("counts")
+        if counts is None:
+            raise ValueError("grouper rotating.cluster: num_clusters is null (objects + 1), but the batch has no extras['counts']; set num_clusters or use method: agglomerative")
+        return counts.reshape(b, -1)[:, :t].expand(b, t).reshape(-1).long() + 1  # [(b t)]
+
+    @classmethod
+    def example_state(cls, ctx: BuildContext, batch_size: int) -> State:
+        from ocf_rotating.model import example_rotating_state
+
+        return example_rotating_state(ctx, batch_size, with_rendering=True)

@@ -1,0 +1,175 @@
+"""Rotating Features' autoencoder (Löwe et al., 2023, the 4Shapes architecture): a rotating
+conv encoder with a rotating linear bottleneck, a mirrored decoder with rotating transposed
+convs, and the output model ``sigmoid(w_c·‖z‖ + b_c)`` on the output magnitudes.
+
+Widths for hidden d and linear L: encoder convs c → d (stride 2), d → d, d → 2d (stride 2),
+2d → 2d, 2d → 2d (stride 2), all 3×3 padding 1, then a rotating linear 2d·gh·gw → L; the
+decoder runs the same channels backwards with stride-2 transposed convs (output padding 1)
+and centre-crops to the input size (the public code crops 14×14 DINO maps this way).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from pydantic import Field, PositiveFloat, PositiveInt
+from torch import Tensor, nn
+
+from ocf.components import BuildContext, ComponentSpec, Decoder, Encoder
+from ocf.records import Batch, Features, Rendering, State
+from ocf_common.layers import conv_out_size
+from ocf_rotating.layers import EPS, add_rotation_dims, magnitude, rotating_conv, rotating_conv_transpose, rotating_linear
+
+STRIDES = (2, 1, 2, 1, 2)
+
+
+def conv_channels(c: int, d: int) -> list[int]:
+    """``[c, d, d, 2d, 2d, 2d]``: input channels, then each encoder conv's output."""
+    return [c, d, d, 2 * d, 2 * d, 2 * d]
+
+
+class LayerOptions(ComponentSpec):
+    bias_in_magnitude: bool = Field(True, description="take ‖ψ‖ after adding the rotation bias, as the paper writes it (true); the public code takes the norm of w(z) before the bias (false)")
+    eps: PositiveFloat = Field(EPS, le=1e-2, description="ε of the safe norms sqrt(Σ z² + ε) over the rotation axis (background vectors are exactly zero)")
+
+
+class RotatingEncoder(Encoder):
+    """Rotating Features encoder: input in rotation dim 0 of n, five rotating 3×3 convs (strides 2,1,2,1,2), rotating linear → features.maps [b t r L]."""
+
+    needs = ("batch.frames",)
+    provides = ("features.maps",)
+
+    class Spec(LayerOptions):
+        rotation_dims: PositiveInt = Field(8, description="n, the rotation dims of every feature (paper 4Shapes: 8; n = 2 is the Complex AutoEncoder; n = 1 cannot separate objects)")
+        hidden: PositiveInt = Field(32, description="d: conv widths d, d, 2d, 2d, 2d (paper 4Shapes: 32)")
+        linear: PositiveInt = Field(64, description="L: width of the rotating linear bottleneck (paper 4Shapes: 64)")
+        input: Literal["frames", "features"] = Field("frames", description="frames: the images (any channel count, e.g. RGB-D); features: a precomputed feature map from batch.extras[features_key] (e.g. DINO features), reconstructed instead of the image")
+        features_key: str = Field("features", min_length=1, description="the extra holding [c h w] feature maps per sample when input is 'features' (declare its shape in data.extras)")
+
+    def __init__(self, spec: Spec, ctx: BuildContext) -> None:
+        super().__init__(spec, ctx)
+        name = f"encoder {self.registered_name or 'rotating.encoder'}"
+        n = spec.rotation_dims
+        if spec.input == "features":
+            key = f"batch.extras.{spec.features_key}"
+            if key not in ctx.dims:
+                raise ValueError(f"input 'features' needs the shape of the feature maps: add `extras: {{{spec.features_key}: [C, H, W]}}` to the spec's data section")
+            c, h, w = ctx.dim(key, name)
+            # features may be negative; rotating inputs must not be: BatchNorm + ReLU first (as the public code does for DINO)
+            self.preprocess = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU())
+        else:
+            (c, (h, w)) = ctx.channels, ctx.resolution
+        chans = conv_channels(c, spec.hidden)
+        opts = dict(bias_in_magnitude=spec.bias_in_magnitude, eps=spec.eps)
+        self.convs = nn.ModuleList(rotating_conv(chans[i], chans[i + 1], n, stride=s, **opts) for i, s in enumerate(STRIDES))
+        gh, gw = h, w
+        for s in STRIDES:
+            gh, gw = conv_out_size(gh, 3, s, 1), conv_out_size(gw, 3, s, 1)
+        self.linear = rotating_linear(chans[-1] * gh * gw, spec.linear, n, **opts)
+        self.n, self.input_grid = n, (h, w)
+        ctx.dims["features.maps"] = (n, spec.linear)
+        ctx.dims["rotating.encoder"] = {"channels": chans, "grid": (gh, gw), "input_grid": (h, w), "rotation_dims": n}
+
+    def forward(self, state: State) -> Features:
+        frames = state.batch.frames  # [b t c h w]
+        b, t = frames.shape[:2]
+        target = None
+        if self.spec.input == "features":
+            feats = state.batch.extras.get(self.spec.features_key)
+            if feats is None:
+                raise ValueError(f"encoder rotating.encoder: the batch has no extra {self.spec.features_key!r} (input is 'features'); its extras are {sorted(state.batch.extras)}")
+            if feats.dim() == 4:  # [b c h w] → one frame
+                feats = feats.unsqueeze(1)
+            feats = feats.to(frames.dtype)
+            target = feats  # [b t c h w]: the features are what the model reconstructs
+            x = self.preprocess(rearrange(feats, "b t c h w -> (b t) c h w"))
+        else:
+            x = rearrange(frames, "b t c h w -> (b t) c h w")
+            if bool((x < 0).any()):
+                raise ValueError("encoder rotating.encoder: input values must be non-negative (magnitudes); got negative pixels")
+        z = add_rotation_dims(x, self.n)  # [B r c h w], B = b t
+        for layer in self.convs:
+            z = layer(z)
+        z = self.linear(rearrange(z, "B r c h w -> B r (c h w)"))  # [B r L]
+        return Features(maps=rearrange(z, "(b t) r l -> b t r l", b=b), extras={"target": target})
+
+
+class RotatingDecoder(Decoder):
+    """Rotating Features decoder: rotating linear, mirrored rotating (transposed) convs to [b t r c h w], output sigmoid(w_c·‖z‖ + b_c)."""
+
+    needs = ("features.maps",)
+    provides = ("rendering.recon", "rendering.extras.rotating")
+
+    class Spec(LayerOptions):
+        output: Literal["sigmoid", "linear"] = Field("sigmoid", description="sigmoid(w_c·‖z‖ + b_c) for images (paper); linear w_c·‖z‖ + b_c for precomputed features (public code on DINO)")
+
+    def __init__(self, spec: Spec, ctx: BuildContext) -> None:
+        super().__init__(spec, ctx)
+        name = f"decoder {self.registered_name or 'rotating.decoder'}"
+        enc = ctx.dim("rotating.encoder", name)
+        n, linear = ctx.dim("features.maps", name)
+        chans, (gh, gw) = enc["channels"], enc["grid"]
+        opts = dict(bias_in_magnitude=spec.bias_in_magnitude, eps=spec.eps)
+        self.linear = rotating_linear(linear, chans[-1] * gh * gw, n, **opts)
+        layers = []
+        for i, s in zip(range(len(chans) - 1, 0, -1), reversed(STRIDES)):  # c5 → c4 (×2), c4 → c3, ...
+            make = rotating_conv_transpose if s == 2 else rotating_conv
+            layers.append(make(chans[i], chans[i - 1], n, **opts))
+        self.convs = nn.ModuleList(layers)
+        out_c = chans[0]
+        self.output_weight = nn.Parameter(torch.ones(out_c))
+        self.output_bias = nn.Parameter(torch.zeros(out_c))
+        self.grid, self.top, self.out_grid, self.channels = (gh, gw), chans[-1], enc["input_grid"], out_c
+        size = (gh * 8, gw * 8)
+        if size[0] < self.out_grid[0] or size[1] < self.out_grid[1]:
+            raise ValueError(f"the decoder upsamples {gh}x{gw} to {size}, smaller than the input {self.out_grid}")
+
+    def forward(self, state: State) -> Rendering:
+        z = state.features.maps  # [b t r L]
+        b = z.shape[0]
+        z = self.linear(rearrange(z, "b t r l -> (b t) r l"))
+        z = rearrange(z, "B r (c h w) -> B r c h w", c=self.top, h=self.grid[0], w=self.grid[1])
+        for layer in self.convs:
+            z = layer(z)
+        H, W = z.shape[-2:]
+        h, w = self.out_grid
+        top, left = (H - h) // 2, (W - w) // 2
+        z = z[..., top : top + h, left : left + w]  # centre crop to the input size
+        mag = magnitude(z, 1, self.spec.eps)  # [B c h w]
+        out = mag * self.output_weight.view(-1, 1, 1) + self.output_bias.view(-1, 1, 1)
+        if self.spec.output == "sigmoid":
+            out = torch.sigmoid(out)
+        target = (state.features.extras or {}).get("target")
+        return Rendering(
+            recon=rearrange(out, "(b t) c h w -> b t c h w", b=b),
+            target=target,
+            extras={"rotating": rearrange(z, "(b t) r c h w -> b t r c h w", b=b)},
+        )
+
+    @classmethod
+    def example_state(cls, ctx: BuildContext, batch_size: int) -> State:
+        """Random frames through a small rotating encoder (for the conformance check)."""
+        return example_rotating_state(ctx, batch_size, with_rendering=False)
+
+
+def example_rotating_state(ctx: BuildContext, batch_size: int, *, with_rendering: bool) -> State:
+    """A State holding a small encoder's rotating features (and, if asked, a decoder's
+    rendering) of random frames; writes the sizes into ``ctx.dims``."""
+    g = torch.Generator().manual_seed(0)
+    b, t, c, (h, w) = batch_size, ctx.frames, ctx.channels, ctx.resolution
+    frames = torch.rand(b, t, c, h, w, generator=g)
+    masks = torch.randint(0, 3, (b, t, h, w), generator=g)
+    state = State(Batch(frames, masks, {"counts": masks.flatten(2).amax(-1)}))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        enc = RotatingEncoder(RotatingEncoder.Spec(rotation_dims=3, hidden=4, linear=8), ctx)
+        state.features = enc(state)
+        state.features.maps = state.features.maps.detach().requires_grad_()
+        if with_rendering:
+            dec = RotatingDecoder(RotatingDecoder.Spec(), ctx)
+            state.rendering = dec(state)
+            state.rendering.extras["rotating"] = state.rendering.extras["rotating"].detach()
+    return state
