@@ -62,15 +62,18 @@ class SlotAttentionGrouper(Grouper):
         noise = torch.randn(batch, self.spec.num_slots, self.spec.slot_dim, device=self.mu.device, dtype=self.mu.dtype)
         return self.mu + self.log_sigma.exp() * noise
 
-    def attend(self, tokens: Tensor, slots: Tensor) -> tuple[Tensor, Tensor]:
+    def attend(self, tokens: Tensor, slots: Tensor, iterations: int | None = None) -> tuple[Tensor, Tensor]:
         """tokens ``[b n c]``, initial slots ``[b k d]`` → slots ``[b k d]``, attention of
-        the last round ``[b k n]`` (sums to 1 over k); b is frames folded into the batch."""
+        the last round ``[b k n]`` (sums to 1 over k); b is frames folded into the batch.
+        ``iterations`` overrides the spec's number of rounds (e.g. fewer for video frames
+        whose slots start from the previous frame's)."""
         s = self.spec
+        rounds = s.iterations if iterations is None else iterations
         x = self.norm_inputs(tokens)
         k, v = self.to_k(x), self.to_v(x)  # [b n d]
         scale = s.slot_dim**-0.5
-        for i in range(s.iterations):
-            if s.implicit_grad and i == s.iterations - 1:
+        for i in range(rounds):
+            if s.implicit_grad and i == rounds - 1:
                 slots = slots.detach()
             q = self.to_q(self.norm_slots(slots))  # [b k d]
             logits = einsum(q, k, "b k d, b n d -> b k n") * scale
