@@ -95,6 +95,9 @@ def add_parser(subparsers: Any, get_registry: Callable[[], Any]) -> argparse.Arg
     p.add_argument("--out", required=True, help="HDF5 file to write")
     p.add_argument("--clip-length", type=int, default=8, help="frames per clip T (default 8)")
     p.add_argument("--stride", type=int, default=None, help="frames between clip starts (default: the clip length)")
+    p.add_argument("--frame-step", type=int, default=1,
+                   help="source frames between consecutive frames of a clip (default 1; e.g. 4 with --clip-length 3 "
+                        "gives frames t-8, t-4, t)")
     p.add_argument("--resolution", type=int, nargs=2, metavar=("H", "W"), default=None,
                    help="resize frames to H W (default: the first frame's size)")
     p.add_argument("--splits", default="train=0.8,val=0.1,test=0.1", help="contiguous split fractions (default train=0.8,val=0.1,test=0.1)")
@@ -277,7 +280,8 @@ def _natural_key(path: Path) -> list[Any]:
 
 def cmd_import_frames(args: argparse.Namespace) -> int:
     path = import_frames(args.dir, args.out, clip_length=args.clip_length, stride=args.stride,
-                         resolution=args.resolution, splits=parse_splits(args.splits), progress=not args.quiet)
+                         resolution=args.resolution, splits=parse_splits(args.splits), progress=not args.quiet,
+                         frame_step=args.frame_step)
     from ocf.data.loader import describe
 
     summary = describe(path, max_samples=0)
@@ -293,9 +297,11 @@ def import_frames(
     resolution: tuple[int, int] | list[int] | None = None,
     splits: dict[str, float] | None = None,
     progress: bool = False,
+    frame_step: int = 1,
 ) -> Path:
     """A folder of frames (one video, sorted by name) → an ocf file of clips
-    ``frames [N T H W 3]`` without masks; clips start every ``stride`` frames."""
+    ``frames [N T H W 3]`` without masks; clips start every ``stride`` frames and take
+    every ``frame_step``-th source frame."""
     from PIL import Image, UnidentifiedImageError
 
     from ocf.data import format as fmt
@@ -311,8 +317,12 @@ def import_frames(
     stride = clip_length if stride is None else stride
     if stride < 1:
         raise UserError(f"--stride must be >= 1, got {stride}")
-    if len(files) < clip_length:
-        raise UserError(f"{folder}: {len(files)} frames, fewer than one clip of {clip_length}")
+    if frame_step < 1:
+        raise UserError(f"--frame-step must be >= 1, got {frame_step}")
+    span = (clip_length - 1) * frame_step + 1  # source frames one clip covers
+    if len(files) < span:
+        raise UserError(f"{folder}: {len(files)} frames, fewer than one clip of {clip_length}"
+                        + (f" frames {frame_step} apart ({span} source frames)" if frame_step > 1 else ""))
 
     def load(p: Path, size: tuple[int, int] | None) -> np.ndarray:
         try:
@@ -330,7 +340,7 @@ def import_frames(
             raise UserError(f"--resolution must be positive, got {h} {w}")
     else:
         h, w = load(files[0], None).shape[:2]
-    starts = list(range(0, len(files) - clip_length + 1, stride))
+    starts = list(range(0, len(files) - span + 1, stride))
     n = len(starts)
     index = fmt.split_ranges(n, splits if splits is not None else {"train": 0.8, "val": 0.1, "test": 0.1})
     bar = None
@@ -343,7 +353,8 @@ def import_frames(
         fmt.write_metadata(f, {
             "generator": "import-frames",
             "description": f"clips of {clip_length} frames from the image folder {folder.name}",
-            "options": {"source": str(folder), "clip_length": clip_length, "stride": stride, "resolution": [h, w]},
+            "options": {"source": str(folder), "clip_length": clip_length, "stride": stride, "frame_step": frame_step,
+                        "resolution": [h, w]},
             "video": clip_length > 1,
             "channels": ["r", "g", "b"],
             "source_files": len(files),
@@ -354,7 +365,7 @@ def import_frames(
         for i, s in enumerate(starts):
             for k in [k for k in cache if k < s]:
                 del cache[k]
-            clip = np.stack([cache.setdefault(j, load(files[j], (h, w))) for j in range(s, s + clip_length)])
+            clip = np.stack([cache.setdefault(j, load(files[j], (h, w))) for j in range(s, s + span, frame_step)])
             ds[i] = clip
             if bar is not None:
                 bar.update(1)

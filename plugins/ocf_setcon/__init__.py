@@ -14,6 +14,11 @@ def ocf_register_components(registry):
     registry.add("objective", "setcon.set_infonce", SetInfoNCE)
     registry.add("objective", "setcon.slot_contrast", SlotContrast)
 
+    from ocf_setcon.contrastive import FAMILY
+
+    for name, cls in FAMILY.items():
+        registry.add("objective", f"setcon.{name}", cls)
+
 
 @hookimpl
 def ocf_register_metrics(registry):
