@@ -1,0 +1,26 @@
+"""GENESIS-v2 (Engelcke et al., 2021) as an ocf plugin: a UNet encoder, instance-colouring
+stick-breaking (IC-SBP) into a randomly ordered, independent Gaussian slot posterior, a
+spatial-broadcast decoder and an optional autoregressive LSTM slot prior; trained with the
+mixture likelihood under the core's GECO (``train.geco``)."""
+
+from ocf.hookspecs import hookimpl
+
+
+@hookimpl
+def ocf_register_components(registry):
+    from ocf_genesis.decoder import GenesisDecoder
+    from ocf_genesis.encoder import UNetEncoder
+    from ocf_genesis.grouper import ICSBPGrouper
+    from ocf_genesis.prior import AutoregressivePrior
+
+    registry.add("encoder", "genesis.unet", UNetEncoder)
+    registry.add("grouper", "genesis.icsbp", ICSBPGrouper)
+    registry.add("decoder", "genesis.decoder", GenesisDecoder)
+    registry.add("prior", "genesis.ar_prior", AutoregressivePrior)
+
+
+@hookimpl
+def ocf_register_metrics(registry):
+    from ocf_genesis.metrics import AttentionFgAri
+
+    registry.add("metric", AttentionFgAri.name, AttentionFgAri)
