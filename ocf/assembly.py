@@ -134,6 +134,7 @@ def build(resolved: ResolvedSpec, *, dry_run: bool = True) -> Model:
     for choice in resolved.components:
         try:
             components[choice.stage] = choice.cls(choice.params, ctx)
+            ctx.built[choice.stage] = components[choice.stage]
         except (SpecError, UserError):
             raise
         except (ValueError, TypeError) as exc:

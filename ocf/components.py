@@ -43,12 +43,18 @@ class BuildContext:
     dims: sizes produced by earlier components, keyed by dotted field
         (``"features.tokens"`` → token channels, ``"latents.objects"`` → slot dim,
         ``"latents.num_slots"`` → k).  A component writes the sizes it provides.
+    built: the components built before this one, by stage.
     """
 
     channels: int
     frames: int
     resolution: tuple[int, int]
     dims: dict[str, Any] = field(default_factory=dict)
+    #: The components built so far, by stage (``"encoder"``, ``"decoder"``, ...), so a
+    #: later one can share an earlier one's modules (e.g. an objective that renders other
+    #: latents with the model's decoder).  Keep such references out of your own
+    #: ``nn.Module`` registration (they are already part of the model).
+    built: dict[str, Any] = field(default_factory=dict)
 
     def dim(self, key: str, component: str = "this component") -> Any:
         if key not in self.dims:

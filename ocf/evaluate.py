@@ -44,10 +44,20 @@ def load_run(run_dir: str | Path, checkpoint: str | None = None) -> tuple[object
 
 
 def metric_objects(resolved, registry) -> dict[str, object]:
+    """The metrics of ``eval.metrics``, built with ``eval.metric_options.<name>`` (through
+    the class's ``from_spec(resolved, **options)`` when it has one)."""
     out = {}
+    options = resolved.spec.eval.metric_options
+    unknown = sorted(set(options) - set(resolved.spec.eval.metrics))
+    if unknown:
+        raise UserError(f"eval.metric_options names {', '.join(unknown)}, which eval.metrics does not list")
     for name in resolved.spec.eval.metrics:
         try:
-            out[name] = registry.get("metric", name)()
+            cls = registry.get("metric", name)
+            opts = dict(options.get(name, {}))
+            out[name] = cls.from_spec(resolved, **opts) if hasattr(cls, "from_spec") else cls(**opts)
+        except TypeError as exc:
+            raise UserError(f"eval.metric_options.{name}: {exc}") from None
         except UserError as exc:
             raise UserError(f"eval.metrics: {exc}") from None
     return out
@@ -72,16 +82,28 @@ def evaluate_model(model: Model, resolved, *, split: str | None = None, max_samp
         from tqdm.auto import tqdm
 
         starts = tqdm(starts, desc=f"eval {split}", file=sys.stderr, dynamic_ncols=True, mininterval=1.0)
+    generative = [m for m in metrics.values() if getattr(m, "generative", False)]
+    if generative:
+        from ocf.generate import can_generate, generate
+
+        reason = can_generate(model)
+        if reason:
+            raise UserError(f"metric {', '.join(m.name for m in generative)} scores generated scenes, but {reason}")
     was = model.training
     model.eval()
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(spec.eval.seed)
+        sampler = torch.Generator(device=device).manual_seed(spec.eval.seed + 1)
         for s in starts:
             batch = take_batch(ds, list(range(s, min(n, s + bs))), spec.data.frames, seed=0, step=0, random_window=False).to(device)
             state = model(batch, losses=False)
             for m in metrics.values():
                 m.check(state)
                 m.update_state(state)
+            if generative:  # as many unconditional samples as real scenes
+                fake = generate(model, batch.frames.shape[0], generator=sampler)
+                for m in generative:
+                    m.update_generated(fake)
     model.train(was)
     return {name: float(m.compute()) for name, m in metrics.items()}
 

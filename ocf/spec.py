@@ -75,7 +75,7 @@ class GecoSpec(_Strict):
     multiplied by exp(step_size · (goal − EMA(err))), with ``speedup`` × step while the
     constraint is satisfied, clamped to [beta_min, beta_max]."""
 
-    term: str = Field(description="the loss term treated as the reconstruction error (e.g. 'nll')")
+    term: str | list[str] = Field(description="the loss term treated as the reconstruction error (e.g. 'nll'), or several whose sum is (e.g. [nll, ordered_nll])")
     goal: float = Field(description="target value of that term (same units as the term)")
     step_size: float = Field(1e-5, gt=0)
     alpha: float = Field(0.99, ge=0, lt=1, description="EMA decay of the error")
@@ -120,6 +120,7 @@ class EvalSpec(_Strict):
     batch_size: int = Field(32, ge=1)
     max_samples: int | None = Field(None, ge=1)
     seed: int = 0
+    metric_options: dict[str, dict[str, Any]] = Field(default_factory=dict, description="options per metric name, e.g. {kid: {feature: random, subset_size: 100}}")
 
 
 class ModelSpec(_Strict):
