@@ -46,6 +46,7 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--name", required=True)
     p.add_argument("--runs", default="runs/bench")
+    p.add_argument("--reuse", action="store_true", help="evaluate finished runs (summary.json at --steps) instead of training them again")
     args = p.parse_args(argv)
     registry = plugins.default().registry
     record = {"name": args.name, "spec": args.spec, "steps": args.steps, "overrides": args.overrides,
@@ -54,13 +55,18 @@ def main(argv=None) -> int:
     for seed in args.seeds:
         resolved = load(args.spec, registry, list(args.overrides) + [f"train.seed={seed}", f"train.steps={args.steps}"])
         out = Path(args.runs) / f"{args.name}-seed{seed}"
-        if out.exists():
-            import shutil
+        summary = out / "summary.json"
+        wall = None
+        if args.reuse and summary.exists() and json.loads(summary.read_text())["step"] == args.steps:
+            print(f"reusing the finished run {out}")
+        else:
+            if out.exists():
+                import shutil
 
-            shutil.rmtree(out)
-        t0 = time.time()
-        train.run(resolved, out=str(out))
-        wall = time.time() - t0
+                shutil.rmtree(out)
+            t0 = time.time()
+            train.run(resolved, out=str(out))
+            wall = time.time() - t0
         lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
         rates = [l["steps_per_s"] for l in lines if "steps_per_s" in l]
         trained = evaluate.main(str(out), as_json=False)
