@@ -260,6 +260,8 @@ def test_agglomerative_cap():
 def test_pictures(tmp_path):
     state = constructed_state()
     state.latents = RotatingCluster(RotatingCluster.Spec(), BuildContext(1, 1, (8, 8)))(state)
+    grouper = RotatingCluster(RotatingCluster.Spec(), BuildContext(1, 1, (8, 8)))
+    assert grouper.pictures(state, tmp_path) == [tmp_path / "rotating.png"]  # what ocf viz draws
     img = rotating_figure(state, tmp_path / "rot.png")
     assert (tmp_path / "rot.png").exists() and img.size[0] > 6 * 64
     for n in (1, 2, 5):
