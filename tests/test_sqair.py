@@ -307,6 +307,25 @@ def test_vimco_term_moves_the_presence_network():
     assert all(p.grad is None for p in parts[4].parameters())  # the decoder only enters the (detached) signal
 
 
+def test_presence_warmup_holds_the_presence_network_then_releases_it():
+    torch.manual_seed(5)
+    parts = _model(b=2, t=1, propagate=False, particles=3)
+    grp = parts[2]
+    obj = IwaeObjective(IwaeObjective.Spec(presence_warmup=1), None)
+    obj.train()
+    for step in range(2):
+        grp.zero_grad()
+        terms = obj(_run(parts, torch.rand(2, 1, 1, 24, 24)))
+        (terms["nll_iwae"] + terms["vimco"]).backward()
+        pres_grad = grp.disc_pres[-1].weight.grad
+        if step == 0:  # held: no gradient reaches the presence head, the rest learns
+            assert pres_grad is None or pres_grad.abs().sum() == 0
+            assert grp.disc_what[-1].weight.grad.abs().sum() > 0
+        else:
+            assert pres_grad.abs().sum() > 0
+    assert int(obj.steps) == 2 and "steps" in obj.state_dict()  # resumes with the checkpoint
+
+
 # ------------------------------------------------------------------------------- learning
 def test_air_learns_on_tiny_moving_digits(tmp_path):
     """A few dozen steps of AIR on tiny 16x16 digits: the negative IWAE bound falls clearly

@@ -28,7 +28,8 @@ class SqairPrior(Prior):
         later_frame_penalty: float = Field(5.0, description="initial count logits after the first frame are −penalty·n: strongly favours no new object (0: no bias)")
         learn_counts: bool = Field(True, description="the count logits are learned (reference); false keeps them at their initial values")
         propagation_presence_bias: float = Field(10.0, description="added to the propagation prior's presence logit (reference +10)")
-        where_std_offset: float = Field(-3.0, description="where std = softplus(raw + offset) + 1e-4")
+        where_std_offset: float = Field(-3.0, description="propagated where std = softplus(raw + offset) + 1e-4 (motion is small)")
+        discovery_where_std_offset: float = Field(0.0, description="discovered where std = softplus(raw + offset) + 1e-4 (0: std ≈ 0.7 at init; −3 would make the prior so narrow that any glimpse away from its mean costs hundreds of nats)")
         what_min_std: float = Field(1e-2, gt=0, description="propagated what std = softplus(raw) + this")
 
     example = {"hidden": [8], "rnn_hidden": 8}
@@ -75,7 +76,7 @@ class SqairPrior(Prior):
         return p_where, p_what, out[..., -1] + s.propagation_presence_bias
 
     def _where(self, h: Tensor) -> DiagonalGaussian:
-        return gaussian(self.where_head(h), std_offset=self.spec.where_std_offset)
+        return gaussian(self.where_head(h), std_offset=self.spec.discovery_where_std_offset)
 
     # -- log p --------------------------------------------------------------------------------
     def log_prob(self, ex: dict) -> Tensor:
