@@ -6,8 +6,12 @@ control), then a decoder probe on the frozen encoder and grouper, per seed.
 
 Records, per seed and objective: the pretext run's ``setcon.retrieval`` (top-1 retrieval of
 predicted sets among the evaluation batch) and attention FG-ARI, the probe's MSE and FG-ARI
-of the decoder masks, and steps/s, in benchmarks/results/NAME.json.  ``--collect`` merges
-the per-seed files written by parallel invocations (``--part``).
+of the decoder masks, and steps/s, in benchmarks/results/NAME.json (SetCon) and
+setcon-slot_contrast-*.json (the control), in benchmarks/fidelity.py's schema.  Seeds can
+run in parallel processes with ``--part`` (one per seed), then ``--collect`` merges them:
+
+    python benchmarks/setcon.py --seeds 0 --part &  python benchmarks/setcon.py --seeds 1 --part
+    python benchmarks/setcon.py --collect
 """
 
 from __future__ import annotations
@@ -66,6 +70,56 @@ def one_seed(seed: int, args) -> dict:
     return entry
 
 
+def flat(entry: dict) -> dict:
+    """One seed of one objective as flat metrics: pretext retrieval and attention FG-ARI,
+    probe FG-ARI / ARI / mBO / MSE."""
+    out = {}
+    if "setcon.retrieval" in entry["pretext"]:
+        out["retrieval"] = entry["pretext"]["setcon.retrieval"]
+    out["pretext_fg_ari"] = entry["pretext"]["fg_ari"]
+    out.update({f"probe_{k}": v for k, v in entry["probe"].items()})
+    return out
+
+
+def collect(args) -> int:
+    """Merge the part files into one result file per objective, in benchmarks/fidelity.py's
+    schema (so benchmarks/report.py lists them), plus the probe FG-ARI gap."""
+    from ocf import evaluate
+
+    seeds, commands = {}, []
+    for f in sorted(Path(args.runs).glob(f"{args.name}-part-*.json")):
+        part = json.loads(f.read_text())
+        seeds.update(part["seeds"])
+        commands.append(part["command"])
+    names = {"set_infonce": args.name, "slot_contrast": args.name.replace("setcon-", "setcon-slot_contrast-")}
+    records = {}
+    for obj, spec in PRETEXT.items():
+        per_seed = {}
+        for s, e in sorted(seeds.items()):
+            run = Path(args.runs) / f"{args.name}-{obj}-seed{s}"
+            untrained = evaluate.main(str(run), checkpoint="init")  # the pretext model at initialisation
+            per_seed[s] = {"metrics": flat(e[obj]), "untrained": untrained, "steps_per_s": e[obj]["pretext_steps_per_s"],
+                           "probe_steps_per_s": e[obj]["probe_steps_per_s"],
+                           "train_seconds": e[obj]["pretext_seconds"] + e[obj]["probe_seconds"]}
+        ms = [v["metrics"] for v in per_seed.values()]
+        records[obj] = {
+            "name": names[obj], "spec": spec, "probe_spec": PROBE,
+            "overrides": [f"pretext {args.pretext_steps} steps, probe {args.probe_steps} steps (probe_32.yaml, frozen encoder + grouper)"],
+            "steps": args.pretext_steps, "probe_steps": args.probe_steps, "seeds": per_seed,
+            "mean": {k: statistics.mean(m[k] for m in ms) for k in ms[0]},
+            "steps_per_s": statistics.median(v["steps_per_s"] for v in per_seed.values()),
+            "machine": machine(), "date": time.strftime("%Y-%m-%d"), "command": " ; ".join(commands),
+        }
+    gap = records["set_infonce"]["mean"]["probe_fg_ari"] - records["slot_contrast"]["mean"]["probe_fg_ari"]
+    records["set_infonce"]["probe_fg_ari_gap_vs_slot_contrast"] = gap
+    for obj, record in records.items():
+        path = ROOT / "benchmarks" / "results" / f"{record['name']}.json"
+        path.write_text(json.dumps(record, indent=2))
+        print(f"wrote {path}")
+    print(f"probe FG-ARI gap (SetCon - slot-wise control): {gap:+.3f}")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
@@ -79,29 +133,14 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     parts = Path(args.runs)
     if args.collect:
-        seeds, commands = {}, []
-        for f in sorted(parts.glob(f"{args.name}-part-*.json")):
-            part = json.loads(f.read_text())
-            seeds.update(part["seeds"])
-            commands.append(part["command"])
-        record = {"name": args.name, "pretext_specs": PRETEXT, "probe_spec": PROBE, "commands": commands,
-                  "machine": machine(), "date": time.strftime("%Y-%m-%d"), "seeds": seeds}
-    else:
-        record = {"command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
-                  "seeds": {str(s): one_seed(s, args) for s in args.seeds}}
-        if args.part:
-            out = parts / f"{args.name}-part-{'-'.join(map(str, args.seeds))}.json"
-            out.write_text(json.dumps(record, indent=2))
-            print(f"wrote {out}")
-            return 0
-        record.update({"name": args.name, "machine": machine(), "date": time.strftime("%Y-%m-%d")})
-    s = record["seeds"].values()
-    record["mean"] = {obj: {stage: {k: statistics.mean(e[obj][stage][k] for e in s) for k in next(iter(s))[obj][stage]}
-                            for stage in ("pretext", "probe")} for obj in PRETEXT}
-    record["fg_ari_gap"] = record["mean"]["set_infonce"]["probe"]["fg_ari"] - record["mean"]["slot_contrast"]["probe"]["fg_ari"]
-    path = ROOT / "benchmarks" / "results" / f"{args.name}.json"
-    path.write_text(json.dumps(record, indent=2))
-    print(f"wrote {path}")
+        return collect(args)
+    record = {"command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+              "seeds": {str(s): one_seed(s, args) for s in args.seeds}}
+    out = parts / f"{args.name}-part-{'-'.join(map(str, args.seeds))}.json"
+    out.write_text(json.dumps(record, indent=2))
+    print(f"wrote {out}")
+    if not args.part:
+        return collect(args)
     return 0
 
 
