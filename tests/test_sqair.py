@@ -249,6 +249,18 @@ def test_prior_sample_unconditional_and_conditional():
     assert rendering.recon.shape == (3, 4, 1, 24, 24) and torch.isfinite(rendering.recon).all()
 
 
+def test_air_prior_samples_every_frame_afresh():
+    ctx = BuildContext(1, 3, (16, 16), dims={"latents.objects": 4, "latents.num_slots": 3, "sqair.propagate": False})
+    air = SqairPrior(SqairPrior.Spec(hidden=[8], rnn_hidden=8, first_frame_penalty=0.0), ctx)
+    assert not hasattr(air, "temporal")  # no propagation prior to train
+    lat = air.sample(300, generator=torch.Generator().manual_seed(0), frames=3)
+    assert lat.extras["propagated"].sum() == 0
+    counts = lat.presence.sum(-1)  # uniform over 0..3 new objects on every frame
+    for t in range(3):
+        assert 1.2 < counts[:, t].mean() < 1.8
+    assert (counts[:, 1] != counts[:, 0]).float().mean() > 0.5  # frames are independent
+
+
 def test_decoder_places_present_objects_over_the_background():
     ctx = BuildContext(1, 1, (16, 16), dims={"latents.objects": 3})
     dec = GlimpseDecoder(GlimpseDecoder.Spec(glimpse_size=8, hidden=[8], output_scale=1.0, sigma=0.5), ctx)

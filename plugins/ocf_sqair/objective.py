@@ -41,6 +41,11 @@ class IwaeObjective(Objective):
         super().__init__(spec, ctx)
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))  # training forward passes, saved in checkpoints
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints written before the counter existed load with it at 0
+        state_dict.setdefault(prefix + "steps", torch.zeros((), dtype=torch.long))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     @classmethod
     def example_state(cls, ctx, batch_size: int) -> State:
         from ocf_sqair.example import tiny_state

@@ -50,8 +50,15 @@ class SqairPrior(Prior):
             self.register_buffer("count_logits", counts)
         self.where_rnn = nn.GRUCell(4, h)
         self.where_head = net([h, *spec.hidden, 8])
-        self.temporal = nn.GRUCell(d + 4, h)
-        self.prop_head = net([h, *spec.hidden, 8 + 2 * d + 1])
+        if self.propagate:
+            self.temporal = nn.GRUCell(d + 4, h)
+            self.prop_head = net([h, *spec.hidden, 8 + 2 * d + 1])
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        if not self.propagate:  # AIR checkpoints written when the propagation prior was always built
+            for key in [k for k in state_dict if k.startswith((prefix + "temporal.", prefix + "prop_head."))]:
+                del state_dict[key]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @classmethod
     def example_state(cls, ctx: BuildContext, batch_size: int) -> State:
@@ -144,13 +151,13 @@ class SqairPrior(Prior):
 
         # replay the propagation GRU over the given frames
         h_temp = torch.zeros(n, k, hsz, **like)
-        for t in range(1, what.shape[1]):
+        for t in range(1, what.shape[1] if self.propagate else 0):
             z_prev = torch.cat([what[:, t - 1], where_raw[:, t - 1]], -1)
             h_temp = self.temporal(z_prev.flatten(0, 1), (h_temp * propagated[:, t - 1].unsqueeze(-1)).flatten(0, 1)).view(n, k, hsz)
         what_l, where_l, pres_l, prop_l = list(what.unbind(1)), list(where_raw.unbind(1)), list(pres.unbind(1)), list(propagated.unbind(1))
         for t in range(len(what_l), frames):
             w_t, z_t, p_t = torch.zeros(n, k, 4, **like), torch.zeros(n, k, d, **like), torch.zeros(n, k, **like)
-            if t > 0:
+            if t > 0 and self.propagate:  # AIR: every frame is explained by discovery alone
                 z_prev = torch.cat([what_l[-1], where_l[-1]], -1)
                 h_temp = self.temporal(z_prev.flatten(0, 1), (h_temp * prop_l[-1].unsqueeze(-1)).flatten(0, 1)).view(n, k, hsz)
                 p_where, p_what, logit = self._propagation(h_temp, what_l[-1], where_l[-1])
