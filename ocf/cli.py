@@ -14,11 +14,6 @@ from typing import Callable
 
 from ocf.errors import SpecError, TrainingError, UserError
 
-RESERVED = {
-    "bench": "throughput and FLOP measurement",
-}
-
-
 def _plugins():
     from ocf import plugins
 
@@ -215,11 +210,13 @@ def cmd_sample(args) -> int:
     return 0
 
 
-def _reserved(name: str) -> Callable:
-    def run(args) -> int:
-        raise UserError(f"`ocf {name}` ({RESERVED[name]}) is not available in this version of ocf yet")
+def cmd_bench(args) -> int:
+    from ocf import bench
 
-    return run
+    if args.steps < 1 or args.warmup < 0:
+        raise UserError("--steps must be at least 1 and --warmup at least 0")
+    bench.main(args.spec, args.overrides, steps=args.steps, warmup=args.warmup, as_json=args.json, out=args.out)
+    return 0
 
 
 # -- parser ------------------------------------------------------------------------------
@@ -268,6 +265,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=8)
     p.set_defaults(func=cmd_viz)
 
+    p = sub.add_parser("bench", parents=[common], help="training and evaluation speed, FLOPs and memory of a spec",
+                       description="Train a spec for a few steps and report steps/s and samples/s (median after warm-up), "
+                                   "FLOPs per step and their share of this machine's measured matmul peak, data-loading "
+                                   "throughput, evaluation speed and peak memory.")
+    p.add_argument("spec")
+    p.add_argument("overrides", nargs="*", help="dotted key=value overrides")
+    p.add_argument("--steps", type=int, default=20, help="measured steps (default 20)")
+    p.add_argument("--warmup", type=int, default=3, help="unmeasured steps first (default 3)")
+    p.add_argument("--json", action="store_true", help="print the record as JSON")
+    p.add_argument("--out", default=None, help="also write the JSON record to this file")
+    p.set_defaults(func=cmd_bench)
+
     p = sub.add_parser("sample", parents=[common], help="generate scenes from a trained model's prior",
                        description="Sample latents from the run's prior and render them; pictures go to RUN_DIR/samples. "
                                    "With --condition N the model infers the first N frames of real test videos and a "
@@ -290,10 +299,6 @@ def build_parser() -> argparse.ArgumentParser:
     if add_data_parser is not None:
         add_data_parser(sub, _registry)
 
-    for name, what in RESERVED.items():
-        p = sub.add_parser(name, parents=[common], help=f"{what} (not yet available)")
-        p.add_argument("rest", nargs=argparse.REMAINDER)
-        p.set_defaults(func=_reserved(name))
     return parser
 
 

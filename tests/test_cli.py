@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ocf.cli import main
 
@@ -101,9 +102,24 @@ def test_broken_plugin_is_listed_and_others_work(tmp_path):
     assert build.returncode == 0, build.stderr
 
 
-def test_reserved_commands_say_so(capsys):
-    code, _, err = run(["bench", "x.yaml"], capsys)
-    assert code == 2 and "not available" in err
+def test_bench_reports_speed_flops_and_memory(tmp_path, capsys):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(yaml.safe_dump({
+        "data": {"dataset": "shapes", "path": str(tmp_path / "s.h5"), "resolution": [16, 16],
+                 "generate": {"n": 40, "seed": 0, "options": {"resolution": 16}}},
+        "model": {"encoder": {"type": "cnn", "channels": [8, 8]},
+                  "grouper": {"type": "slot_attention.grouper", "num_slots": 3, "slot_dim": 8, "mlp_hidden": 16},
+                  "decoder": {"type": "spatial_broadcast", "channels": [8, 8]}, "objectives": [{"type": "mse"}]},
+        "train": {"batch_size": 4}, "eval": {"batch_size": 4}}))
+    code, out, err = run(["bench", str(spec), "--steps", "3", "--warmup", "1", "--json", "--out", str(tmp_path / "b.json")], capsys)
+    assert code == 0, err
+    r = json.loads(out)
+    assert r == json.loads((tmp_path / "b.json").read_text())
+    assert r["train"]["steps_per_s"] > 0 and r["data"]["samples_per_s"] > 0 and r["eval"]["samples_per_s"] > 0
+    assert r["flops"]["per_step"] > 1e5 and 0 < r["flops"]["utilisation"] < 1.5
+    assert r["memory"]["peak_mb"] > 10
+    code, _, err = run(["bench", str(spec), "--steps", "0"], capsys)
+    assert code == 2 and "--steps" in err
 
 
 def test_console_script_and_module_entry():
