@@ -61,7 +61,7 @@ def run(resolved, *, steps: int = 20, warmup: int = 3, progress: bool = True) ->
     """Measure a resolved spec; returns the record ``ocf bench`` prints."""
     from ocf import plugins
     from ocf.geco import Geco
-    from ocf.train import autocast, make_optimizer, open_split, pick_device, take_batch
+    from ocf.train import autocast, make_optimizer, open_split, pick_device, speed_options, take_batch
 
     spec = resolved.spec
     t = spec.train
@@ -86,13 +86,14 @@ def run(resolved, *, steps: int = 20, warmup: int = 3, progress: bool = True) ->
         batch_at(i)
         data_times.append(time.perf_counter() - t0)
     model = build(resolved, dry_run=False).to(device).train()
+    net = speed_options(model, t, device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(params, t)
     geco = Geco(t.geco) if t.geco else None
 
-    def step(batch) -> None:
+    def step(batch, fn=net) -> None:
         with autocast(t, device):
-            state = model(batch)
+            state = fn(batch)
         terms = {k: v.float() for k, v in state.losses.items()}
         loss = geco.loss(terms) if geco else Model.total(terms)
         optimizer.zero_grad(set_to_none=True)
@@ -105,21 +106,23 @@ def run(resolved, *, steps: int = 20, warmup: int = 3, progress: bool = True) ->
 
     batches = [batch_at(i).to(device) for i in range(min(steps + warmup, 8))]
     counter = FlopCounterMode(display=False)
-    with counter:
-        step(batches[0])
+    with counter:  # the eager model: compiled graphs hide their operations from the counter
+        step(batches[0], model)
     flops = counter.get_total_flops()
     bar = range(warmup + steps)
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(bar, desc="bench", file=sys.stderr, dynamic_ncols=True)
-    step_times = []
+    step_times, first_step = [], None
     for i in bar:
         batch = batches[i % len(batches)]
         _sync(device)
         t0 = time.perf_counter()
         step(batch)
         _sync(device)
+        if i == 0:
+            first_step = time.perf_counter() - t0  # includes torch.compile's compilation
         if i >= warmup:
             step_times.append(time.perf_counter() - t0)
     # evaluation forward passes
@@ -144,7 +147,8 @@ def run(resolved, *, steps: int = 20, warmup: int = 3, progress: bool = True) ->
         "spec": spec.name or "",
         "batch_size": bs,
         "steps_measured": steps,
-        "train": {"sec_per_step": sec, "steps_per_s": 1 / sec, "samples_per_s": bs / sec},
+        "train": {"sec_per_step": sec, "steps_per_s": 1 / sec, "samples_per_s": bs / sec, "first_step_s": first_step},
+        "options": {"precision": t.precision, "channels_last": t.channels_last, "compile": t.compile, "tf32": t.tf32},
         "data": {"sec_per_batch": data_sec, "samples_per_s": bs / data_sec, "starved": data_sec > sec},
         "flops": {"per_step": flops, "achieved_per_s": achieved, "machine_matmul_peak_per_s": peak, "utilisation": achieved / peak},
         "eval": {"batch_size": eval_batch.frames.shape[0], "sec_per_batch": statistics.median(eval_times),
@@ -173,7 +177,9 @@ def format_record(r: dict) -> str:
             ["achieved", f"{r['flops']['achieved_per_s'] / 1e9:.2f} GFLOP/s = {100 * r['flops']['utilisation']:.1f}% of the measured matmul peak ({r['flops']['machine_matmul_peak_per_s'] / 1e9:.1f} GFLOP/s)"],
             ["eval", f"{r['eval']['samples_per_s']:.1f} samples/s (batch {r['eval']['batch_size']}, {r['eval']['sec_per_batch'] * 1000:.0f} ms)"],
             ["memory", f"{r['memory']['peak_mb']:.0f} MB ({r['memory']['kind']})"],
-            ["machine", f"{r['machine']['cpu'] or r['machine']['device']}, {r['machine']['threads']} threads, torch {r['machine']['torch']}, {r['precision']}"]]
+            ["first step", f"{r['train']['first_step_s']:.2f} s (with train.compile this includes compilation)"],
+            ["options", ", ".join(f"{k}={v}" for k, v in r["options"].items())],
+            ["machine", f"{r['machine']['cpu'] or r['machine']['device']}, {r['machine']['threads']} threads, torch {r['machine']['torch']}"]]
     return format_table(rows)
 
 

@@ -103,6 +103,9 @@ class TrainSpec(_Strict):
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     threads: int | None = Field(None, ge=1, description="torch threads on CPU (default: torch's choice)")
+    channels_last: bool = Field(False, description="keep 4-D convolution weights channels-last (measure with `ocf bench` before relying on it)")
+    compile: bool = Field(False, description="torch.compile the model (costs compile time on the first steps; measure with `ocf bench`)")
+    tf32: bool = Field(False, description="allow TF32 matmuls and convolutions on Ampere+ GPUs (no effect on CPU)")
     log_every: int = Field(50, ge=1)
     image_every: int = Field(500, ge=0, description="steps between pictures (0: never)")
     checkpoint_every: int = Field(500, ge=1)

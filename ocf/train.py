@@ -180,6 +180,17 @@ def pick_device(t: TrainSpec) -> torch.device:
     return torch.device("cpu")
 
 
+def speed_options(model: torch.nn.Module, t: TrainSpec, device: torch.device) -> torch.nn.Module:
+    """Apply ``train.channels_last`` / ``tf32`` to ``model`` and return what to call:
+    the model, or its ``torch.compile`` wrapper with ``train.compile``."""
+    if t.tf32 and device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    if t.channels_last:
+        model.to(memory_format=torch.channels_last)
+    return torch.compile(model) if t.compile else model
+
+
 def autocast(t: TrainSpec, device: torch.device):
     if t.precision == "fp32":
         return nullcontext()
@@ -335,7 +346,7 @@ def run(resolved: ResolvedSpec, *, out: str | None = None, resume: bool = False,
     total_steps = t.steps if steps is None else steps
     train_ds = open_split(spec, spec.data.train_split, registry)
     sampler = StepBatches(len(train_ds), t.batch_size, t.seed, dist.rank(), dist.world_size())
-    net = dist.wrap(model, device)
+    net = speed_options(dist.wrap(model, device), t, device)
     logger = Logger(run_dir, dist.rank() == 0)
     last_good: Path | None = ckpt_dir / "last.pt" if (ckpt_dir / "last.pt").exists() else None
 

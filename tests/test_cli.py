@@ -118,6 +118,9 @@ def test_bench_reports_speed_flops_and_memory(tmp_path, capsys):
     assert r["train"]["steps_per_s"] > 0 and r["data"]["samples_per_s"] > 0 and r["eval"]["samples_per_s"] > 0
     assert r["flops"]["per_step"] > 1e5 and 0 < r["flops"]["utilisation"] < 1.5
     assert r["memory"]["peak_mb"] > 10
+    code, out, err = run(["bench", str(spec), "train.channels_last=true", "--steps", "2", "--warmup", "0", "--json"], capsys)
+    cl = json.loads(out)
+    assert code == 0 and cl["options"]["channels_last"] and cl["flops"]["per_step"] == r["flops"]["per_step"]
     code, _, err = run(["bench", str(spec), "--steps", "0"], capsys)
     assert code == 2 and "--steps" in err
 
