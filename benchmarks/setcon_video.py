@@ -41,8 +41,8 @@ def render(folder: Path, clips: int, frames: int, seed: int) -> int:
     return len(video)
 
 
-def random_batch_retrieval(run: Path, checkpoint: str | None, batches: int = 8, batch_size: int = 32) -> float:
-    """``setcon.retrieval`` over ``batches`` random batches of the test split (seeded)."""
+def random_batch_retrieval(run: Path, checkpoint: str | None, split: str = "test", batches: int = 8, batch_size: int = 32) -> float:
+    """``setcon.retrieval`` over ``batches`` random batches of a split (seeded)."""
     import torch
 
     from ocf import plugins
@@ -51,7 +51,7 @@ def random_batch_retrieval(run: Path, checkpoint: str | None, batches: int = 8, 
     from ocf_setcon.metrics import SetRetrieval
 
     resolved, model, _ = load_run(run, checkpoint)
-    ds = open_split(resolved.spec, "test", plugins.default().registry)
+    ds = open_split(resolved.spec, split, plugins.default().registry)
     g = torch.Generator().manual_seed(0)
     metric = SetRetrieval()
     with torch.no_grad():
@@ -101,12 +101,15 @@ def main(argv=None) -> int:
     # score retrieval over random batches of the test split, drawn like training batches.
     metrics["retrieval_random_batches"] = random_batch_retrieval(run, None)
     untrained["retrieval_random_batches"] = random_batch_retrieval(run, "init")
+    # and on the training frames (the test split is the video's last 10%: scenes never seen)
+    metrics["retrieval_random_batches_train"] = random_batch_retrieval(run, None, "train")
+    untrained["retrieval_random_batches_train"] = random_batch_retrieval(run, "init", "train")
     entry = {"metrics": metrics, "untrained": untrained,
              "first_logged_loss": losses[0], "last_logged_loss": losses[-1],
              "steps_per_s": statistics.median(rates), **times}
     record = {
         "name": "setcon-video_frames", "spec": SPEC, "overrides": over, "steps": args.steps,
-        "command": "python " + " ".join(shlex.quote(a) for a in sys.argv), "import_command": " ".join(cmd),
+        "command": "python " + " ".join(shlex.quote(a) for a in sys.argv if a != "--skip-train"), "import_command": " ".join(cmd),
         "source_frames": args.clips * args.frames, "machine": machine(), "date": time.strftime("%Y-%m-%d"),
         "seeds": {str(args.seed): entry}, "mean": entry["metrics"], "steps_per_s": entry["steps_per_s"],
     }
