@@ -345,10 +345,13 @@ def test_ar_prior_sample():
 
 
 def test_generation_decodes_ar_prior_samples():
-    model = tiny_model(prior="genesis.ar_prior").eval()
-    lat = model.prior.sample(4, generator=torch.Generator().manual_seed(0))
-    r = model.decoder(State(None, latents=lat))
-    assert r.recon.shape == (4, 1, 3, 16, 16) and torch.isfinite(r.recon).all()
+    from ocf.generate import generate
+
+    model = tiny_model(prior="genesis.ar_prior")
+    a = generate(model, 4, generator=torch.Generator().manual_seed(0))
+    b = generate(model, 4, generator=torch.Generator().manual_seed(0))
+    assert a.latents.objects.shape == (4, 3, 8) and a.rendering.recon.shape == (4, 1, 3, 16, 16)
+    assert torch.equal(a.rendering.recon, b.rendering.recon) and torch.isfinite(a.rendering.recon).all()
 
 
 # -- metric ------------------------------------------------------------------------------

@@ -1,0 +1,98 @@
+"""GENESIS-v2 fidelity benchmark: benchmarks/fidelity.py per seed (seeds may run as
+parallel processes), then one merged result with each seed's GECO trajectory (β, the
+reconstruction error per pixel-channel and the KL at every logged step) and the step at
+which the GECO goal was first met.
+
+    # one process per seed (one thread each), then merge:
+    python benchmarks/genesis_bench.py run configs/genesis/shapes_32.yaml --steps 3000 --seed 0 --name genesis-shapes_32 [key=value ...]
+    python benchmarks/genesis_bench.py run configs/genesis/shapes_32.yaml --steps 3000 --seed 1 --name genesis-shapes_32 [key=value ...]
+    python benchmarks/genesis_bench.py merge --name genesis-shapes_32 --seeds 0 1
+
+Writes benchmarks/results/NAME.json (the per-seed files NAME-seedS.json are removed on merge).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+
+def geco_trajectory(run_dir: Path, pixels: int) -> dict:
+    """β, err per pixel-channel and KL at every logged step, and when the goal was met."""
+    import yaml
+
+    spec = yaml.safe_load((run_dir / "spec.yaml").read_text())
+    geco = spec["train"]["geco"]
+    lines = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = [l for l in lines if "geco/beta" in l]
+    term = geco["term"] if isinstance(geco["term"], str) else geco["term"][0]
+    traj = [{"step": l["step"], "beta": l["geco/beta"], "err_per_pixel_channel": l[f"loss/{term}"] / pixels,
+             "kl": l.get("loss/kl")} for l in rows]
+    met = next((r["step"] for r in traj if r["err_per_pixel_channel"] * pixels <= geco["goal"]), None)
+    return {"goal": geco["goal"], "goal_per_pixel_channel": geco["goal"] / pixels, "step_size": geco["step_size"],
+            "speedup": geco["speedup"], "first_step_err_below_goal": met, "beta_min_seen": min(r["beta"] for r in traj),
+            "beta_final": traj[-1]["beta"], "trajectory": traj}
+
+
+def run(args) -> int:
+    import fidelity
+
+    name = f"{args.name}-seed{args.seed}"
+    argv = [args.spec, *args.overrides, "--steps", str(args.steps), "--seeds", str(args.seed), "--name", name, "--runs", args.runs]
+    fidelity.main(argv)
+    result = json.loads((RESULTS / f"{name}.json").read_text())
+    import yaml
+
+    spec = yaml.safe_load((Path(args.runs) / f"{name}-seed{args.seed}" / "spec.yaml").read_text())
+    h, w = spec["data"]["resolution"]
+    pixels = spec["data"]["channels"] * h * w
+    result["seeds"][str(args.seed)]["geco"] = geco_trajectory(Path(args.runs) / f"{name}-seed{args.seed}", pixels)
+    result["command"] = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2))
+    return 0
+
+
+def merge(args) -> int:
+    parts = [json.loads((RESULTS / f"{args.name}-seed{s}.json").read_text()) for s in args.seeds]
+    record = {k: parts[0][k] for k in ("spec", "steps", "overrides", "machine", "date")}
+    record["name"] = args.name
+    record["command"] = " && ".join(p["command"] for p in parts) + f" && python benchmarks/genesis_bench.py merge --name {args.name} --seeds " + " ".join(map(str, args.seeds))
+    record["seeds"] = {s: e for p in parts for s, e in p["seeds"].items()}
+    ms = [s["metrics"] for s in record["seeds"].values()]
+    record["mean"] = {k: statistics.mean(m[k] for m in ms) for k in ms[0]}
+    record["steps_per_s"] = statistics.median(s["steps_per_s"] for s in record["seeds"].values())
+    out = RESULTS / f"{args.name}.json"
+    out.write_text(json.dumps(record, indent=2))
+    for s in args.seeds:
+        (RESULTS / f"{args.name}-seed{s}.json").unlink()
+    print(f"wrote {out}")
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("spec")
+    r.add_argument("overrides", nargs="*")
+    r.add_argument("--steps", type=int, required=True)
+    r.add_argument("--seed", type=int, required=True)
+    r.add_argument("--name", required=True)
+    r.add_argument("--runs", default="runs/bench")
+    m = sub.add_parser("merge")
+    m.add_argument("--name", required=True)
+    m.add_argument("--seeds", type=int, nargs="+", required=True)
+    args = p.parse_args(argv)
+    return run(args) if args.cmd == "run" else merge(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
