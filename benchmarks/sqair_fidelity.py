@@ -1,55 +1,121 @@
-"""AIR / SQAIR fidelity runs: benchmarks/fidelity.py once per seed, with overrides that may
-name the seed (``{seed}``, e.g. ``train.init_from=runs/bench/air-seed{seed}``), merged
-into one result file benchmarks/results/NAME.json.
+"""AIR / SQAIR fidelity runs, one process per seed so the seeds train in parallel.
 
-    python benchmarks/sqair_fidelity.py configs/sqair/sqair_digits_32.yaml --steps 1000 --seeds 0 1 \
-        --name sqair-moving_digits_32 'train.init_from=runs/bench/air-moving_digits_32-seed{seed}'
+``run``: benchmarks/fidelity.py for one seed, with overrides that may name the seed
+(``{seed}``, e.g. ``train.init_from=runs/bench/air-moving_digits_32-part{seed}-seed{seed}``),
+recorded as benchmarks/results/NAME-part<seed>.json.  ``merge``: the per-seed files →
+benchmarks/results/NAME.json (means over seeds, each seed's command and run dir).
+
+    python benchmarks/sqair_fidelity.py run configs/sqair/air_digits_32.yaml --steps 1200 --seed 0 --name air-moving_digits_32
+    python benchmarks/sqair_fidelity.py run configs/sqair/air_digits_32.yaml --steps 1200 --seed 1 --name air-moving_digits_32
+    python benchmarks/sqair_fidelity.py merge air-moving_digits_32 --seeds 0 1
+
+``resume``: continue each seed's finished run in place to more steps and record it under a
+new name (then ``merge`` that name).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import statistics
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import fidelity  # noqa: E402
+
+def run(args) -> int:
+    import fidelity
+
+    overrides = [o.replace("{seed}", str(args.seed)) for o in args.overrides]
+    return fidelity.main([args.spec, *overrides, "--steps", str(args.steps), "--seeds", str(args.seed),
+                          "--name", f"{args.name}-part{args.seed}", "--runs", args.runs])
+
+
+def resume(args) -> int:
+    """Continue a finished run (``runs/bench/NAME-part<seed>-seed<seed>``) to ``--steps``
+    in place, evaluate it as fidelity.py does, and record it as NEW_NAME-part<seed>."""
+    import json as _json
+    import shlex
+    import time
+
+    import yaml
+
+    import fidelity
+    from ocf import evaluate, plugins, train
+    from ocf.spec import resolve
+
+    run_dir = Path(args.runs) / f"{args.name}-part{args.seed}-seed{args.seed}"
+    resolved = resolve(yaml.safe_load((run_dir / "spec.yaml").read_text()), plugins.default().registry)
+    before = json.loads((RESULTS / f"{args.name}.json").read_text()) if (RESULTS / f"{args.name}.json").exists() else None
+    t0 = time.time()
+    train.run(resolved, out=str(run_dir), resume=True, steps=args.steps)
+    wall = time.time() - t0
+    lines = [_json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rates = [l["steps_per_s"] for l in lines if "steps_per_s" in l]
+    entry = {"metrics": evaluate.main(str(run_dir), as_json=False), "untrained": evaluate.main(str(run_dir), checkpoint="init"),
+             "steps_per_s": statistics.median(rates), "train_seconds_continued": wall}
+    evals = [l for l in lines if any(k.startswith("eval/") for k in l)]
+    entry["val_trajectory"] = [{"step": l["step"], **{k[5:]: v for k, v in l.items() if k.startswith("eval/")}} for l in evals]
+    record = {"name": f"{args.new_name}-part{args.seed}", "spec": str(run_dir / "spec.yaml"), "steps": args.steps,
+              "overrides": [], "continued_from": f"{args.name} (benchmarks/results/{args.name}.json)",
+              "command": "python " + " ".join(shlex.quote(a) for a in sys.argv), "machine": fidelity.machine(),
+              "date": time.strftime("%Y-%m-%d"), "seeds": {str(args.seed): entry}}
+    del before
+    (RESULTS / f"{args.new_name}-part{args.seed}.json").write_text(json.dumps(record, indent=2))
+    return 0
+
+
+def merge(args) -> int:
+    record = None
+    parts = []
+    for seed in args.seeds:
+        path = RESULTS / f"{args.name}-part{seed}.json"
+        one = json.loads(path.read_text())
+        parts.append(path)
+        run_dir = one["spec"].rsplit("/spec.yaml", 1)[0] if one["spec"].endswith("spec.yaml") else f"runs/bench/{args.name}-part{seed}-seed{seed}"
+        entry = one["seeds"][str(seed)] | {"command": one["command"], "run_dir": run_dir}
+        if record is None:
+            record = {**one, "name": args.name, "seeds": {}}
+            record["overrides"] = [o.replace(f"seed{seed}", "seed{seed}").replace(f"part{seed}", "part{seed}") for o in one["overrides"]]
+        record["seeds"][str(seed)] = entry
+    record["command"] = " && ".join(record["seeds"][str(s)]["command"] for s in args.seeds)
+    ms = [s["metrics"] for s in record["seeds"].values()]
+    record["mean"] = {k: statistics.mean(m[k] for m in ms) for k in ms[0]}
+    record["steps_per_s"] = statistics.median(s["steps_per_s"] for s in record["seeds"].values())
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(record, indent=2))
+    for path in parts:
+        path.unlink()
+    print(f"wrote {RESULTS / f'{args.name}.json'}")
+    return 0
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("spec")
-    p.add_argument("overrides", nargs="*")
-    p.add_argument("--steps", type=int, required=True)
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    p.add_argument("--name", required=True)
-    p.add_argument("--runs", default="runs/bench")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("spec")
+    r.add_argument("overrides", nargs="*")
+    r.add_argument("--steps", type=int, required=True)
+    r.add_argument("--seed", type=int, required=True)
+    r.add_argument("--name", required=True)
+    r.add_argument("--runs", default="runs/bench")
+    r.set_defaults(func=run)
+    c = sub.add_parser("resume")
+    c.add_argument("name", help="the benchmark whose run dirs to continue")
+    c.add_argument("--new-name", required=True)
+    c.add_argument("--steps", type=int, required=True)
+    c.add_argument("--seed", type=int, required=True)
+    c.add_argument("--runs", default="runs/bench")
+    c.set_defaults(func=resume)
+    m = sub.add_parser("merge")
+    m.add_argument("name")
+    m.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    m.set_defaults(func=merge)
     args = p.parse_args(argv)
-    results = ROOT / "benchmarks" / "results"
-    record = None
-    for seed in args.seeds:
-        part = f"{args.name}-seed{seed}"
-        overrides = [o.replace("{seed}", str(seed)) for o in args.overrides]
-        fidelity.main([args.spec, *overrides, "--steps", str(args.steps), "--seeds", str(seed), "--name", part, "--runs", args.runs])
-        one = json.loads((results / f"{part}.json").read_text())
-        (results / f"{part}.json").unlink()
-        # runs/bench/<part>-seed<seed> is where fidelity trained it
-        if record is None:
-            record = {**one, "name": args.name, "overrides": args.overrides, "seeds": {}}
-        record["seeds"][str(seed)] = one["seeds"][str(seed)] | {"run_dir": f"{args.runs}/{part}-seed{seed}"}
-    record["command"] = "python " + " ".join(shlex.quote(a) for a in sys.argv)
-    ms = [s["metrics"] for s in record["seeds"].values()]
-    record["mean"] = {k: statistics.mean(m[k] for m in ms) for k in ms[0]}
-    record["steps_per_s"] = statistics.median(s["steps_per_s"] for s in record["seeds"].values())
-    path = results / f"{args.name}.json"
-    path.write_text(json.dumps(record, indent=2))
-    print(f"wrote {path}")
-    return 0
+    return args.func(args)
 
 
 if __name__ == "__main__":

@@ -192,6 +192,38 @@ def test_identities_stable_on_a_sequence_with_known_motion():
         assert torch.equal(ex["discovered"][:, t] * first, torch.zeros_like(first))  # never rediscovered
 
 
+def test_mask_propagated_blanks_what_propagation_explains():
+    """With ``mask_propagated`` discovery reads the frame with the propagated objects'
+    boxes blanked: pixels inside them are 0, the rest unchanged."""
+    torch.manual_seed(3)
+    k = 2
+    parts = _model(b=2, t=2, k=k, propagate=True, particles=1, mask_propagated=True, propagation_presence_bias=50.0, discovery_presence_bias=50.0)
+    grp = parts[2]
+    seen = []
+    original = grp._glimpse
+    grp._glimpse = lambda img, w: (seen.append(img.detach().clone()), original(img, w))[1]
+    frames = torch.rand(2, 2, 1, 24, 24) + 0.1
+    ex = _run(parts, frames).latents.extras
+    assert ex["propagated"][:, 1].sum() == 2 * k  # every object of frame 0 was propagated
+    discovery_t1 = seen[k + 2 * k:]  # frame 0: k discovery glimpses; frame 1: 2 per propagated slot, then discovery
+    assert len(discovery_t1) == k
+    img = discovery_t1[0]
+    from ocf_common.glimpse import where_to_boxes
+
+    for i in range(2):
+        for j in range(k):
+            x0, y0, x1, y1 = where_to_boxes(ex["where"][i, 1, j], 24).tolist()
+            cx, cy = int((x0 + x1) / 2), int((y0 + y1) / 2)
+            if 0 <= cx < 24 and 0 <= cy < 24 and x1 - x0 > 4 and y1 - y0 > 4:
+                assert img[i, 0, cy, cx] == 0  # the box centre is blanked
+        assert (img[i] == frames[i, 1]).any()  # not everything is
+    # without the option discovery reads the frame as it is
+    seen.clear()
+    grp.spec = grp.spec.model_copy(update={"mask_propagated": False})
+    _run(parts, frames)
+    assert torch.equal(seen[k + 2 * k], frames[:, 1])
+
+
 def test_prior_count_logits_and_log_prob_pieces():
     ctx = BuildContext(1, 3, (16, 16), dims={"latents.objects": 4, "latents.num_slots": 3, "sqair.propagate": True})
     prior = SqairPrior(SqairPrior.Spec(hidden=[8], rnn_hidden=8, first_frame_penalty=1.0, later_frame_penalty=5.0), ctx)

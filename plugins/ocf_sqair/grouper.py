@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from ocf.components import BuildContext, ComponentSpec, Grouper
 from ocf.prob import bernoulli_log_prob
 from ocf.records import Batch, Features, Latents, State
-from ocf_common.glimpse import extract
+from ocf_common.glimpse import extract, place
 from ocf_sqair.common import bernoulli_sample, constrain, gaussian, net
 
 
@@ -33,6 +33,7 @@ class SqairGrouper(Grouper):
         propagation_presence_bias: float = Field(5.0, description="added to the propagation presence logit (reference +5)")
         where_std_offset: float = Field(-3.0, description="where std = softplus(raw + offset) + 1e-4 (reference −3)")
         what_min_std: float = Field(1e-2, gt=0, description="what std = softplus(raw) + this (reference 1e-2)")
+        mask_propagated: bool = Field(False, description="discovery glimpses read the frame with the propagated objects' boxes blanked out (explicit explaining-away; off in the paper, where discovery sees the propagated objects only through its conditioning)")
         where_scale_bias: float = Field(0.0, description="initial bias of the discovered scale logits (scale = sigmoid(logit)); negative starts with smaller glimpses")
 
     example = {"max_objects": 2, "what_dim": 4, "glimpse_size": 4, "hidden": [8], "rnn_hidden": 8, "particles": 2}
@@ -68,6 +69,10 @@ class SqairGrouper(Grouper):
         self.prop_where = net([2 * h + e, *hid, 8])
         self.prop_what = net([2 * h + e + d, *hid, 2 * d])
         self.prop_pres = net([2 * h + e + d, *hid, 1])
+        with torch.no_grad():  # start neutral: discovery unchanged by the summary, proposals at the previous where
+            for layer in (self.prop_embed[-1], self.proposal[-1]):
+                layer.weight.zero_()
+                layer.bias.zero_()
 
     @classmethod
     def example_state(cls, ctx: BuildContext, batch_size: int) -> State:
@@ -134,6 +139,11 @@ class SqairGrouper(Grouper):
                 summary = (self.prop_embed(torch.cat([what, where], -1)) * propagated.unsqueeze(-1)).sum(1)  # [n e]
             else:
                 summary = zeros(n, s.hidden[-1])
+            img_d = img
+            if s.mask_propagated and s.propagate and t > 0:  # blank what propagation already explains
+                ones = img.new_ones(n, k, img.shape[1], s.glimpse_size, s.glimpse_size)
+                boxes = place(ones, constrain(where.detach()), tuple(img.shape[-2:])) * propagated[..., None, None, None]
+                img_d = img * (1.0 - boxes.amax(1).clamp(0, 1))
             hd, alive, last = zeros(n, h), x.new_ones(n), zeros(n, d + 5)
             pres_l, where_l, what_l, disc_l, dec_l = [], [], [], [], []
             for j in range(k):
@@ -141,7 +151,7 @@ class SqairGrouper(Grouper):
                 hd = torch.where(f.unsqueeze(-1) > 0, self.disc_rnn(torch.cat([enc[:, t], last, summary], -1), hd), hd)
                 q_where = gaussian(self.disc_where(hd), std_offset=s.where_std_offset)
                 w = q_where.rsample()
-                glimpse = self._glimpse(img, w)
+                glimpse = self._glimpse(img_d, w)
                 q_what = gaussian(self.disc_what(glimpse), min_std=s.what_min_std)
                 z = q_what.rsample()
                 logit = self.disc_pres(torch.cat([hd, glimpse], -1)).squeeze(-1) + s.discovery_presence_bias
