@@ -1,0 +1,34 @@
+"""Merge fidelity results of seeds run as separate processes (to use both shared cores)
+into one result file, as if `benchmarks/fidelity.py --seeds ...` had run them in turn.
+
+    python benchmarks/rotating_merge.py rotating-4shapes_32-n8 rotating-4shapes_32-n8-part0 rotating-4shapes_32-n8-part1
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main(argv: list[str]) -> int:
+    name, parts = argv[0], argv[1:]
+    records = [json.loads((RESULTS / f"{p}.json").read_text()) for p in parts]
+    merged = dict(records[0], name=name, seeds={}, command=" && ".join(r["command"] for r in records))
+    for r in records:
+        merged["seeds"].update(r["seeds"])
+    ms = [s["metrics"] for s in merged["seeds"].values()]
+    merged["mean"] = {k: statistics.mean(m[k] for m in ms) for k in ms[0]}
+    merged["steps_per_s"] = statistics.median(s["steps_per_s"] for s in merged["seeds"].values())
+    (RESULTS / f"{name}.json").write_text(json.dumps(merged, indent=2))
+    for p in parts:
+        (RESULTS / f"{p}.json").unlink()
+    print(f"wrote {RESULTS / name}.json from {', '.join(parts)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
