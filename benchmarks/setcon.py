@@ -6,7 +6,8 @@ control), then a decoder probe on the frozen encoder and grouper, per seed.
 
 Records, per seed and objective: the pretext run's ``setcon.retrieval`` (top-1 retrieval of
 predicted sets among the evaluation batch) and attention FG-ARI, the probe's MSE and FG-ARI
-of the decoder masks, and steps/s, in benchmarks/results/NAME.json (SetCon) and
+of the decoder masks, the same probe scores with predicted slots for frames 2 … T−1
+(``future_*``, future prediction), and steps/s, in benchmarks/results/NAME.json (SetCon) and
 setcon-slot_contrast-*.json (the control), in benchmarks/fidelity.py's schema.  Seeds can
 run in parallel processes with ``--part`` (one per seed), then ``--collect`` merges them:
 
@@ -81,6 +82,16 @@ def flat(entry: dict) -> dict:
     return out
 
 
+def future_prediction(probe_run: Path) -> dict:
+    """The probe's scores when the grouper hands the decoder the transition's predictions for
+    frames 2 … T−1 (frames 0 and 1 stay inferred): future prediction, scored like the probe."""
+    from ocf.evaluate import evaluate_model, load_run
+
+    resolved, model, _ = load_run(probe_run)
+    model.grouper.spec = model.grouper.spec.model_copy(update={"objects": "predicted"})
+    return evaluate_model(model, resolved, progress=False)
+
+
 def collect(args) -> int:
     """Merge the part files into one result file per objective, in benchmarks/fidelity.py's
     schema (so benchmarks/report.py lists them), plus the probe FG-ARI gap."""
@@ -98,7 +109,9 @@ def collect(args) -> int:
         for s, e in sorted(seeds.items()):
             run = Path(args.runs) / f"{args.name}-{obj}-seed{s}"
             untrained = evaluate.main(str(run), checkpoint="init")  # the pretext model at initialisation
-            per_seed[s] = {"metrics": flat(e[obj]), "untrained": untrained, "steps_per_s": e[obj]["pretext_steps_per_s"],
+            future = future_prediction(Path(args.runs) / f"{args.name}-{obj}-probe-seed{s}")
+            metrics = {**flat(e[obj]), **{f"future_{k}": v for k, v in future.items()}}
+            per_seed[s] = {"metrics": metrics, "untrained": untrained, "steps_per_s": e[obj]["pretext_steps_per_s"],
                            "probe_steps_per_s": e[obj]["probe_steps_per_s"],
                            "train_seconds": e[obj]["pretext_seconds"] + e[obj]["probe_seconds"]}
         ms = [v["metrics"] for v in per_seed.values()]

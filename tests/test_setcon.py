@@ -129,6 +129,16 @@ def test_slots_carry_over_with_fewer_iterations(monkeypatch):
     assert len(calls) == 1  # no carry: every frame from the init, all frames folded together
 
 
+def test_objects_can_be_the_transition_predictions():
+    torch.manual_seed(0)
+    grouper = _grouper(objects="predicted")
+    state = _token_state(t=5)
+    torch.manual_seed(1)
+    lat = grouper(state)
+    torch.testing.assert_close(lat.objects[:, :2], lat.extras["slots"][:, :2])
+    torch.testing.assert_close(lat.objects[:, 2:], lat.extras["predicted"])
+
+
 def test_learned_slot_init_replaces_the_gaussian():
     grouper = _grouper(slot_init="learned")
     names = {n for n, _ in grouper.named_parameters()}

@@ -69,6 +69,11 @@ class SetConGrouper(SlotAttentionGrouper):
         set_dim: PositiveInt | None = Field(
             64, description="output size e of the set embedding g (null: no set embedding, e.g. for a slot-wise objective)"
         )
+        objects: Literal["inferred", "predicted"] = Field(
+            "inferred",
+            description="what latents.objects holds for frames t >= 2: the slots Slot Attention infers (default), or the "
+            "transition's predictions from frames t-2 and t-1 (to score future prediction with a decoder probe)",
+        )
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)
@@ -129,5 +134,8 @@ class SetConGrouper(SlotAttentionGrouper):
         masks = None
         if grid is not None and grid[0] * grid[1] == attn.shape[-1]:
             masks = rearrange(attn, "b t k (h w) -> b t k h w", h=grid[0])
-        objects = slots[:, 0] if slots.shape[1] == 1 else slots
+        objects = slots
+        if self.spec.objects == "predicted" and "predicted" in extras:  # frames 0, 1 inferred; 2.. predicted
+            objects = torch.cat([slots[:, :2], extras["predicted"]], dim=1)
+        objects = objects[:, 0] if objects.shape[1] == 1 else objects
         return Latents(objects=objects, attention=attn, masks=masks, extras=extras)
