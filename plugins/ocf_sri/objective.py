@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from pydantic import Field
 from torch import Tensor
 
@@ -24,6 +25,21 @@ class OrderedNLL(Objective):
         sigma: float = Field(0.7, gt=0, description="standard deviation of each mixture component (GENESIS-v2: 0.7)")
         reduction: Reduction = Field("sum", description=REDUCTION_HELP)
         decoder: dict[str, Any] | None = Field(None, description="null: render with the model's decoder (shared weights, as the paper's text); a decoder spec such as {type: spatial_broadcast, channels: [32, 32]}: a second decoder trained by this term only")
+
+    #: for the conformance check, which builds the objective without a model
+    example = {"decoder": {"type": "spatial_broadcast", "channels": [8]}}
+
+    @classmethod
+    def example_state(cls, ctx: BuildContext, batch_size: int) -> State:
+        """Ordered slots ``[b 3 6]`` in ``prior.extras`` and a batch of the context's shape."""
+        from ocf.records import Batch, PriorTerms
+
+        ctx.dims.update({"latents.objects": 6, "latents.num_slots": 3})
+        h, w = ctx.resolution
+        g = torch.Generator().manual_seed(0)
+        batch = Batch(torch.rand(batch_size, ctx.frames, ctx.channels, h, w, generator=g))
+        prior = PriorTerms(terms={}, extras={"ordered": torch.randn(batch_size, 3, 6, generator=g)})
+        return State(batch, latents=Latents(), prior=prior)
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)
