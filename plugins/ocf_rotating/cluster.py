@@ -139,8 +139,8 @@ class RotatingCluster(Grouper):
         num_clusters: PositiveInt | None = Field(None, description="k-means clusters per image (null: objects + 1 from batch.extras.counts, i.e. the objects and the background)")
         n_init: PositiveInt = Field(10, description="k-means restarts per image (paper: 10, as scikit-learn's KMeans); the best inertia wins")
         iters: PositiveInt = Field(50, description="at most this many Lloyd iterations (scikit-learn: 300; converged trained outputs stop after 10-40)")
-        distance_threshold: PositiveFloat = Field(0.5, description="agglomerative: clusters merge while their linkage distance (between orientation vectors, ≤ 2) is below this")
-        linkage: Literal["average", "complete", "single", "ward"] = Field("average", description="agglomerative linkage criterion")
+        distance_threshold: PositiveFloat = Field(1.0, description="agglomerative: clusters merge while their linkage distance is below this (default tuned on 4Shapes validation images with ward linkage; for average/complete/single linkage it is a distance between orientation vectors, at most 2)")
+        linkage: Literal["average", "complete", "single", "ward"] = Field("ward", description="agglomerative linkage criterion (scipy)")
         max_clusters: PositiveInt | None = Field(None, description="agglomerative: at most this many clusters (null: no cap)")
         seed: int = Field(0, description="seed of the k-means initialisation (evaluation is deterministic)")
 
