@@ -1,6 +1,6 @@
 """Rotating Features (Löwe et al., NeurIPS 2023) and the Complex AutoEncoder (its n = 2
 case) as an ocf plugin: rotating layers, the 4Shapes autoencoder and the clustering of
-output orientations that turns them into object masks.  The loss is the common ``mse``."""
+output orientations that turns them into object masks.  The loss is MSE (``rotating.mse``, the same as the common ``mse``)."""
 
 from ocf.hookspecs import hookimpl
 
@@ -9,7 +9,9 @@ from ocf.hookspecs import hookimpl
 def ocf_register_components(registry):
     from ocf_rotating.cluster import RotatingCluster
     from ocf_rotating.model import RotatingDecoder, RotatingEncoder
+    from ocf_rotating.objective import RotatingMSE
 
     registry.add("encoder", "rotating.encoder", RotatingEncoder)
     registry.add("decoder", "rotating.decoder", RotatingDecoder)
     registry.add("grouper", "rotating.cluster", RotatingCluster)
+    registry.add("objective", "rotating.mse", RotatingMSE)
