@@ -265,7 +265,7 @@ def test_sri_losses_fall_on_correlated_scenes(data_path):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        history.append({k: float(v) for k, v in {**state.losses, **state.prior.terms}.items()})
+        history.append({k: float(v.detach()) for k, v in {**state.losses, **state.prior.terms}.items()})
     first = {k: sum(h[k] for h in history[:3]) / 3 for k in history[0]}
     last = {k: sum(h[k] for h in history[-5:]) / 5 for k in history[0]}
     assert last["nll"] < first["nll"] - 0.5 and last["ordered_nll"] < first["ordered_nll"] - 0.5, (first, last)
