@@ -115,11 +115,13 @@ def _small_ids(labels: Tensor) -> tuple[Tensor, Tensor, int]:
 
 
 def _excluded_as(true: Tensor, min_label: int, ignore: Tensor | None) -> Tensor:
-    """``true [b n]`` with every excluded pixel (label < min_label, or ``ignore``) set to
-    ``min_label - 1``, so excluded pixels share one column of the contingency table."""
-    if ignore is not None:
-        true = true.masked_fill(ignore.reshape(true.shape).bool(), min_label - 1)
-    return true.clamp(min=min_label - 1)
+    """``true [b n]`` with the ``ignore`` pixels set to ``min_label - 1``.  Labels below
+    ``min_label`` need no rewriting: their columns of the contingency table are dropped
+    (and the sparse path counts only labels >= min_label), so without ``ignore`` this
+    returns ``true`` itself — one pass over the pixels saved."""
+    if ignore is None:
+        return true
+    return true.masked_fill(ignore.reshape(true.shape).bool(), min_label - 1)
 
 
 def _contingency(
@@ -127,8 +129,8 @@ def _contingency(
 ) -> tuple[Tensor | None, Tensor, Tensor]:
     """Contingency tables of predicted against ground-truth labels over the kept pixels.
 
-    pred: long ``[b n]``; true: long ``[b n]`` where the excluded pixels are
-    ``min_label - 1`` and the kept ones ``>= min_label`` (see :func:`_excluded_as`).
+    pred: long ``[b n]``; true: long ``[b n]`` where the kept pixels are ``>= min_label``
+    and every other label is excluded (see :func:`_excluded_as`).
     Returns ``table [b p m]`` float64 (None when it would exceed ``_DENSE_LIMIT``
     cells, unless ``always``), the predicted label of each row ``[p]`` and the true
     label of each column ``[m]``.  One bincount over ``b * p * m`` cells builds all
@@ -144,7 +146,7 @@ def _contingency(
     offset = torch.arange(0, b * p * m, p * m, device=cell.device) + p_shift * m + t_shift  # item offset
     cell += offset.unsqueeze(1)
     table = torch.bincount(cell.flatten(), minlength=b * p * m).view(b, p, m)
-    keep = t_values >= min_label  # drop the column of excluded pixels
+    keep = t_values >= min_label  # drop the columns of excluded pixels
     return table[:, :, keep].double(), p_values, t_values[keep]
 
 
