@@ -35,8 +35,43 @@ def machine() -> dict:
             "python": platform.python_version()}
 
 
+def seed_entry(run_dir: Path) -> dict:
+    """One seed's result: test metrics of the last and the initial checkpoint, median
+    steps/s of the logged windows, and (with ``train.eval_every``) the validation
+    trajectory and its best values."""
+    from ocf import evaluate
+
+    lines = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rates = [l["steps_per_s"] for l in lines if "steps_per_s" in l]
+    entry = {"metrics": evaluate.main(str(run_dir), as_json=False), "untrained": evaluate.main(str(run_dir), checkpoint="init"),
+             "steps_per_s": statistics.median(rates)}
+    evals = [l for l in lines if any(k.startswith("eval/") for k in l)]
+    if evals:
+        entry["val_trajectory"] = [{"step": l["step"], **{k[5:]: v for k, v in l.items() if k.startswith("eval/")}} for l in evals]
+        keys = [k for k in entry["val_trajectory"][0] if k != "step"]
+        entry["val_best"] = {k: (min if k in LOWER_IS_BETTER else max)(e[k] for e in entry["val_trajectory"]) for k in keys}
+    return entry
+
+
+def summarise(record: dict) -> dict:
+    """Fill ``mean`` (metrics over seeds) and ``steps_per_s`` (median over seeds)."""
+    ms = [s["metrics"] for s in record["seeds"].values()]
+    record["mean"] = {k: statistics.mean(m[k] for m in ms) for k in ms[0]}
+    record["steps_per_s"] = statistics.median(s["steps_per_s"] for s in record["seeds"].values())
+    return record
+
+
+def merge_records(name: str, records: list[dict]) -> dict:
+    """Seeds run as separate processes (each a fidelity record) → one record, as if
+    ``--seeds`` had run them in turn; commands are joined with ``&&``."""
+    merged = dict(records[0], name=name, seeds={}, command=" && ".join(r["command"] for r in records))
+    for r in records:
+        merged["seeds"].update(r["seeds"])
+    return summarise(merged)
+
+
 def main(argv=None) -> int:
-    from ocf import evaluate, plugins, train
+    from ocf import plugins, train
     from ocf.spec import load
 
     p = argparse.ArgumentParser()
@@ -67,20 +102,10 @@ def main(argv=None) -> int:
             t0 = time.time()
             train.run(resolved, out=str(out))
             wall = time.time() - t0
-        lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
-        rates = [l["steps_per_s"] for l in lines if "steps_per_s" in l]
-        trained = evaluate.main(str(out), as_json=False)
-        untrained = evaluate.main(str(out), checkpoint="init")
-        entry = {"metrics": trained, "untrained": untrained, "steps_per_s": statistics.median(rates), "train_seconds": wall}
-        evals = [l for l in lines if any(k.startswith("eval/") for k in l)]
-        if evals:  # train.eval_every: the validation trajectory and its best values
-            entry["val_trajectory"] = [{"step": l["step"], **{k[5:]: v for k, v in l.items() if k.startswith("eval/")}} for l in evals]
-            keys = [k for k in entry["val_trajectory"][0] if k != "step"]
-            entry["val_best"] = {k: (min if k in LOWER_IS_BETTER else max)(e[k] for e in entry["val_trajectory"]) for k in keys}
+        entry = seed_entry(out)
+        entry["train_seconds"] = wall
         record["seeds"][str(seed)] = entry
-    ms = [s["metrics"] for s in record["seeds"].values()]
-    record["mean"] = {k: statistics.mean(m[k] for m in ms) for k in ms[0]}
-    record["steps_per_s"] = statistics.median(s["steps_per_s"] for s in record["seeds"].values())
+    summarise(record)
     path = ROOT / "benchmarks" / "results" / f"{args.name}.json"
     path.write_text(json.dumps(record, indent=2))
     print(f"wrote {path}")

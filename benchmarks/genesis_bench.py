@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import statistics
 import sys
 from pathlib import Path
 
@@ -62,13 +61,10 @@ def run(args) -> int:
 
 def merge(args) -> int:
     parts = [json.loads((RESULTS / f"{args.name}-seed{s}.json").read_text()) for s in args.seeds]
-    record = {k: parts[0][k] for k in ("spec", "steps", "overrides", "machine", "date")}
-    record["name"] = args.name
-    record["command"] = " && ".join(p["command"] for p in parts) + f" && python benchmarks/genesis_bench.py merge --name {args.name} --seeds " + " ".join(map(str, args.seeds))
-    record["seeds"] = {s: e for p in parts for s, e in p["seeds"].items()}
-    ms = [s["metrics"] for s in record["seeds"].values()]
-    record["mean"] = {k: statistics.mean(m[k] for m in ms) for k in ms[0]}
-    record["steps_per_s"] = statistics.median(s["steps_per_s"] for s in record["seeds"].values())
+    from fidelity import merge_records
+
+    record = merge_records(args.name, parts)
+    record["command"] += f" && python benchmarks/genesis_bench.py merge --name {args.name} --seeds " + " ".join(map(str, args.seeds))
     out = RESULTS / f"{args.name}.json"
     out.write_text(json.dumps(record, indent=2))
     for s in args.seeds:

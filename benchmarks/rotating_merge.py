@@ -7,22 +7,18 @@ into one result file, as if `benchmarks/fidelity.py --seeds ...` had run them in
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+sys.path.insert(0, str(RESULTS.parent))
 
 
 def main(argv: list[str]) -> int:
+    from fidelity import merge_records
+
     name, parts = argv[0], argv[1:]
-    records = [json.loads((RESULTS / f"{p}.json").read_text()) for p in parts]
-    merged = dict(records[0], name=name, seeds={}, command=" && ".join(r["command"] for r in records))
-    for r in records:
-        merged["seeds"].update(r["seeds"])
-    ms = [s["metrics"] for s in merged["seeds"].values()]
-    merged["mean"] = {k: statistics.mean(m[k] for m in ms) for k in ms[0]}
-    merged["steps_per_s"] = statistics.median(s["steps_per_s"] for s in merged["seeds"].values())
+    merged = merge_records(name, [json.loads((RESULTS / f"{p}.json").read_text()) for p in parts])
     (RESULTS / f"{name}.json").write_text(json.dumps(merged, indent=2))
     for p in parts:
         (RESULTS / f"{p}.json").unlink()

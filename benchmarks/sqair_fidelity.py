@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -37,38 +36,33 @@ def run(args) -> int:
 def resume(args) -> int:
     """Continue a finished run (``runs/bench/NAME-part<seed>-seed<seed>``) to ``--steps``
     in place, evaluate it as fidelity.py does, and record it as NEW_NAME-part<seed>."""
-    import json as _json
     import shlex
     import time
 
     import yaml
 
     import fidelity
-    from ocf import evaluate, plugins, train
+    from ocf import plugins, train
     from ocf.spec import resolve
 
     run_dir = Path(args.runs) / f"{args.name}-part{args.seed}-seed{args.seed}"
     resolved = resolve(yaml.safe_load((run_dir / "spec.yaml").read_text()), plugins.default().registry)
-    before = json.loads((RESULTS / f"{args.name}.json").read_text()) if (RESULTS / f"{args.name}.json").exists() else None
     t0 = time.time()
     train.run(resolved, out=str(run_dir), resume=True, steps=args.steps)
     wall = time.time() - t0
-    lines = [_json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    rates = [l["steps_per_s"] for l in lines if "steps_per_s" in l]
-    entry = {"metrics": evaluate.main(str(run_dir), as_json=False), "untrained": evaluate.main(str(run_dir), checkpoint="init"),
-             "steps_per_s": statistics.median(rates), "train_seconds_continued": wall}
-    evals = [l for l in lines if any(k.startswith("eval/") for k in l)]
-    entry["val_trajectory"] = [{"step": l["step"], **{k[5:]: v for k, v in l.items() if k.startswith("eval/")}} for l in evals]
+    entry = fidelity.seed_entry(run_dir)
+    entry["train_seconds_continued"] = wall
     record = {"name": f"{args.new_name}-part{args.seed}", "spec": str(run_dir / "spec.yaml"), "steps": args.steps,
               "overrides": [], "continued_from": f"{args.name} (benchmarks/results/{args.name}.json)",
               "command": "python " + " ".join(shlex.quote(a) for a in sys.argv), "machine": fidelity.machine(),
               "date": time.strftime("%Y-%m-%d"), "seeds": {str(args.seed): entry}}
-    del before
     (RESULTS / f"{args.new_name}-part{args.seed}.json").write_text(json.dumps(record, indent=2))
     return 0
 
 
 def merge(args) -> int:
+    import fidelity
+
     record = None
     parts = []
     for seed in args.seeds:
@@ -82,9 +76,7 @@ def merge(args) -> int:
             record["overrides"] = [o.replace(f"seed{seed}", "seed{seed}").replace(f"part{seed}", "part{seed}") for o in one["overrides"]]
         record["seeds"][str(seed)] = entry
     record["command"] = " && ".join(record["seeds"][str(s)]["command"] for s in args.seeds)
-    ms = [s["metrics"] for s in record["seeds"].values()]
-    record["mean"] = {k: statistics.mean(m[k] for m in ms) for k in ms[0]}
-    record["steps_per_s"] = statistics.median(s["steps_per_s"] for s in record["seeds"].values())
+    fidelity.summarise(record)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(record, indent=2))
     for path in parts:
         path.unlink()
