@@ -48,28 +48,29 @@ def _check(name: str, x: Tensor, where: Tensor) -> tuple[tuple[int, ...], int]:
     return lead, n
 
 
+def _warp(source: Tensor, theta: Tensor, lead: tuple[int, ...], n: int, out_hw: tuple[int, int]) -> Tensor:
+    """Bilinearly resample ``source [... c h w]`` through the affine maps ``theta [n 2 3]``
+    onto ``[... c out_h out_w]`` (zeros outside the source)."""
+    c, h, w = source.shape[-3:]
+    grid = F.affine_grid(theta, [n, c, *out_hw], align_corners=False)
+    out = F.grid_sample(source.reshape(n, c, h, w), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out.reshape(*lead, c, *out_hw)
+
+
 def extract(images: Tensor, where: Tensor, size: tuple[int, int] | int) -> Tensor:
     """Glimpses ``[... c gh gw]`` of ``images [... c h w]`` at boxes ``where [... 4]``,
     bilinearly sampled (zeros outside the image)."""
-    gh, gw = (size, size) if isinstance(size, int) else size
     lead, n = _check("extract", images, where)
-    c, h, w = images.shape[-3:]
     theta = where_to_theta(where.reshape(n, 4).to(images.dtype))
-    grid = F.affine_grid(theta, [n, c, gh, gw], align_corners=False)
-    out = F.grid_sample(images.reshape(n, c, h, w), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return out.reshape(*lead, c, gh, gw)
+    return _warp(images, theta, lead, n, (size, size) if isinstance(size, int) else tuple(size))
 
 
 def place(patches: Tensor, where: Tensor, size: tuple[int, int] | int) -> Tensor:
     """Canvases ``[... c h w]`` holding ``patches [... c gh gw]`` at boxes ``where [... 4]``
     (the inverse transformer of :func:`extract`; zero outside the box)."""
-    h, w = (size, size) if isinstance(size, int) else size
     lead, n = _check("place", patches, where)
-    c, gh, gw = patches.shape[-3:]
     theta = _inverse_theta(where.reshape(n, 4).to(patches.dtype))
-    grid = F.affine_grid(theta, [n, c, h, w], align_corners=False)
-    out = F.grid_sample(patches.reshape(n, c, gh, gw), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return out.reshape(*lead, c, h, w)
+    return _warp(patches, theta, lead, n, (size, size) if isinstance(size, int) else tuple(size))
 
 
 def where_to_boxes(where: Tensor, size: tuple[int, int] | int) -> Tensor:
