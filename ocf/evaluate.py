@@ -44,8 +44,8 @@ def load_run(run_dir: str | Path, checkpoint: str | None = None) -> tuple[object
 
 
 def metric_objects(resolved, registry) -> dict[str, object]:
-    """The metrics of ``eval.metrics``, built with ``eval.metric_options.<name>`` (through
-    the class's ``from_spec(resolved, **options)`` when it has one)."""
+    """The metrics of ``eval.metrics``, built by ``EvalMetric.from_spec(resolved,
+    **eval.metric_options.<name>)``."""
     out = {}
     options = resolved.spec.eval.metric_options
     unknown = sorted(set(options) - set(resolved.spec.eval.metrics))
@@ -55,7 +55,7 @@ def metric_objects(resolved, registry) -> dict[str, object]:
         try:
             cls = registry.get("metric", name)
             opts = dict(options.get(name, {}))
-            out[name] = cls.from_spec(resolved, **opts) if hasattr(cls, "from_spec") else cls(**opts)
+            out[name] = cls.from_spec(resolved, **opts)
         except TypeError as exc:
             raise UserError(f"eval.metric_options.{name}: {exc}") from None
         except UserError as exc:

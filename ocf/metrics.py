@@ -498,6 +498,12 @@ class EvalMetric(torchmetrics.Metric):
         return out
 
     @classmethod
+    def from_spec(cls, resolved, **options) -> "EvalMetric":
+        """Build the metric for a run: ``options`` are ``eval.metric_options.<name>``;
+        override to read defaults from the spec (e.g. a dataset option)."""
+        return cls(**options)
+
+    @classmethod
     def check(cls, state: State) -> None:
         """Raise :class:`MetricUnavailable` naming what is missing, if anything."""
         missing = cls.missing(state)
