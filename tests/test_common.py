@@ -128,6 +128,18 @@ def test_cnn_encoder_shapes_and_dims():
 def test_cnn_encoder_spec_rejects_mismatched_strides():
     with pytest.raises(ValueError, match="strides"):
         CNNEncoder.Spec(channels=[8, 8], strides=[1])
+    with pytest.raises(ValueError, match="kernel_size has 1 entries but channels has 2"):
+        CNNEncoder.Spec(channels=[8, 8], kernel_size=[3])
+
+
+def test_cnn_encoder_kernel_per_layer():
+    """The unofficial SetCon encoder's layout: a 7x7 stride-2 conv, then 3x3 convs."""
+    c = ctx(frames=1, resolution=(64, 64))
+    enc = build(CNNEncoder, c, channels=[16, 32, 8], strides=[2, 2, 2], kernel_size=[7, 3, 3])
+    convs = [m for m in enc.convs if isinstance(m, torch.nn.Conv2d)]
+    assert [m.kernel_size for m in convs] == [(7, 7), (3, 3), (3, 3)] and [m.padding for m in convs] == [(3, 3), (1, 1), (1, 1)]
+    feats = enc(State(Batch(torch.rand(2, 1, 3, 64, 64))))
+    assert feats.grid == (8, 8) and feats.tokens.shape == (2, 1, 64, 8) and c.dims["features.grid"] == (8, 8)
 
 
 def test_encoder_position_embedding_breaks_translation_symmetry():

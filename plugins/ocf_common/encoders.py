@@ -19,7 +19,7 @@ class CNNEncoder(Encoder):
 
     class Spec(ComponentSpec):
         channels: list[PositiveInt] = Field([32, 32, 32, 32], min_length=1, description="output channels of each conv layer (each followed by ReLU)")
-        kernel_size: PositiveInt = Field(3, description="square kernel of every conv layer, padded by kernel_size // 2")
+        kernel_size: PositiveInt | list[PositiveInt] = Field(3, description="square kernel of every conv layer, or one per layer (as long as channels); each padded by kernel_size // 2")
         strides: list[PositiveInt] | None = Field(None, description="stride of each conv layer, as long as channels (null: all 1)")
         mlp_hidden: PositiveInt | None = Field(None, description="hidden width of the token MLP (null: last conv channels); tokens keep the last conv's channels")
 
@@ -27,18 +27,21 @@ class CNNEncoder(Encoder):
         def _strides_match(self):
             if self.strides is not None and len(self.strides) != len(self.channels):
                 raise ValueError(f"strides has {len(self.strides)} entries but channels has {len(self.channels)}")
+            if isinstance(self.kernel_size, list) and len(self.kernel_size) != len(self.channels):
+                raise ValueError(f"kernel_size has {len(self.kernel_size)} entries but channels has {len(self.channels)}")
             return self
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)
         strides = spec.strides or [1] * len(spec.channels)
-        pad = spec.kernel_size // 2
+        kernels = spec.kernel_size if isinstance(spec.kernel_size, list) else [spec.kernel_size] * len(spec.channels)
         layers: list[nn.Module] = []
         c_in, (h, w) = ctx.channels, ctx.resolution
-        for c_out, s in zip(spec.channels, strides):
-            layers += [nn.Conv2d(c_in, c_out, spec.kernel_size, stride=s, padding=pad), nn.ReLU()]
+        for c_out, s, k in zip(spec.channels, strides, kernels):
+            pad = k // 2
+            layers += [nn.Conv2d(c_in, c_out, k, stride=s, padding=pad), nn.ReLU()]
             c_in = c_out
-            h, w = conv_out_size(h, spec.kernel_size, s, pad), conv_out_size(w, spec.kernel_size, s, pad)
+            h, w = conv_out_size(h, k, s, pad), conv_out_size(w, k, s, pad)
         if min(h, w) < 1:
             raise ValueError(f"the convs shrink a {list(ctx.resolution)} frame to nothing")
         self.convs = nn.Sequential(*layers)
