@@ -28,14 +28,13 @@ from __future__ import annotations
 from abc import abstractmethod
 from typing import ClassVar
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 import torchmetrics
-from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
 from ocf.errors import UserError
+from ocf.matching import linear_assignment
 from ocf.records import State
 
 __all__ = [
@@ -292,19 +291,34 @@ def best_overlap(pred_masks: Tensor, true: Tensor, *, background: bool = False) 
 def miou(pred_masks: Tensor, true: Tensor, *, background: bool = False) -> Tensor:
     """Mean IoU per item ``[b]`` float64 after Hungarian matching of predicted masks to
     ground-truth objects (one mask per object; objects left unmatched when k < o score
-    0).  The IoU matrices are built batched in torch; only scipy's
-    ``linear_sum_assignment`` runs per item.  NaN for an item without objects.
+    0).  Batched: the IoU matrices and the matching (:func:`ocf.matching.linear_assignment`)
+    run for the whole batch at once.  NaN for an item without objects.
     Shapes and conventions as in :func:`iou_matrix`.
     """
     iou, present = iou_matrix(pred_masks, true, background=background)
-    iou_np, present_np = iou.cpu().numpy(), present.cpu().numpy()
-    out = np.full(iou_np.shape[0], np.nan)
-    for i, (m, keep) in enumerate(zip(iou_np, present_np)):
-        if keep.any():
-            m = m[:, keep]  # [k o_i]
-            rows, cols = linear_sum_assignment(m, maximize=True)
-            out[i] = m[rows, cols].sum() / keep.sum()
-    return torch.from_numpy(out).to(true.device)
+    return _matched_iou(iou, present)
+
+
+def _matched_iou(iou: Tensor, present: Tensor) -> Tensor:
+    """iou ``[b k o]`` float64 ≥ 0, present ``[b o]`` bool → mean matched IoU ``[b]``.
+
+    Objects absent from an item get IoU 0 with every mask instead of being dropped: as
+    all IoUs are ≥ 0, the best total over the present objects is unchanged (any matching
+    of the present ones extends with zero-IoU pairs, and the absent ones' pairs add 0).
+    """
+    b, k, o = iou.shape
+    count = present.sum(dim=1)  # [b]
+    if o == 0 or k == 0:
+        zero = torch.zeros(b, dtype=torch.float64, device=iou.device)
+        return torch.where(count > 0, zero, float("nan"))
+    iou = iou.masked_fill(~present.unsqueeze(1), 0.0)
+    mask_of = linear_assignment(iou.transpose(1, 2), maximize=True)  # [b o]: -1 if unmatched
+    matched = iou.gather(1, mask_of.clamp(min=0).unsqueeze(1)).squeeze(1)  # [b o]
+    matched = torch.where(mask_of >= 0, matched, torch.zeros_like(matched))
+    # sum in mask order, as summing the matched pairs row by row does
+    by_mask = iou.new_zeros(b, k + 1).scatter_(1, torch.where(mask_of >= 0, mask_of, k), matched)
+    total = by_mask[:, :k].sum(dim=1)
+    return torch.where(count > 0, total / count.clamp(min=1), float("nan"))
 
 
 def mse(pred: Tensor, target: Tensor) -> Tensor:
