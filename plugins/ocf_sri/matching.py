@@ -1,10 +1,13 @@
 """Matching imagined slots to posterior slots: greedy in rollout order (SRI's Algorithm 1,
-O(K²) per scene, batched) or optimal (Hungarian, scipy).  No gradients."""
+O(K²) per scene, batched) or optimal (Hungarian, :func:`ocf.matching.linear_assignment`,
+batched).  No gradients."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+from ocf.matching import linear_assignment
 
 
 @torch.no_grad()
@@ -25,16 +28,9 @@ def greedy_match(cost: Tensor) -> Tensor:
 
 @torch.no_grad()
 def hungarian_match(cost: Tensor) -> Tensor:
-    """cost ``[b k k]`` → ``perm [b k]`` minimising the summed cost (scipy's
-    linear_sum_assignment per scene)."""
-    from scipy.optimize import linear_sum_assignment
-
-    c = cost.detach().double().cpu().numpy()
-    out = torch.empty(cost.shape[:2], dtype=torch.long)
-    for n in range(c.shape[0]):
-        rows, cols = linear_sum_assignment(c[n])
-        out[n, torch.from_numpy(rows)] = torch.from_numpy(cols)
-    return out.to(cost.device)
+    """cost ``[b k k]`` → ``perm [b k]`` minimising the summed cost, all scenes at once
+    (what scipy's linear_sum_assignment gives per scene)."""
+    return linear_assignment(cost)
 
 
 MATCHERS = {"greedy": greedy_match, "hungarian": hungarian_match}
