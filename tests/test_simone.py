@@ -82,8 +82,19 @@ def direct_pixel_nll(x, rgb, logits, sigma):
     return -(mixture.log().sum(dim=(1, 2, 3, 4)) / (t * h * w)).mean()
 
 
-def likelihood_terms(x, rgb, logits, sigma=0.08):
-    obj = SimoneLikelihood(SimoneLikelihood.Spec(sigma=sigma), BuildContext(3, x.shape[1], tuple(x.shape[-2:])))
+def direct_whole_pixel_nll(x, rgb, logits, sigma):
+    """The whole-pixel mixture: −Σ log Σ_k w_k Π_c N(x_c; rgb_kc, σ) / (t h w), mean over b."""
+    b, t, k, c, h, w = rgb.shape
+    weights = logits.softmax(dim=2)
+    mixture = torch.zeros(b, t, h, w, dtype=x.dtype)
+    for j in range(k):
+        density = torch.distributions.Normal(rgb[:, :, j], sigma).log_prob(x).exp().prod(dim=2)  # [b t h w]
+        mixture = mixture + weights[:, :, j] * density
+    return -(mixture.log().sum(dim=(1, 2, 3)) / (t * h * w)).mean()
+
+
+def likelihood_terms(x, rgb, logits, sigma=0.08, mixture="channel"):
+    obj = SimoneLikelihood(SimoneLikelihood.Spec(sigma=sigma, mixture=mixture), BuildContext(3, x.shape[1], tuple(x.shape[-2:])))
     state = State(Batch(x), rendering=Rendering(rgb=rgb, mask_logits=logits))
     return obj(state)["nll"]
 
@@ -97,6 +108,23 @@ def test_likelihood_equals_the_formula():
     ours = likelihood_terms(x, rgb, logits)
     assert torch.allclose(ours, direct_pixel_nll(x, rgb, logits, 0.08), rtol=1e-10)
     assert SimoneLikelihood.Spec().weight == 0.2 and SimoneLikelihood.Spec().sigma == 0.08
+
+
+def test_whole_pixel_mixture_equals_its_formula_and_differs_from_per_channel():
+    g = torch.Generator().manual_seed(2)
+    b, t, k, c, h, w = 2, 3, 4, 3, 5, 6
+    x = torch.rand(b, t, c, h, w, generator=g, dtype=torch.float64)
+    rgb = x.unsqueeze(2) + 0.1 * torch.randn(b, t, k, c, h, w, generator=g, dtype=torch.float64)
+    logits = torch.randn(b, t, k, h, w, generator=g, dtype=torch.float64)
+    ours = likelihood_terms(x, rgb, logits, mixture="pixel")
+    assert torch.allclose(ours, direct_whole_pixel_nll(x, rgb, logits, 0.08), rtol=1e-10)
+    # two slots that each get a different half of the channels right, sharing the mask:
+    # per channel this is nearly as good as one right slot; as a whole pixel it is not
+    x = torch.full((1, 1, 3, 1, 1), 0.5, dtype=torch.float64)
+    split = torch.stack([x[:, :, :] + torch.tensor([0, 0, 0.5], dtype=torch.float64).view(1, 1, 3, 1, 1),
+                         x[:, :, :] + torch.tensor([0.5, 0.5, 0], dtype=torch.float64).view(1, 1, 3, 1, 1)], 2)
+    logits = torch.zeros(1, 1, 2, 1, 1, dtype=torch.float64)
+    assert likelihood_terms(x, split, logits, mixture="pixel") - likelihood_terms(x, split, logits) > 10
 
 
 def test_likelihood_stays_finite_where_the_exp_log_form_underflows():
@@ -334,6 +362,35 @@ def test_pool_scale_and_grid_checks():
     with pytest.raises(ValueError, match="heads"):
         SimoneEncoder.Spec(width=10, heads=3)
     assert enc(State(video(t=2))).tokens.shape == (2, 2, 16, 8)
+
+
+def test_input_scale_and_shift_act_on_the_frames():
+    """input_scale·x + input_shift feeds the CNN: the same tokens as feeding the mapped frames."""
+    kw = dict(conv_channels=[8], width=8, heads=2, ffn=8, layers=1)
+    torch.manual_seed(0)
+    mapped = SimoneEncoder(SimoneEncoder.Spec(**kw, input_scale=2.0, input_shift=-1.0), BuildContext(3, 2, (16, 16)))
+    plain = SimoneEncoder(SimoneEncoder.Spec(**kw), BuildContext(3, 2, (16, 16)))
+    plain.load_state_dict(mapped.state_dict())
+    batch = video(t=2)
+    want = plain(State(Batch(batch.frames * 2 - 1))).tokens
+    assert torch.allclose(mapped(State(batch)).tokens, want, atol=1e-6)
+    assert not torch.allclose(plain(State(batch)).tokens, want, atol=1e-3)
+
+
+def test_embed_norm_makes_the_content_as_large_as_the_position_encoding():
+    """On dark frames the projected CNN features start ~1/60 of the encoding's size
+    (RMS 0.71); embed_norm layer-normalises them to RMS 1 per token."""
+    torch.manual_seed(0)
+    frames = torch.zeros(2, 2, 3, 16, 16)
+    frames[..., 4:9, 4:9] = 0.8  # one small bright sprite on black
+    sizes = {}
+    for norm in (False, True):
+        enc = SimoneEncoder(SimoneEncoder.Spec(conv_channels=[32, 32], width=32, heads=2, ffn=8, layers=1, embed_norm=norm), BuildContext(3, 2, (16, 16)))
+        x = enc.convs(frames.flatten(0, 1)).permute(0, 2, 3, 1)
+        x = enc.embed_norm(enc.project(x))
+        sizes[norm] = x.pow(2).mean(-1).sqrt()  # RMS per token
+    assert sizes[False].max() < 0.2
+    assert sizes[True].min() > 0.9 and sizes[True].max() < 1.01  # LayerNorm: RMS 1 up to its eps
 
 
 def test_decoder_decodes_point_latents_from_the_prior():

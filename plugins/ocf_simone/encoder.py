@@ -64,6 +64,9 @@ class SimoneEncoder(Encoder):
         ffn: PositiveInt = Field(1024, description="hidden width of each transformer layer's feed-forward block")
         layers: PositiveInt = Field(4, description="transformer layers in each of the two stacks (paper: 4 full model, 1 small)")
         pool_size: PositiveInt = Field(2, description="per-frame average pooling window (and stride) between the stacks; 1: no pooling")
+        input_scale: float = Field(1.0, description="frames enter the CNN as input_scale·x + input_shift (x in [0, 1]); 2 and −1 map them to [−1, 1]")
+        input_shift: float = Field(0.0, description="see input_scale")
+        embed_norm: bool = Field(False, description="layer-normalise the projected CNN features before the first position encoding, so the content starts as large as the encoding instead of ~1/60 of it on dark frames")
         pool_scale: PositiveFloat = Field(0.5, description="multiplies the pooled tokens: 0.5 = sqrt(K/(h·w)) as REFERENCE reads the paper; 2.0 = the public reproduction's avg_pool·4/2 (sum-pooling scaled by 0.5)")
 
         @model_validator(mode="after")
@@ -91,6 +94,7 @@ class SimoneEncoder(Encoder):
             raise ValueError(f"pool_size {p} does not divide the {h}x{w} grid the convs produce from {list(ctx.resolution)} frames")
         self.convs = nn.Sequential(*layers)
         self.project = nn.Linear(c_in, spec.width, bias=False)
+        self.embed_norm = nn.LayerNorm(spec.width) if spec.embed_norm else nn.Identity()
         self.stack_1 = transformer_stack(spec.width, spec.heads, spec.ffn, spec.layers)
         self.stack_2 = transformer_stack(spec.width, spec.heads, spec.ffn, spec.layers)
         ctx.dims["features.tokens"] = spec.width
@@ -105,8 +109,9 @@ class SimoneEncoder(Encoder):
     def forward(self, state: State) -> Features:
         frames = state.batch.frames  # [b t c h w]
         b, t = frames.shape[:2]
-        x = self.convs(rearrange(frames, "b t c h w -> (b t) c h w"))  # [(b t) c h w], 8x8 at 64x64
-        x = self.project(rearrange(x, "(b t) c h w -> b t h w c", b=b))  # [b t h w c]
+        x = frames * self.spec.input_scale + self.spec.input_shift if (self.spec.input_scale, self.spec.input_shift) != (1.0, 0.0) else frames
+        x = self.convs(rearrange(x, "b t c h w -> (b t) c h w"))  # [(b t) c h w], 8x8 at 64x64
+        x = self.embed_norm(self.project(rearrange(x, "(b t) c h w -> b t h w c", b=b)))  # [b t h w c]
         _, _, h, w, c = x.shape
         x = x + sinusoidal_3d(t, h, w, c, device=x.device, dtype=x.dtype)
         x = self._run(self.stack_1, rearrange(x, "b t h w c -> b (t h w) c"))  # every token of the clip attends to every other

@@ -4,12 +4,14 @@ object and frame posteriors to N(0, I), each normalised its own way (``simone.pr
 from __future__ import annotations
 
 import torch
+from typing import Literal
+
 from pydantic import Field, PositiveFloat
 from torch import Tensor
 
 from ocf.errors import UserError
 from ocf.components import BuildContext, ComponentSpec, Objective, ObjectiveSpec, Prior
-from ocf.prob import kl_normal_normal, mixture_log_likelihood
+from ocf.prob import gaussian_log_likelihood, kl_normal_normal, mixture_log_likelihood
 from ocf.records import Latents, PriorTerms, State
 
 
@@ -21,12 +23,22 @@ class SimoneLikelihood(Objective):
     class Spec(ObjectiveSpec):
         weight: float = Field(0.2, ge=0.0, description="α, multiplies the term (paper 0.2)")
         sigma: PositiveFloat = Field(0.08, description="σ_x, the fixed standard deviation of every mixture component")
+        mixture: Literal["channel", "pixel"] = Field(
+            "channel",
+            description="'channel': each colour channel is its own mixture over slots (the paper's formula and the public "
+            "reproduction); 'pixel': one mixture per pixel over the slots' whole RGB (log Σ_k m_k Π_c N), as MONet / GENESIS "
+            "— a slot must then explain all channels of a pixel, so slots cannot split a sprite by colour channel",
+        )
 
     def forward(self, state: State) -> dict[str, Tensor]:
         r = state.rendering
         target = state.target  # the decoded subset in training: [b t' c h' w']
-        ll = mixture_log_likelihood(target, r.rgb, r.mask_logits, self.spec.sigma)  # logsumexp over k: [b t c h w]
-        t, _, h, w = ll.shape[1:]
+        if self.spec.mixture == "channel":
+            ll = mixture_log_likelihood(target, r.rgb, r.mask_logits, self.spec.sigma)  # logsumexp over k: [b t c h w]
+        else:
+            log_n = gaussian_log_likelihood(target.unsqueeze(2), r.rgb, self.spec.sigma).sum(dim=3)  # over c: [b t k h w]
+            ll = torch.logsumexp(r.mask_logits.log_softmax(dim=2) + log_n, dim=2)  # over k: [b t h w]
+        t, h, w = ll.shape[1], ll.shape[-2], ll.shape[-1]
         return {"nll": -(ll.flatten(1).sum(1) / (t * h * w)).mean()}
 
 
