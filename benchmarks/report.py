@@ -94,13 +94,24 @@ def reference_table(r: dict) -> str:
     for name, row in r["rows"].items():
         rows.append(f"| {name} | {row['reference_setting']} (`{row['command']}`) | {row['reference_sec_per_step']:.2f} | "
                     f"{row['ours_sec_per_step']:.3f} | **{row['speedup']:.2f}×** | {100 * row['utilisation']:.0f}% | {row['peak_mb']:.0f} | {row['differences']} |")
+    floors = {n: row for n, row in r["rows"].items() if "original_encoder_alone_sec_per_step" in row}
+    for name, row in floors.items():
+        rows.append(f"\n{name}: the original code's encoder *alone* (its conv stack, forward + backward + Adam, plain "
+                    f"PyTorch, measured in the same run) takes {row['original_encoder_alone_sec_per_step']:.3f} s/step at "
+                    f"this setting, {'more' if row['original_encoder_alone_sec_per_step'] > row['reference_sec_per_step'] else 'less'} "
+                    f"than the reference figure for its whole step ({row['reference_sec_per_step']:.2f} s); ocf's whole step is "
+                    f"{row['ours_vs_original_encoder_alone']:.2f}× as fast as that encoder alone.")
     m = r["machine"]
     rows.append(f"\nMachine: {m['cpu']}, torch {m['torch']}, {m['threads']} thread(s). Command: `{r['command']}`\n")
     return "\n".join(rows)
 
 
 def other(name: str, r: dict) -> str:
-    scalars = ", ".join(f"{k} {fmt(v)}" for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
+    flat = dict(r)
+    for key, sub in r.items():  # one level of nesting (e.g. metric_speed's "miou" block)
+        if isinstance(sub, dict):
+            flat.update({f"{key}.{k}": v for k, v in sub.items()})
+    scalars = ", ".join(f"{k} {fmt(v)}" for k, v in flat.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
     cmd = r.get("command")
     return f"## {r.get('name', name)}\n\n- {scalars or 'see the result file'}\n" + (f"- command: `{cmd}`\n" if cmd else "")
 
