@@ -99,23 +99,23 @@ def likelihood_terms(x, rgb, logits, sigma=0.08, mixture="channel"):
     return obj(state)["nll"]
 
 
-def test_likelihood_equals_the_formula():
-    g = torch.Generator().manual_seed(0)
+def random_mixture(seed):
+    g = torch.Generator().manual_seed(seed)
     b, t, k, c, h, w = 2, 3, 4, 3, 5, 6
     x = torch.rand(b, t, c, h, w, generator=g, dtype=torch.float64)
     rgb = x.unsqueeze(2) + 0.1 * torch.randn(b, t, k, c, h, w, generator=g, dtype=torch.float64)
-    logits = torch.randn(b, t, k, h, w, generator=g, dtype=torch.float64)
+    return x, rgb, torch.randn(b, t, k, h, w, generator=g, dtype=torch.float64)
+
+
+def test_likelihood_equals_the_formula():
+    x, rgb, logits = random_mixture(0)
     ours = likelihood_terms(x, rgb, logits)
     assert torch.allclose(ours, direct_pixel_nll(x, rgb, logits, 0.08), rtol=1e-10)
     assert SimoneLikelihood.Spec().weight == 0.2 and SimoneLikelihood.Spec().sigma == 0.08
 
 
 def test_whole_pixel_mixture_equals_its_formula_and_differs_from_per_channel():
-    g = torch.Generator().manual_seed(2)
-    b, t, k, c, h, w = 2, 3, 4, 3, 5, 6
-    x = torch.rand(b, t, c, h, w, generator=g, dtype=torch.float64)
-    rgb = x.unsqueeze(2) + 0.1 * torch.randn(b, t, k, c, h, w, generator=g, dtype=torch.float64)
-    logits = torch.randn(b, t, k, h, w, generator=g, dtype=torch.float64)
+    x, rgb, logits = random_mixture(2)
     ours = likelihood_terms(x, rgb, logits, mixture="pixel")
     assert torch.allclose(ours, direct_whole_pixel_nll(x, rgb, logits, 0.08), rtol=1e-10)
     # two slots that each get a different half of the channels right, sharing the mask:
