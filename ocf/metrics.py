@@ -55,6 +55,7 @@ __all__ = [
     "EvalMetric",
     "MetricUnavailable",
     "FgAri",
+    "FgAriMulti",
     "Ari",
     "Mbo",
     "Miou",
@@ -556,6 +557,33 @@ class FgAri(EvalMetric, ARI):
         self.update(*_seg_and_truth(type(self), state))
 
 
+class FgAriMulti(FgAri):
+    """FG-ARI over the items with at least ``min_objects`` (default 2) ground-truth objects;
+    the others are skipped.  A model that puts every pixel in one slot scores 1 on a
+    single-object item under FG-ARI (both partitions are one cluster) and 0 here."""
+
+    name = "fg_ari_multi"
+
+    def __init__(self, min_objects: int = 2, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if min_objects < 1:
+            raise ValueError(f"min_objects must be at least 1, got {min_objects}")
+        self.min_objects = min_objects
+
+    def update_state(self, state: State) -> None:
+        pred, true = _seg_and_truth(type(self), state)
+        values = fg_ari(pred, true)
+        self._accumulate(values.masked_fill(object_counts(true) < self.min_objects, float("nan")))
+
+
+def object_counts(true: Tensor) -> Tensor:
+    """Distinct foreground ids (> 0) per item ``[b]`` of labels ``[b n]``."""
+    fg = true.clamp(min=0).long()
+    seen = torch.zeros(true.shape[0], int(fg.max()) + 1 if fg.numel() else 1, dtype=torch.bool, device=true.device)
+    seen.scatter_(1, fg, True)
+    return seen[:, 1:].sum(dim=1)
+
+
 class Ari(EvalMetric, ARI):
     """ARI of the argmax segmentation over the whole clip, background included (ignored
     pixels excluded)."""
@@ -623,5 +651,5 @@ class CountAccuracy(EvalMetric, CountAccuracyMetric):
 
 
 METRICS: dict[str, type[EvalMetric]] = {
-    cls.name: cls for cls in (FgAri, Ari, Mbo, Miou, Mse, CountAccuracy)
+    cls.name: cls for cls in (FgAri, FgAriMulti, Ari, Mbo, Miou, Mse, CountAccuracy)
 }

@@ -252,6 +252,7 @@ def test_eval_adapters_read_the_state():
     true = state.batch.masks.reshape(b, -1)
     expect = {
         "fg_ari": np.nanmean(M.fg_ari(labels, true).numpy()),
+        "fg_ari_multi": np.nanmean(np.where([len(set(r[r > 0].tolist())) >= 2 for r in true.numpy()], M.fg_ari(labels, true).numpy(), np.nan)),
         "ari": np.nanmean(M.ari(labels, true).numpy()),
         "mbo": np.nanmean(M.best_overlap(labels, true).numpy()),
         "miou": np.nanmean(M.miou(labels, true).numpy()),
@@ -268,6 +269,24 @@ def test_eval_adapters_read_the_state():
         metric.update_state(state)
         assert metric.compute().item() == pytest.approx(expect[name], abs=1e-9), name
     assert M.FgAri.higher_is_better and not M.Mse.higher_is_better
+
+
+def test_fg_ari_multi_skips_items_with_fewer_objects():
+    """All pixels in one slot: FG-ARI 1 on the one-object item, 0 on the two-object one;
+    fg_ari_multi scores only the latter."""
+    true = torch.tensor([[0, 1, 1, 1, 0, 1, 1, 1], [0, 1, 1, 1, 0, 2, 2, 2]]).view(2, 1, 2, 4)
+    logits = torch.zeros(2, 1, 3, 2, 4)
+    logits[:, :, 0] = 5.0  # slot 0 everywhere
+    state = State(batch=Batch(frames=torch.rand(2, 1, 3, 2, 4), masks=true), rendering=Rendering(mask_logits=logits))
+    plain, multi = M.FgAri(), M.FgAriMulti()
+    plain.update_state(state)
+    multi.update_state(state)
+    assert plain.compute().item() == pytest.approx(0.5) and multi.compute().item() == pytest.approx(0.0)
+    assert int(multi.skipped) == 1 and int(multi.count) == 1
+    assert M.object_counts(true.reshape(2, -1)).tolist() == [1, 2]
+    assert M.object_counts(torch.tensor([[-1, 0, 3, 3]])).tolist() == [1]
+    with pytest.raises(ValueError, match="min_objects"):
+        M.FgAriMulti(min_objects=0)
 
 
 def test_adapters_resize_predicted_masks():
