@@ -570,9 +570,8 @@ class FgAriMulti(FgAri):
             raise ValueError(f"min_objects must be at least 1, got {min_objects}")
         self.min_objects = min_objects
 
-    def update_state(self, state: State) -> None:
-        pred, true = _seg_and_truth(type(self), state)
-        values = fg_ari(pred, true)
+    def update(self, pred: Tensor, true: Tensor, ignore: Tensor | None = None) -> None:
+        values = fg_ari(pred, true, ignore=ignore)
         self._accumulate(values.masked_fill(object_counts(true) < self.min_objects, float("nan")))
 
 
