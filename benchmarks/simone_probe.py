@@ -24,12 +24,18 @@ import numpy as np
 import torch
 
 
-def batches(resolved, split, idx):
+def split(resolved, name):
     from ocf import plugins
-    from ocf.train import open_split, take_batch
+    from ocf.train import open_split
 
-    ds = open_split(resolved.spec, split, plugins.default().registry)
-    return ds, take_batch(ds, idx, resolved.spec.data.frames, seed=0, step=0, random_window=False)
+    return open_split(resolved.spec, name, plugins.default().registry)
+
+
+def clips(resolved, ds, idx, step=0):
+    """The clips ``idx`` of dataset ``ds`` as a batch (first frames, no random window)."""
+    from ocf.train import take_batch
+
+    return take_batch(ds, list(idx), resolved.spec.data.frames, seed=0, step=step, random_window=False)
 
 
 def posterior_stats(model, batch) -> dict:
@@ -44,13 +50,11 @@ def posterior_stats(model, batch) -> dict:
 def lone_sprite_r2(model, resolved, n=1200) -> list[float]:
     import h5py
 
-    from ocf.train import take_batch
-
-    ds, _ = batches(resolved, "all", [0])
+    ds = split(resolved, "all")
     means = []
     with torch.no_grad():
         for s in range(0, n, 100):
-            lat = model(take_batch(ds, list(range(s, min(n, s + 100))), resolved.spec.data.frames, seed=0, step=0, random_window=False), losses=False).latents
+            lat = model(clips(resolved, ds, range(s, min(n, s + 100))), losses=False).latents
             means.append(torch.cat([lat.posterior.mean.flatten(1), lat.frame_posterior.mean.flatten(1)], 1))
     z = torch.cat(means).double().numpy()
     with h5py.File(resolved.spec.data.path, "r") as f:
@@ -65,10 +69,9 @@ def lone_sprite_r2(model, resolved, n=1200) -> list[float]:
 
 def retrain_decoder(model, resolved, steps, lr, loss, mask_scale, no_mask_norm, hidden=None) -> list[dict]:
     from ocf.assembly import Model
-    from ocf.train import take_batch
 
-    _, val = batches(resolved, "val", list(range(64)))
-    train_ds, _ = batches(resolved, "train", [0])
+    val = clips(resolved, split(resolved, "val"), range(64))
+    train_ds = split(resolved, "train")
     dec = model.decoder
     torch.manual_seed(0)
     if hidden:  # a decoder MLP of other widths on the same inputs
@@ -84,9 +87,9 @@ def retrain_decoder(model, resolved, steps, lr, loss, mask_scale, no_mask_norm, 
     elif mask_scale is not None:
         plain = dec.normalise
         dec.normalise = lambda logits: plain(logits) * mask_scale
-    for p in model.parameters():
-        p.requires_grad_(p in set(dec.parameters()))
-    opt = torch.optim.Adam([p for p in dec.parameters() if p.requires_grad], lr=lr)
+    model.requires_grad_(False)
+    dec.requires_grad_(True)
+    opt = torch.optim.Adam(dec.parameters(), lr=lr)
     g = torch.Generator().manual_seed(0)
     out, t0 = [], time.time()
     for step in range(steps + 1):
@@ -99,7 +102,7 @@ def retrain_decoder(model, resolved, steps, lr, loss, mask_scale, no_mask_norm, 
             model.train()
         if step == steps:
             break
-        b = take_batch(train_ds, torch.randint(0, len(train_ds), (8,), generator=g).tolist(), resolved.spec.data.frames, seed=0, step=step, random_window=False)
+        b = clips(resolved, train_ds, torch.randint(0, len(train_ds), (8,), generator=g).tolist(), step=step)
         state = model(b)
         value = Model.total(state.losses) if loss == "model" else (state.rendering.recon - state.target).pow(2).mean()
         opt.zero_grad()
@@ -125,7 +128,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     resolved, model, _ = load_run(args.run, args.checkpoint)
-    _, val = batches(resolved, "val", list(range(64)))
+    val = clips(resolved, split(resolved, "val"), range(64))
     record = {"run": args.run, "command": "python " + " ".join(sys.argv), "posterior": posterior_stats(model, val),
               "lone_sprite_position_r2": lone_sprite_r2(model, resolved)}
     print(json.dumps(record, indent=2), flush=True)

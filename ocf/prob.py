@@ -96,15 +96,19 @@ def relaxed_bernoulli_log_prob(y: Tensor, logits: Tensor, temperature: float, ep
     )
 
 
-def mixture_log_likelihood(x: Tensor, rgb: Tensor, mask_logits: Tensor, sigma: float | Tensor) -> Tensor:
-    """Per-pixel, per-channel log-likelihood of a spatial mixture of Gaussians.
+def mixture_log_likelihood(x: Tensor, rgb: Tensor, mask_logits: Tensor, sigma: float | Tensor, *, per_channel: bool = True) -> Tensor:
+    """Per-pixel log-likelihood of a spatial mixture of Gaussians.
 
     x: ``[b t c h w]``; rgb: ``[b t k c h w]`` component means; mask_logits:
     ``[b t k h w]`` (softmax over k gives the mixing weights); any leading axes work as
-    long as k sits at ``rgb[..., k, c, h, w]``.  Returns ``[b t c h w]``:
-    ``log Σ_k softmax(mask)_k · N(x; rgb_k, σ²)``, computed as a logsumexp over k so it
-    stays finite when every component is far from x (the exp/log form underflows).
+    long as k sits at ``rgb[..., k, c, h, w]``.  Returns ``[b t c h w]``, each channel its
+    own mixture: ``log Σ_k softmax(mask)_k · N(x_c; rgb_kc, σ²)``; with
+    ``per_channel=False`` ``[b t 1 h w]``, one mixture over whole pixels:
+    ``log Σ_k softmax(mask)_k · Π_c N(x_c; rgb_kc, σ²)``.  Computed as a logsumexp over k
+    so it stays finite when every component is far from x (the exp/log form underflows).
     """
     log_weights = mask_logits.log_softmax(dim=-3).unsqueeze(-3)  # [b t k 1 h w]
     log_n = gaussian_log_likelihood(x.unsqueeze(-4), rgb, sigma)  # [b t k c h w]
+    if not per_channel:
+        log_n = log_n.sum(dim=-3, keepdim=True)  # over c: [b t k 1 h w]
     return torch.logsumexp(log_weights + log_n, dim=-4)

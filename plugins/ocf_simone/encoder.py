@@ -109,7 +109,7 @@ class SimoneEncoder(Encoder):
     def forward(self, state: State) -> Features:
         frames = state.batch.frames  # [b t c h w]
         b, t = frames.shape[:2]
-        x = frames * self.spec.input_scale + self.spec.input_shift if (self.spec.input_scale, self.spec.input_shift) != (1.0, 0.0) else frames
+        x = frames * self.spec.input_scale + self.spec.input_shift  # exact identity at the defaults 1 and 0
         x = self.convs(rearrange(x, "b t c h w -> (b t) c h w"))  # [(b t) c h w], 8x8 at 64x64
         x = self.embed_norm(self.project(rearrange(x, "(b t) c h w -> b t h w c", b=b)))  # [b t h w c]
         _, _, h, w, c = x.shape

@@ -3,15 +3,15 @@ object and frame posteriors to N(0, I), each normalised its own way (``simone.pr
 
 from __future__ import annotations
 
-import torch
 from typing import Literal
 
+import torch
 from pydantic import Field, PositiveFloat
 from torch import Tensor
 
 from ocf.errors import UserError
 from ocf.components import BuildContext, ComponentSpec, Objective, ObjectiveSpec, Prior
-from ocf.prob import gaussian_log_likelihood, kl_normal_normal, mixture_log_likelihood
+from ocf.prob import kl_normal_normal, mixture_log_likelihood
 from ocf.records import Latents, PriorTerms, State
 
 
@@ -33,12 +33,9 @@ class SimoneLikelihood(Objective):
     def forward(self, state: State) -> dict[str, Tensor]:
         r = state.rendering
         target = state.target  # the decoded subset in training: [b t' c h' w']
-        if self.spec.mixture == "channel":
-            ll = mixture_log_likelihood(target, r.rgb, r.mask_logits, self.spec.sigma)  # logsumexp over k: [b t c h w]
-        else:
-            log_n = gaussian_log_likelihood(target.unsqueeze(2), r.rgb, self.spec.sigma).sum(dim=3)  # over c: [b t k h w]
-            ll = torch.logsumexp(r.mask_logits.log_softmax(dim=2) + log_n, dim=2)  # over k: [b t h w]
-        t, h, w = ll.shape[1], ll.shape[-2], ll.shape[-1]
+        per_channel = self.spec.mixture == "channel"
+        ll = mixture_log_likelihood(target, r.rgb, r.mask_logits, self.spec.sigma, per_channel=per_channel)  # [b t c|1 h w]
+        t, _, h, w = ll.shape[1:]
         return {"nll": -(ll.flatten(1).sum(1) / (t * h * w)).mean()}
 
 
