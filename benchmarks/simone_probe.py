@@ -8,7 +8,13 @@
 2. A linear probe: ridge regression from every latent mean of a clip to the position at
    t = 0 of the sprite in clips with exactly one sprite (first 1,200 clips of the file;
    fit on two thirds, R² on the rest).  R² near 1: the encoder has located the sprite.
-3. Decoder-only retraining: re-initialise the decoder, freeze everything else, train the
+3. What the slots draw on the foreground (ground-truth sprite pixels of 64 validation
+   clips, evaluation decode): each slot's mean mask weight and the mean and spread of
+   its RGB there, how often some slot's channel value lies within 2 σ_x of the pixel's
+   (what the per-channel mixture rewards) and the error of the mask-weighted
+   reconstruction.  Slots with constant grey RGB at distinct levels and a high "within
+   2 σ" fraction mean the model quantises intensities instead of segmenting.
+4. Decoder-only retraining: re-initialise the decoder, freeze everything else, train the
    decoder alone (batch 8, Adam, clip 5, one thread) and report validation MSE every 200
    steps.  Options change what it is trained with, to see what slows it down.
 """
@@ -45,6 +51,22 @@ def posterior_stats(model, batch) -> dict:
     return {"object_mean_spread_over_clips": p.mean.std(0).mean().item(), "object_mean_spread_over_slots": p.mean.std(1).mean().item(),
             "object_scale_median": p.std.median().item(), "frame_mean_spread_over_time": f.mean.std(1).mean().item(),
             "frame_scale_median": f.std.median().item()}
+
+
+def slot_colours(model, batch, sigma: float) -> dict:
+    model.eval()
+    with torch.no_grad():
+        r = model(batch, losses=False).rendering
+    fg = batch.masks > 0  # [b t h w], ground-truth sprite pixels
+    weights = r.mask_logits.softmax(2)  # [b t k h w]
+    rgb = r.rgb.movedim(3, -1)  # [b t k h w c]
+    x = batch.frames.movedim(2, -1)  # [b t h w c]
+    nearest = (r.rgb - batch.frames.unsqueeze(2)).abs().amin(2).movedim(2, -1)[fg]  # [n c]
+    slots = [{"mask_weight": weights[:, :, k][fg].mean().item(), "rgb_mean": rgb[:, :, k][fg].mean(0).tolist(),
+              "rgb_std": rgb[:, :, k][fg].std(0).tolist()} for k in range(weights.shape[2])]
+    return {"slots": slots, "target_rgb_mean": x[fg].mean(0).tolist(), "target_rgb_std": x[fg].std(0).tolist(),
+            "channels_within_2_sigma": (nearest < 2 * sigma).float().mean().item(),
+            "recon_abs_error": (r.recon.movedim(2, -1) - x).abs()[fg].mean().item()}
 
 
 def lone_sprite_r2(model, resolved, n=1200) -> list[float]:
@@ -129,8 +151,10 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     resolved, model, _ = load_run(args.run, args.checkpoint)
     val = clips(resolved, split(resolved, "val"), range(64))
+    sigma = next((o.get("sigma", 0.08) for o in resolved.spec.model.objectives if o["type"] == "simone.likelihood"), 0.08)
     record = {"run": args.run, "command": "python " + " ".join(sys.argv), "posterior": posterior_stats(model, val),
-              "lone_sprite_position_r2": lone_sprite_r2(model, resolved)}
+              "lone_sprite_position_r2": lone_sprite_r2(model, resolved),
+              "foreground_slots": slot_colours(model, val, sigma)}
     print(json.dumps(record, indent=2), flush=True)
     if args.decoder_steps:
         record["decoder_retraining"] = retrain_decoder(model, resolved, args.decoder_steps, args.lr, args.loss, args.mask_scale, args.no_mask_norm, args.hidden)

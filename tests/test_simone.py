@@ -201,6 +201,23 @@ def test_tied_control_gives_every_slot_the_same_posterior():
     assert not torch.allclose(m, m[:, :1].expand_as(m))
 
 
+def test_init_log_scale_starts_the_posterior_scales_there():
+    s = spec()
+    s["model"]["grouper"]["init_log_scale"] = -3.0
+    torch.manual_seed(0)
+    model = build(resolve(s, REGISTRY), dry_run=False).eval()
+    with torch.no_grad():
+        lat = model(video()).latents
+    default = tiny_model().eval()
+    with torch.no_grad():
+        plain = default(video()).latents
+    for post, ref in ((lat.posterior, plain.posterior), (lat.frame_posterior, plain.frame_posterior)):
+        # the last layer's weights still add a small input-dependent part around e^-3 ≈ 0.05
+        assert post.std.log().mean().item() == pytest.approx(-3.0, abs=0.5)
+        assert ref.std.log().mean().item() == pytest.approx(0.0, abs=0.5)
+        assert not torch.allclose(post.std, post.std.flatten()[0].expand_as(post.std))
+
+
 def test_gradients_reach_every_parameter():
     model = tiny_model()
     model.train()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from pydantic import Field, PositiveInt, model_validator
 from torch import Tensor
 
@@ -24,6 +25,7 @@ class SimonePooling(Grouper):
         hidden: list[PositiveInt] = Field([1024], description="hidden widths of the two MLPs (ReLU); each ends in a linear map to 2·d = (mean, log-scale)")
         log_scale_min: float = Field(-10.0, description="lower clamp of the log-scale (scale = exp(clamp(log_scale, min, max)))")
         log_scale_max: float = Field(3.0, description="upper clamp of the log-scale")
+        init_log_scale: float | None = Field(None, description="start both MLPs' log-scale outputs near this value (the bias of their last layer; null: PyTorch's default init, log-scale ≈ 0, scale ≈ 1). The decoder draws a fresh sample per location, so a unit initial scale drowns the clip-dependent part of the means (~0.06 at init) in per-pixel noise")
         tie_objects: bool = Field(False, description="control experiment: one object posterior from the mean over all tokens, shared by every slot, so slots cannot differ (a model that still segments is not using its object latents)")
         eval_sample: bool = Field(False, description="in evaluation, latents.objects/frames are samples too (default: the posterior means); the decoder samples from the posteriors itself")
 
@@ -41,6 +43,10 @@ class SimonePooling(Grouper):
         dims = [c, *spec.hidden, 2 * spec.latent_dim]
         self.object_mlp = mlp(dims)
         self.frame_mlp = mlp(dims)
+        if spec.init_log_scale is not None:
+            with torch.no_grad():
+                for head in (self.object_mlp, self.frame_mlp):
+                    head[-1].bias[spec.latent_dim :] = spec.init_log_scale
         ctx.dims["latents.objects"] = spec.latent_dim
         ctx.dims["latents.frames"] = spec.latent_dim
         ctx.dims["latents.num_slots"] = gh * gw
