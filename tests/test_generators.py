@@ -195,6 +195,19 @@ def test_moving_sprites_move_and_camera(generated):
     assert np.allclose(steps, steps[:, :1]) and np.abs(steps).max() <= options.camera_shift
 
 
+def test_moving_sprites_saturation_keeps_channels_off_black(generated):
+    _, _, default = generated["moving_sprites"]
+    _, _, pastel = make("moving_sprites", frames=5, saturation=[0.25, 0.5])
+    fg, fg_p = default["masks"] > 0, pastel["masks"] > 0
+    np.testing.assert_array_equal(fg, fg_p)  # same scenes: only the colours change
+    darkest = pastel["frames"][fg_p].min(-1) / 255.0  # value >= 0.75, saturation <= 0.5
+    assert darkest.min() >= 0.75 * 0.5 - 1 / 255
+    assert default["frames"][fg].min(-1).min() / 255.0 < 0.1  # the default lets a channel reach black
+    c = pastel["color"][pastel["present"]]
+    sat = (c.max(-1) - c.min(-1)) / c.max(-1)  # HSV saturation of the drawn colours
+    assert sat.min() >= 0.25 - 1e-6 and sat.max() <= 0.5 + 1e-6
+
+
 def test_moving_digits(generated):
     _, options, out = generated["moving_digits"]
     assert out["frames"].shape[-1] == 1
@@ -241,6 +254,7 @@ def test_check_rule_separates_rules():
         ("shapes", {"background": "plaid"}, "background"),
         ("nshapes", {"num_shapes": 11}, "num_shapes"),
         ("moving_digits", {"max_digits": 6, "digit_size": 30}, "max_digits"),
+        ("moving_sprites", {"saturation": [0.8, 0.2]}, "saturation"),
         ("tetrominoes", {"resolution": 40}, "resolution"),
     ],
 )

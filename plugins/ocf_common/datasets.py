@@ -115,9 +115,11 @@ def hsv_to_rgb(hsv: np.ndarray) -> np.ndarray:
     return np.take_along_axis(table, i[None, ..., None].repeat(3, -1), 0)[0]
 
 
-def bright_colors(rng: np.random.Generator, k: int) -> np.ndarray:
-    """``[k 3]`` saturated, bright RGB colours in [0, 1] (never close to black)."""
-    hsv = np.stack([rng.uniform(0, 1, k), rng.uniform(0.6, 1, k), rng.uniform(0.75, 1, k)], -1)
+def bright_colors(rng: np.random.Generator, k: int, saturation: tuple[float, float] = (0.6, 1.0)) -> np.ndarray:
+    """``[k 3]`` bright RGB colours in [0, 1] (never close to black): uniform hue, HSV
+    saturation uniform in ``saturation``, value in [0.75, 1].  Below saturation 1 no
+    channel is near 0: the darkest channel is ``value * (1 - saturation)``."""
+    hsv = np.stack([rng.uniform(0, 1, k), rng.uniform(*saturation, k), rng.uniform(0.75, 1, k)], -1)
     return hsv_to_rgb(hsv)
 
 
@@ -487,6 +489,8 @@ class MovingSprites(Generator):
         max_speed: float = Field(2.0, ge=0.0, description="fastest sprite speed in px/frame")
         camera_shift: float = Field(0.0, ge=0.0, le=16.0, description="largest camera pan per axis in px/frame (0: static camera)")
         background: Literal["black", "random"] = Field("black", description="background colour: black or a random RGB colour per clip")
+        saturation: tuple[float, float] = Field((0.6, 1.0), description="range of the sprites' HSV saturation; "
+                                                "below 1 no sprite channel is near black (darkest channel >= 0.75 (1 - max))")
         shapes: list[Literal["square", "ellipse", "heart"]] = Field(
             default_factory=lambda: list(SPRITE_SHAPES), min_length=1, description="sprite shapes to draw from")
 
@@ -495,6 +499,9 @@ class MovingSprites(Generator):
             _check_range("min_objects", self.min_objects, "max_objects", self.max_objects)
             _check_range("min_size", self.min_size, "max_size", self.max_size)
             _check_range("min_speed", self.min_speed, "max_speed", self.max_speed)
+            lo, hi = self.saturation
+            if not 0.0 <= lo <= hi <= 1.0:
+                raise ValueError(f"saturation must be [low, high] with 0 <= low <= high <= 1 (got [{lo}, {hi}])")
             return self
 
     def _params(self, rng, o):
@@ -512,7 +519,7 @@ class MovingSprites(Generator):
             "angle": rng.uniform(0, 2 * np.pi, big),
             "start": np.stack([rng.uniform(margin, res - margin), rng.uniform(margin, res - margin)], -1),
             "velocity": np.stack([speed * np.cos(heading), speed * np.sin(heading)], -1),
-            "color": bright_colors(rng, big),
+            "color": bright_colors(rng, big, o.saturation),
             "background_color": rng.uniform(0, 1, 3) if o.background == "random" else np.zeros(3),
             "camera_velocity": rng.uniform(-o.camera_shift, o.camera_shift, 2),
         }
