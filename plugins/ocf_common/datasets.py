@@ -13,7 +13,7 @@ int16 (0 background, 1.. object ids stable over time, -1 where shapes overlap in
 from __future__ import annotations
 
 import functools
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -140,6 +140,9 @@ def paint(background: np.ndarray, masks: np.ndarray, colors: np.ndarray) -> tupl
         image = np.where(mk[..., None], colors[:, k, None, None, :].astype(np.float32), image)
         labels[mk] = k + 1
     return image, labels
+
+
+Unit = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 def _check_range(lo_name: str, lo, hi_name: str, hi) -> None:
@@ -489,7 +492,7 @@ class MovingSprites(Generator):
         max_speed: float = Field(2.0, ge=0.0, description="fastest sprite speed in px/frame")
         camera_shift: float = Field(0.0, ge=0.0, le=16.0, description="largest camera pan per axis in px/frame (0: static camera)")
         background: Literal["black", "random"] = Field("black", description="background colour: black or a random RGB colour per clip")
-        saturation: tuple[float, float] = Field((0.6, 1.0), description="range of the sprites' HSV saturation; "
+        saturation: tuple[Unit, Unit] = Field((0.6, 1.0), description="range of the sprites' HSV saturation; "
                                                 "below 1 no sprite channel is near black (darkest channel >= 0.75 (1 - max))")
         shapes: list[Literal["square", "ellipse", "heart"]] = Field(
             default_factory=lambda: list(SPRITE_SHAPES), min_length=1, description="sprite shapes to draw from")
@@ -499,9 +502,7 @@ class MovingSprites(Generator):
             _check_range("min_objects", self.min_objects, "max_objects", self.max_objects)
             _check_range("min_size", self.min_size, "max_size", self.max_size)
             _check_range("min_speed", self.min_speed, "max_speed", self.max_speed)
-            lo, hi = self.saturation
-            if not 0.0 <= lo <= hi <= 1.0:
-                raise ValueError(f"saturation must be [low, high] with 0 <= low <= high <= 1 (got [{lo}, {hi}])")
+            _check_range("saturation[0]", self.saturation[0], "saturation[1]", self.saturation[1])
             return self
 
     def _params(self, rng, o):
