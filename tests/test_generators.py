@@ -270,3 +270,55 @@ def test_generation_is_fast():
     out = cls().generate(2000, 0, cls.parse_options({}))
     assert out["frames"].shape == (2000, 1, 32, 32, 3)
     assert time.perf_counter() - start < 15.0  # ~1.5 s measured on one shared core
+
+
+def test_sprite_options_are_shared_and_keep_each_generators_defaults_and_bounds():
+    from ocf_common.datasets import MovingSprites, Shapes, SpriteOptions
+
+    assert issubclass(Shapes.Options, SpriteOptions) and issubclass(MovingSprites.Options, SpriteOptions)
+    still, video = Shapes.parse_options({}), MovingSprites.parse_options({})
+    assert (still.max_objects, still.max_size) == (4, 0.22) and (video.max_objects, video.max_size) == (3, 0.2)
+    assert Shapes.parse_options({"max_size": 0.35}).max_size == 0.35
+    with pytest.raises(UserError, match="max_size"):  # sprites in video stay at most 0.3 of the resolution
+        MovingSprites.parse_options({"max_size": 0.35})
+    for cls in (Shapes, MovingSprites):
+        with pytest.raises(UserError, match=r"min_size \(0.2\) must be <= max_size \(0.15\)"):
+            cls.parse_options({"min_size": 0.2, "max_size": 0.15})
+    with pytest.raises(UserError, match=r"min_speed \(3.0\) must be <= max_speed \(1.0\)"):
+        MovingSprites.parse_options({"min_speed": 3, "max_speed": 1})
+    with pytest.raises(UserError, match="min_speed"):  # options of one generator are not another's
+        Shapes.parse_options({"min_speed": 1})
+
+
+def test_sprite_masks_cover_the_pixel_centres_inside_the_shape():
+    from ocf_common.datasets import sprite_masks
+
+    # a square of half-size 3 centred at (8, 8): pixel centres x + 0.5 in [5, 11], so columns and rows 5..10
+    square, circle = sprite_masks(("square", "circle"), [0, 1], [8, 8], [8, 8], [3, 3], [0, 0], 16, 16)
+    expected = np.zeros((16, 16), bool)
+    expected[5:11, 5:11] = True
+    np.testing.assert_array_equal(square, expected)
+    ys, xs = np.mgrid[0:16, 0:16] + 0.5
+    np.testing.assert_array_equal(circle, (xs - 8) ** 2 + (ys - 8) ** 2 <= 9)
+
+
+def test_hsv_to_rgb_agrees_with_colorsys():
+    import colorsys
+
+    from ocf_common.datasets import hsv_to_rgb
+
+    hsv = np.random.default_rng(0).uniform(0, 1, (200, 3))
+    expected = np.array([colorsys.hsv_to_rgb(*row) for row in hsv])
+    np.testing.assert_allclose(hsv_to_rgb(hsv), expected, atol=1e-12)
+
+
+def test_moving_digits_without_scikit_learn_names_the_extra(monkeypatch):
+    from ocf_common.datasets import MovingDigits, digit_glyphs
+
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # import fails as if not installed
+    digit_glyphs.cache_clear()
+    try:
+        with pytest.raises(UserError, match=r"scikit-learn.*pip install 'ocf\[digits\]'"):
+            MovingDigits().generate(2, 0, MovingDigits.parse_options({"frames": 2}))
+    finally:
+        digit_glyphs.cache_clear()
