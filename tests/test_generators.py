@@ -322,3 +322,12 @@ def test_moving_digits_without_scikit_learn_names_the_extra(monkeypatch):
             MovingDigits().generate(2, 0, MovingDigits.parse_options({"frames": 2}))
     finally:
         digit_glyphs.cache_clear()
+
+
+def test_count_ids_counts_distinct_ids_per_map():
+    from ocf.data.generator import id_presence
+
+    masks = np.array([[[0, 1], [1, -1]], [[2, 0], [5, 5]], [[0, 0], [0, 0]]])  # [3 2 2]
+    np.testing.assert_array_equal(count_ids(masks, 5), [1, 2, 0])
+    np.testing.assert_array_equal(count_ids(masks[None], 5), [[1, 2, 0]])  # any leading axes
+    np.testing.assert_array_equal(id_presence(masks, 2), [[True, False], [False, True], [False, False]])

@@ -53,7 +53,9 @@ class Generator:
         model_config = ConfigDict(extra="forbid")
         resolution: int = Field(32, ge=8, le=512, description="image height and width in pixels")
 
-    def generate(self, n: int, seed: int, options: "Generator.Options", progress: Progress | None = None) -> dict[str, np.ndarray]:
+    def generate(
+        self, n: int, seed: int, options: "Generator.Options", progress: Progress | None = None
+    ) -> dict[str, np.ndarray]:
         """Make ``n`` samples.
 
         Returns ``frames [N T H W C]`` uint8, ``masks [N T H W]`` int16/int32 (0 background,
@@ -76,7 +78,8 @@ class Generator:
         try:
             return cls.Options.model_validate(dict(options or {}))
         except ValidationError as exc:
-            raise UserError(f"dataset {cls.name!r}: bad options:\n" + format_validation_error(exc, cls.Options)) from None
+            problems = format_validation_error(exc, cls.Options)
+            raise UserError(f"dataset {cls.name!r}: bad options:\n{problems}") from None
 
 
 def format_validation_error(exc: ValidationError, model: type[BaseModel]) -> str:
@@ -115,11 +118,7 @@ def stack_params(params: list[dict[str, Any]]) -> dict[str, np.ndarray]:
 
 def count_ids(masks: np.ndarray, max_id: int) -> np.ndarray:
     """Number of distinct object ids (``1..max_id``) present per map: ``[... H W]`` → ``[...]``."""
-    lead = masks.shape[:-2]
-    flat = np.clip(masks.reshape(-1, masks.shape[-2] * masks.shape[-1]), 0, max_id).astype(np.int64)
-    present = np.zeros((flat.shape[0], max_id + 1), dtype=bool)
-    present[np.arange(flat.shape[0])[:, None], flat] = True
-    return present[:, 1:].sum(axis=1).reshape(lead)
+    return id_presence(masks, max_id).sum(axis=-1)
 
 
 def id_presence(masks: np.ndarray, num_objects: int) -> np.ndarray:
@@ -155,7 +154,8 @@ def check_arrays(name: str, arrays: dict[str, np.ndarray], n: int) -> None:
     if frames is None or frames.dtype != np.uint8 or frames.ndim != 5 or frames.shape[0] != n:
         raise RuntimeError(f"generator {name!r} returned bad frames (need uint8 [N T H W C] with N={n})")
     if masks is not None and (masks.shape != frames.shape[:4] or not np.issubdtype(masks.dtype, np.integer)):
-        raise RuntimeError(f"generator {name!r} returned masks {masks.shape} {masks.dtype}, need integer {frames.shape[:4]}")
+        raise RuntimeError(
+            f"generator {name!r} returned masks {masks.shape} {masks.dtype}, need integer {frames.shape[:4]}")
     for key, value in arrays.items():
         if value.shape[0] != n:
             raise RuntimeError(f"generator {name!r} returned {key} with {value.shape[0]} samples, need {n}")
