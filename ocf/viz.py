@@ -1,9 +1,11 @@
-"""Pictures for training logs and ``ocf viz``: reconstructions, per-slot decompositions,
-segmentation overlays, GIFs for video and simple line charts.  PIL and numpy only.
+"""Pictures for training logs, ``ocf viz`` and ``ocf data inspect``: decompositions,
+segmentation overlays, dataset contact sheets, GIFs for video and line charts (PIL, numpy).
 
-Inputs may be torch tensors or numpy arrays.  Images are float ``[.. c h w]`` in [0, 1];
-``c = 1`` is shown as grayscale, ``c = 2`` gets a zero third channel and ``c > 3`` shows
-the first three channels.  Outputs are ``uint8 [h w 3]`` arrays or ``PIL.Image``.
+Inputs may be torch tensors or numpy arrays; images are float ``[.. c h w]`` in [0, 1].
+One channel convention: ``c = 1`` is grey, ``c = 2`` (grey + depth, as ``nshapes`` writes
+it) shows its first channel as grey, ``c >= 3`` its first three (RGB).  Label ``l`` is
+drawn in ``PALETTE[l % len(PALETTE)]``, ignore (negative) labels in ``IGNORE_COLOUR``.
+Outputs are ``uint8 [h w 3]`` arrays or ``PIL.Image``.
 """
 
 from __future__ import annotations
@@ -14,17 +16,8 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = [
-    "PALETTE",
-    "to_uint8",
-    "colorize",
-    "overlay",
-    "image_grid",
-    "decomposition_figure",
-    "video_figure",
-    "save_gif",
-    "line_plot",
-]
+__all__ = ["IGNORE_COLOUR", "PALETTE", "to_uint8", "colorize", "overlay", "image_grid", "sample_sheet",
+           "decomposition_figure", "video_figure", "save_gif", "line_plot", "draw_boxes"]
 
 #: Distinct colours (RGB) for labels and series; label i uses ``PALETTE[i % len]``.
 PALETTE: np.ndarray = np.array(
@@ -36,6 +29,7 @@ PALETTE: np.ndarray = np.array(
     ],
     dtype=np.uint8,
 )  # fmt: skip
+#: Colour of ignore (negative) labels in :func:`colorize`; :func:`overlay` darkens them instead.
 IGNORE_COLOUR = np.array((40, 40, 40), dtype=np.uint8)
 _TEXT = (0, 0, 0)
 
@@ -50,23 +44,24 @@ def _numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
+def _three_channels(x: np.ndarray) -> np.ndarray:
+    """Channels-last ``[.. c]`` → ``[.. 3]`` by the module's channel convention: c = 1 and
+    c = 2 (grey + depth) repeat the first channel, c >= 3 keeps the first three."""
+    if x.shape[-1] < 3:
+        return np.repeat(x[..., :1], 3, axis=-1)
+    return x[..., :3]
+
+
 def to_uint8(images: Any) -> np.ndarray:
     """Float images ``[.. c h w]`` in [0, 1] → ``uint8 [.. h w 3]`` (clipped).
 
-    uint8 input is taken as already in [0, 255].  c = 1 is repeated to grey, c = 2 padded
-    with zeros, c > 3 cut to its first three channels.
+    uint8 input is taken as already in [0, 255].  Channels follow the module's convention
+    (grey for c = 1 and c = 2, the first three channels for c > 3).
     """
     x = _numpy(images)
     if x.ndim < 3:
         raise ValueError(f"expected images [.. c h w], got shape {x.shape}")
-    c = x.shape[-3]
-    if c == 1:
-        x = np.repeat(x, 3, axis=-3)
-    elif c == 2:
-        x = np.concatenate([x, np.zeros_like(x[..., :1, :, :])], axis=-3)
-    elif c > 3:
-        x = x[..., :3, :, :]
-    x = np.moveaxis(x, -3, -1)
+    x = _three_channels(np.moveaxis(x, -3, -1))
     if x.dtype == np.uint8:
         return np.ascontiguousarray(x)
     return (np.clip(np.nan_to_num(x.astype(np.float32)), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
@@ -119,13 +114,9 @@ def _text_size(draw: ImageDraw.ImageDraw, text: str) -> tuple[int, int]:
 
 
 def _as_rgb(cell: np.ndarray) -> np.ndarray:
+    """Channels-last ``[h w c]`` or grey ``[h w]`` (uint8, or float in [0, 1]) → ``uint8 [h w 3]``."""
     cell = np.asarray(cell)
-    if cell.ndim == 2:
-        cell = np.repeat(cell[..., None], 3, axis=-1)
-    if cell.shape[-1] == 1:
-        cell = np.repeat(cell, 3, axis=-1)
-    if cell.shape[-1] > 3:
-        cell = cell[..., :3]
+    cell = _three_channels(cell[..., None] if cell.ndim == 2 else cell)
     if cell.dtype != np.uint8:
         cell = (np.clip(cell, 0, 1) * 255 + 0.5).astype(np.uint8)
     return cell
@@ -179,9 +170,25 @@ def image_grid(
     return canvas
 
 
-def _mask_image(mask: np.ndarray) -> np.ndarray:
-    """Soft mask ``[h w]`` in [0, 1] → grey ``uint8 [h w 3]``."""
-    return to_uint8(mask[None])
+def sample_sheet(frames: Any, masks: Any | None, max_frames: int = 4, min_size: int = 96) -> Image.Image:
+    """The contact sheet of ``ocf data inspect``: a row per sample with, for up to ``max_frames``
+    frames (spread over T), the frame and, given masks, the ground truth as ``ocf viz`` draws it
+    (``overlay(frame, mask, 0.6, background=0)``) and the labels (``colorize(mask, background=0)``).
+    frames ``[N T H W C]`` uint8 as stored in files, masks ``[N T H W]`` or None; cells are
+    upscaled (nearest) to at least ``min_size`` pixels.
+    """
+    frames, masks = _numpy(frames), None if masks is None else _numpy(masks)
+    n, t, h = frames.shape[:3]
+    shown = np.unique(np.linspace(0, t - 1, min(max_frames, t)).round().astype(int))
+    images = np.moveaxis(frames, -1, -3)  # [N T C H W]; to_uint8 keeps uint8 values as they are
+    titles, rows = [], [[] for _ in range(n)]
+    for j in shown:
+        titles += [f"frame t={j}" if t > 1 else "frame"] + (["truth", "labels"] if masks is not None else [])
+        for i, row in enumerate(rows):
+            row.append(to_uint8(images[i, j]))
+            if masks is not None:
+                row += [overlay(images[i, j], masks[i, j], 0.6, background=0), colorize(masks[i, j], background=0)]
+    return image_grid(rows, titles, pad=2, scale=max(1, int(np.ceil(min_size / h))))
 
 
 def _resize_float(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -219,7 +226,7 @@ def _decomposition_rows(frames, recon, masks, rgb, gt_masks, max_items) -> tuple
                 # rgb * mask on white, so an empty slot reads as blank
                 row.append((slot * mask + 255.0 * (1.0 - mask)).round().clip(0, 255).astype(np.uint8))
             else:
-                row.append(_mask_image(m[j]))
+                row.append(to_uint8(m[j][None]))  # the soft mask in grey
         rows.append(row)
     return rows, titles
 
@@ -340,19 +347,7 @@ def line_plot(
     legend_y = top + 4
     for j, (name, s) in enumerate(series.items()):
         colour = tuple(int(c) for c in PALETTE[j % len(PALETTE)])
-        segment: list[tuple[float, float]] = []
-        for i, v in enumerate(s):
-            if np.isfinite(v):
-                segment.append(xy(i, float(v)))
-                continue
-            if len(segment) > 1:
-                draw.line(segment, fill=colour, width=2)
-            segment = []
-        if len(segment) > 1:
-            draw.line(segment, fill=colour, width=2)
-        elif len(segment) == 1:
-            x, y = segment[0]
-            draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill=colour)
+        _draw_series(draw, [xy(i, float(v)) if np.isfinite(v) else None for i, v in enumerate(s)], colour)
         tw = _text_size(draw, name)[0]
         mid = legend_y + line_h // 2
         draw.line((right - tw - 22, mid, right - tw - 8, mid), fill=colour, width=3)
@@ -365,7 +360,23 @@ def line_plot(
     return img
 
 
-def draw_boxes(image: Any, where: Any, presence: Any | None = None, *, threshold: float = 0.5, width: int = 1) -> np.ndarray:
+def _draw_series(draw: ImageDraw.ImageDraw, points: list[tuple[float, float] | None], colour: tuple) -> None:
+    """Lines through each run of points (``None`` ends a run); a final run of one point is a dot."""
+    run: list[tuple[float, float]] = []
+    for point in points + [None]:
+        if point is not None:
+            run.append(point)
+            continue
+        if len(run) > 1:
+            draw.line(run, fill=colour, width=2)
+        last, run = run, []
+    if len(last) == 1:
+        draw.ellipse((last[0][0] - 2, last[0][1] - 2, last[0][0] + 2, last[0][1] + 2), fill=colour)
+
+
+def draw_boxes(
+    image: Any, where: Any, presence: Any | None = None, *, threshold: float = 0.5, width: int = 1
+) -> np.ndarray:
     """Outline object boxes on an image, box k in ``PALETTE[k]`` (so a slot that keeps its
     index over time keeps its colour).
 
@@ -384,5 +395,6 @@ def draw_boxes(image: Any, where: Any, presence: Any | None = None, *, threshold
         sx, sy, tx, ty = (float(v) for v in where[k])
         x0, x1 = (tx - abs(sx) + 1) * w / 2, (tx + abs(sx) + 1) * w / 2
         y0, y1 = (ty - abs(sy) + 1) * h / 2, (ty + abs(sy) + 1) * h / 2
-        draw.rectangle([x0, y0, x1 - 1, y1 - 1], outline=tuple(int(c) for c in PALETTE[k % len(PALETTE)]), width=width)
+        colour = tuple(int(c) for c in PALETTE[k % len(PALETTE)])
+        draw.rectangle([x0, y0, x1 - 1, y1 - 1], outline=colour, width=width)
     return np.asarray(im)

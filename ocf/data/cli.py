@@ -263,7 +263,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def write_sheet(out: str | Path, frames: np.ndarray, masks: np.ndarray | None, max_frames: int = 4) -> Path:
     """PNG contact sheet of ``frames [N T H W C]`` with ``masks [N T H W]`` overlaid."""
-    from ocf.data.pictures import sample_sheet
+    from ocf.viz import sample_sheet
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
