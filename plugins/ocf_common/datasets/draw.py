@@ -132,10 +132,10 @@ class SpriteOptions(Generator.Options):
     """Options of sprite scenes (``shapes``, ``moving_sprites``): how many sprites, how
     large, which shapes, on which background."""
 
-    min_objects: int = Field(1, ge=1, le=10, description="fewest sprites per image (per clip for video)")
-    max_objects: int = Field(4, ge=1, le=10, description="most sprites per image (per clip for video)")
+    min_objects: int = Field(1, ge=1, le=10, description="fewest sprites in a scene (an image, or a clip for video)")
+    max_objects: int = Field(4, ge=1, le=10, description="most sprites in a scene (an image, or a clip for video)")
     background: Literal["black", "random"] = Field(
-        "black", description="background colour: black or a random RGB colour per image (per clip for video)")
+        "black", description="background colour: black or a random RGB colour per scene")
     min_size: float = Field(0.12, gt=0.0, le=0.4,
                             description="smallest sprite half-size, as a fraction of the resolution")
     max_size: float = Field(0.22, gt=0.0, le=0.4,

@@ -51,7 +51,7 @@ class MovingSprites(Generator):
 
     class Options(SpriteOptions):
         frames: int = Field(8, ge=1, le=128, description="frames per clip (T)")
-        max_objects: int = Field(3, ge=1, le=10, description="most sprites per clip")
+        max_objects: int = Field(3, ge=1, le=10, description="most sprites in a scene (an image, or a clip for video)")
         min_size: float = Field(0.12, gt=0.0, le=0.3,
                                 description="smallest sprite half-size, as a fraction of the resolution")
         max_size: float = Field(0.2, gt=0.0, le=0.3,
