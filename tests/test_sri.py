@@ -77,6 +77,20 @@ def test_greedy_follows_rollout_order_where_hungarian_optimises():
     assert greedy_match(cost).tolist() == [[0, 1]] and hungarian_match(cost).tolist() == [[1, 0]]
 
 
+def test_hungarian_finds_the_cheapest_permutation_of_every_scene():
+    import itertools
+
+    g = torch.Generator().manual_seed(1)
+    cost = torch.rand(8, 5, 5, generator=g, dtype=torch.float64)
+    perm = hungarian_match(cost)
+    assert perm.dtype == torch.long and perm.shape == (8, 5)
+    rows = torch.arange(5)
+    for c, p in zip(cost, perm):
+        best = min(sum(float(c[i, j]) for i, j in enumerate(js)) for js in itertools.permutations(range(5)))
+        assert float(c[rows, p].sum()) == pytest.approx(best, abs=1e-12)
+    assert hungarian_match(torch.zeros(0, 3, 3)).shape == (0, 3)
+
+
 # -- the prior ---------------------------------------------------------------------------
 def test_scene_encoder_ignores_slot_order():
     torch.manual_seed(0)
@@ -175,7 +189,7 @@ def test_compositions_build_train_and_sample(path, tmp_path):
 
 # -- generation metrics ------------------------------------------------------------------
 def test_kid_and_fid_separate_distributions_with_offline_features():
-    from ocf.generation_metrics import Fid, Kid
+    from ocf.metrics import Fid, Kid
 
     g = torch.Generator().manual_seed(0)
     real = State(Batch(torch.rand(40, 1, 3, 16, 16, generator=g)))
@@ -194,7 +208,7 @@ def test_kid_and_fid_separate_distributions_with_offline_features():
 
 
 def test_torchscript_feature_extractor_and_clear_errors(tmp_path):
-    from ocf.generation_metrics import make_extractor
+    from ocf.metrics import make_extractor
 
     class Net(torch.nn.Module):
         def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:

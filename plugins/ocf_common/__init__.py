@@ -23,8 +23,7 @@ def ocf_register_datasets(registry):
 
 @hookimpl
 def ocf_register_metrics(registry):
-    from ocf.generation_metrics import GENERATION_METRICS
-    from ocf.metrics import METRICS
+    from ocf.metrics import GENERATION_METRICS, METRICS
     from ocf_common.relation import RelationAccuracy
 
     for name, cls in {**METRICS, **GENERATION_METRICS, RelationAccuracy.name: RelationAccuracy}.items():

@@ -8,24 +8,26 @@ renders.  Nothing here is specific to GENESIS-v2: any grouper that provides mask
 
 from __future__ import annotations
 
-from ocf.metrics import ARI, EvalMetric, MetricUnavailable, segmentation_labels
+from torch import Tensor
+
+from ocf.metrics import ItemMean, MetricUnavailable, fg_ari, segmentation_labels
 from ocf.records import State
 
 
-class AttentionFgAri(EvalMetric, ARI):
+class AttentionFgAri(ItemMean):
     """Foreground ARI of the argmax of ``latents.masks`` (the grouper's masks) over the whole clip."""
 
     name = "genesis.attention_fg_ari"
     requires = ("latents.masks", "batch.masks")
 
-    def __init__(self, **kwargs) -> None:
-        super().__init__(foreground_only=True, **kwargs)
-
-    def update_state(self, state: State) -> None:
+    def score(self, state: State) -> Tensor:
         type(self).check(state)
         masks, true = state.latents.masks, state.batch.masks
         b, t, h, w = true.shape
         if masks.shape[:2] != (b, t):
-            raise MetricUnavailable(f"metric {self.name}: grouper masks {tuple(masks.shape)} do not cover the ground truth {tuple(true.shape)}")
+            raise MetricUnavailable(
+                f"metric {self.name}: grouper masks {tuple(masks.shape)} do not cover the ground truth "
+                f"{tuple(true.shape)}"
+            )
         labels = segmentation_labels(masks.detach(), (h, w))
-        self.update(labels.reshape(b, -1), true.reshape(b, -1))
+        return fg_ari(labels.reshape(b, -1), true.reshape(b, -1))

@@ -7,7 +7,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from ocf.metrics import EvalMetric
+from ocf.metrics import EvalMetric, ratio
 from ocf.records import State
 from ocf_setcon.losses import set_pairs, top1_hits
 
@@ -19,14 +19,8 @@ class SetRetrieval(EvalMetric):
 
     name = "setcon.retrieval"
     requires = ("latents.extras.set_predicted", "latents.extras.set_actual")
-    full_state_update: ClassVar[bool] = False
-    is_differentiable: ClassVar[bool] = False
+    sums = {"hits": torch.long, "total": torch.long}
     higher_is_better: ClassVar[bool] = True
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.add_state("hits", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
-        self.add_state("total", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, hits: Tensor) -> None:
         """hits: bool ``[m]``, one per anchor."""
@@ -34,9 +28,7 @@ class SetRetrieval(EvalMetric):
         self.total += hits.numel()
 
     def compute(self) -> Tensor:
-        if int(self.total) == 0:
-            return torch.tensor(float("nan"), dtype=torch.float64)
-        return self.hits.double() / self.total
+        return ratio(self.hits, self.total)
 
     def update_state(self, state: State) -> None:
         type(self).check(state)

@@ -14,17 +14,13 @@ from ocf_sqair.objective import log_weights
 
 
 class IwaeBound(EvalMetric):
-    """Mean over clips of the IWAE bound on log p(x) with the grouper's eval particles (nats per clip; higher is better)."""
+    """Mean over clips of the IWAE bound on log p(x) with the grouper's eval particles
+    (nats per clip; higher is better)."""
 
     name = "sqair.iwae_bound"
     requires = ("latents.extras.log_q", "prior.extras.log_p", "rendering.extras.log_lik")
-    full_state_update: ClassVar[bool] = False
+    sums = {"total": torch.float64, "count": torch.long}
     higher_is_better: ClassVar[bool] = True
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.add_state("total", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("count", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
 
     def update_state(self, state: State) -> None:
         type(self).check(state)
@@ -41,16 +37,12 @@ class IwaeBound(EvalMetric):
 
 
 class DiscoveryRate(EvalMetric):
-    """Fraction of frames after the first in which discovery adds at least one object (particle 0; every frame for single images)."""
+    """Fraction of frames after the first in which discovery adds at least one object
+    (particle 0; every frame for single images)."""
 
     name = "sqair.discovery_rate"
     requires = ("latents.extras.discovered",)
-    full_state_update: ClassVar[bool] = False
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.add_state("fired", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
-        self.add_state("frames", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+    sums = {"fired": torch.long, "frames": torch.long}
 
     def update_state(self, state: State) -> None:
         type(self).check(state)

@@ -1,13 +1,13 @@
 """Matching imagined slots to posterior slots: greedy in rollout order (SRI's Algorithm 1,
-O(K²) per scene, batched) or optimal (Hungarian, :func:`ocf.matching.linear_assignment`,
-batched).  No gradients."""
+O(K²) per scene, batched) or optimal (Hungarian: ``scipy.optimize.linear_sum_assignment``
+per scene).  No gradients."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+from scipy.optimize import linear_sum_assignment
 from torch import Tensor
-
-from ocf.matching import linear_assignment
 
 
 @torch.no_grad()
@@ -28,9 +28,10 @@ def greedy_match(cost: Tensor) -> Tensor:
 
 @torch.no_grad()
 def hungarian_match(cost: Tensor) -> Tensor:
-    """cost ``[b k k]`` → ``perm [b k]`` minimising the summed cost, all scenes at once
-    (what scipy's linear_sum_assignment gives per scene)."""
-    return linear_assignment(cost)
+    """cost ``[b k k]`` → ``perm [b k]`` minimising each scene's summed cost: ``perm[:, i]``
+    is the posterior slot placed at position i (scipy's linear_sum_assignment per scene)."""
+    cols = [linear_sum_assignment(c)[1] for c in cost.detach().double().cpu().numpy()]
+    return torch.as_tensor(np.array(cols, dtype=np.int64).reshape(cost.shape[:2]), device=cost.device)
 
 
 MATCHERS = {"greedy": greedy_match, "hungarian": hungarian_match}

@@ -112,7 +112,8 @@ class SRIPrior(Prior):
         layers: PositiveInt = Field(3, description="residual set self-attention layers L (paper 3)")
         heads: PositiveInt = Field(4, description="attention heads; must divide width")
         lstm_hidden: PositiveInt = Field(256, description="hidden units of the prior and posterior LSTMs (paper 256)")
-        matching: Literal["greedy", "hungarian"] = Field("greedy", description="greedy O(K²) in rollout order (paper) or optimal (Hungarian, batched over scenes: ocf.matching)")
+        matching: Literal["greedy", "hungarian"] = Field(
+            "greedy", description="greedy O(K²) in rollout order (paper) or optimal (Hungarian, per scene)")
         min_std: PositiveFloat = Field(1e-3, description="added to every predicted standard deviation (softplus + min_std)")
         segregation_kl: bool = Field(True, description="also return the segregation VAE's own KL of the randomly ordered posterior to N(0, I) (term segregation_kl), as when GENESIS-v2 trains jointly with SRI")
 
