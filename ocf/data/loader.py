@@ -15,6 +15,7 @@ masks and the extras the file declares with a time axis (:attr:`H5Dataset.time_e
 from __future__ import annotations
 
 import os
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +120,7 @@ class H5Dataset(Dataset):
     def metadata(self) -> dict[str, Any]:
         return self.info.metadata
 
-    @property
+    @cached_property
     def time_extras(self) -> frozenset[str]:
         """Names of the extras with a time axis (as the file declares them): the ones a
         frame window cuts."""
