@@ -19,8 +19,9 @@ SPEC = Path(__file__).resolve().parents[1] / "configs" / "slot_attention" / "dem
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ocf import evaluate, train
-    from ocf.cli import load_spec, main as cli_main
+    from ocf.cli.commands import evaluate_run, load_spec, visualise
+    from ocf.cli.main import run_guarded
+    from ocf.run import train
 
     parser = argparse.ArgumentParser(prog="python -m ocf.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--spec", default=str(SPEC))
@@ -37,10 +38,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[1/4] training {resolved.spec.name} for {resolved.spec.train.steps} steps -> {out}", flush=True)
         train.run(resolved, out=str(out))
         print("[2/4] evaluating the trained model and its initialisation", flush=True)
-        trained = evaluate.main(str(out))
-        untrained = evaluate.main(str(out), checkpoint="init")
+        trained = evaluate_run(str(out))
+        untrained = evaluate_run(str(out), checkpoint="init")
         print("[3/4] pictures", flush=True)
-        evaluate.visualise(str(out))
+        visualise(str(out))
         minutes = (time.time() - t0) / 60
         print("[4/4] result", flush=True)
         fg, fg0 = trained["fg_ari"], untrained["fg_ari"]
@@ -51,10 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
 
-    # reuse the CLI's error handling (exit 2 with a message for user errors)
-    from ocf import cli
-
-    return cli.run_guarded(job)
+    return run_guarded(job)  # the CLI's error handling (exit 2 with a message for user errors)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Command-line overrides and sweeps.  Every Hydra import in ocf lives in this module.
+"""Command-line overrides and sweeps (``--multirun``).  Every Hydra import in ocf lives in
+this module.
 
 Overrides use Hydra's grammar (``model.grouper.num_slots=7``, ``train.optimizer.lr=1e-3``,
 ``data.resolution=[32,32]``, sweeps ``model.grouper.num_slots=4,7``).  Because the spec is
@@ -9,7 +10,6 @@ left out; there is no need for Hydra's ``+a.b=5``.
 from __future__ import annotations
 
 import copy
-import itertools
 from typing import Any, Callable
 
 from ocf.errors import SpecError
@@ -43,21 +43,8 @@ def apply(expanded: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     return out
 
 
-def sweep(overrides: list[str]) -> list[list[str]]:
-    """Expand sweep overrides into the list of plain override lists (cartesian product),
-    in Hydra's basic-sweeper order."""
-    parsed = _parse(overrides)
-    axes = []
-    for ov in parsed:
-        key = ov.get_key_element()
-        if ov.is_sweep_override():
-            axes.append([f"{key}={_fmt(v)}" for v in ov.sweep_iterator()])
-        else:
-            axes.append([ov.input_line])
-    return [list(combo) for combo in itertools.product(*axes)]
-
-
-def launch_multirun(expanded: dict[str, Any], overrides: list[str], task: Callable[[dict[str, Any], str], Any], sweep_dir: str) -> list[Any]:
+def launch_multirun(expanded: dict[str, Any], overrides: list[str], task: Callable[[dict[str, Any], str], Any],
+                    sweep_dir: str) -> list[Any]:
     """Run ``task(spec_dict, run_dir)`` once per point of the sweep through hydra-zen's
     launcher, so Hydra supplies the run directories (``sweep_dir/<job number>``)."""
     from hydra.core.hydra_config import HydraConfig
@@ -75,10 +62,6 @@ def launch_multirun(expanded: dict[str, Any], overrides: list[str], task: Callab
     ]
     results = launch(expanded, job, overrides=hydra_overrides, multirun=True, version_base="1.3", to_dictconfig=True)
     return [r.return_value for r in results[0]]
-
-
-def _fmt(v: Any) -> str:
-    return str(v)
 
 
 def _plain(value: Any) -> Any:

@@ -10,7 +10,7 @@ each with its path in the spec (``model.grouper.num_slots: ...``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -156,8 +156,12 @@ class ComponentChoice:
 
 @dataclass
 class ResolvedSpec:
+    """A validated spec, its components, and the registry they were resolved against (the
+    run layer builds models, opens datasets and scores metrics through this registry)."""
+
     spec: Spec
     components: list[ComponentChoice]
+    registry: Registry | None = field(default=None, repr=False, compare=False)
 
     def component(self, stage: str) -> ComponentChoice | None:
         return next((c for c in self.components if c.stage == stage), None)
@@ -216,7 +220,7 @@ def resolve(data: dict[str, Any], registry: Registry) -> ResolvedSpec:
     if problems:
         raise SpecError(problems)
     assert spec is not None
-    return ResolvedSpec(spec, components)
+    return ResolvedSpec(spec, components, registry)
 
 
 def load(path: str | Path, registry: Registry, overrides: list[str] = ()) -> ResolvedSpec:

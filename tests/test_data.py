@@ -21,7 +21,8 @@ except ImportError:  # running from a checkout without the plugins installed
 from ocf_common.datasets import GENERATORS  # noqa: E402
 
 from ocf.data import H5Dataset, collate, describe, make_dataset, make_loader, read_info, write_dataset  # noqa: E402
-from ocf.data.cli import add_parser, import_frames, parse_settings  # noqa: E402
+from ocf.cli.data import add_parser, parse_settings  # noqa: E402
+from ocf.data.frames import import_frames  # noqa: E402
 from ocf.errors import DataError, UserError  # noqa: E402
 from ocf.records import Batch  # noqa: E402
 from ocf.registry import Registry  # noqa: E402

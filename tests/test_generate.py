@@ -1,4 +1,4 @@
-"""Generation (`ocf sample`, ocf.generate): unconditional samples from a prior, refusal
+"""Generation (`ocf sample`, ocf.run.generate): unconditional samples from a prior, refusal
 without a generative prior, conditional roll-out through a sequential prior, pictures."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import pytest
 import torch
 import yaml
 
-from ocf import generate, plugins, train, viz
+from ocf import plugins, viz
+from ocf.run import generate, train
 from ocf.assembly import build
 from ocf.cli import main
 from ocf.components import ComponentSpec, Prior
@@ -127,7 +128,7 @@ def test_video_samples_make_a_gif_with_boxes(tmp_path):
     where = torch.tensor([0.5, 0.5, 0.0, 0.0]).expand(n, t, 1, 4)  # one centred box covering [4, 12)
     state = types.SimpleNamespace(rendering=types.SimpleNamespace(recon=recon),
                                   latents=Latents(where=where, presence=torch.ones(n, t, 1)))
-    paths = generate.sample_pictures(state, tmp_path, real=torch.rand(n, t, 3, 16, 16), observed=1)
+    paths = viz.sample_pictures(state, tmp_path, real=torch.rand(n, t, 3, 16, 16), observed=1)
     assert [p.name for p in paths] == ["samples.png", "samples.gif"] and all(p.exists() for p in paths)
 
 

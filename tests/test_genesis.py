@@ -12,7 +12,9 @@ import math
 import pytest
 import torch
 
-from ocf import plugins, train
+from ocf import plugins
+from ocf.run import train
+from ocf.run.data import ensure_dataset
 from ocf.assembly import Model, build
 from ocf.components import BuildContext
 from ocf.errors import SpecError, UserError
@@ -366,7 +368,7 @@ def test_ar_prior_sample():
 
 
 def test_generation_decodes_ar_prior_samples():
-    from ocf.generate import generate
+    from ocf.run.generate import generate
 
     model = tiny_model(prior="genesis.ar_prior")
     a = generate(model, 4, generator=torch.Generator().manual_seed(0))
@@ -421,7 +423,7 @@ def test_it_learns(data_path):
     d = spec(steps=1)
     d["data"]["path"] = str(data_path)
     resolved = resolve(d, REGISTRY)
-    train.ensure_dataset(resolved.spec, REGISTRY)
+    ensure_dataset(resolved.spec, REGISTRY)
     ds = H5Dataset(data_path, split="train", frames=None, in_memory=True)
     torch.manual_seed(0)
     model = build(resolved, dry_run=False).train()

@@ -12,9 +12,9 @@ import torch.nn.functional as F
 from ocf import assembly, plugins
 from ocf.data import make_dataset
 from ocf.errors import UserError
-from ocf.evaluate import evaluate_model
+from ocf.run.evaluate import evaluate_model
 from ocf.spec import resolve
-from ocf.train import run
+from ocf.run.train import run
 from ocf_rotating.features import add_features
 
 REGISTRY = plugins.default().registry
@@ -86,9 +86,9 @@ def test_trains_and_evaluates_on_features(feature_file, tmp_path):
     path, feats = feature_file
     resolved = resolve(feature_spec(path), REGISTRY)
     run_dir = run(resolved, out=str(tmp_path / "run"), progress=False)
-    from ocf.evaluate import load_run
+    from ocf.run.checkpoints import load_run
 
-    _, model, _ = load_run(run_dir)
+    _, model, _ = load_run(run_dir, REGISTRY)
     from ocf.data import H5Dataset
 
     batch = H5Dataset(path, split="test").get_batch([0, 1])

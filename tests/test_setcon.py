@@ -245,13 +245,14 @@ def _losses(run):
 def test_setcon_learns_and_probe_trains_on_frozen_stages(tmp_path):
     """It learns: the set InfoNCE falls clearly within 40 steps on tiny moving sprites; then a
     decoder probe initialised from the run trains with the encoder and grouper frozen."""
-    from ocf import evaluate, train
+    from ocf.run import evaluate, train
+    from ocf.run.checkpoints import load_run
 
     torch.manual_seed(0)
     run = train.run(resolve(_tiny_spec(tmp_path), REGISTRY), out=str(tmp_path / "pre"), progress=False)
     losses = [l["loss"] for l in _losses(run)]
     assert losses[-1] < 0.6 * losses[0], losses
-    scores = evaluate.evaluate_model(evaluate.load_run(run)[1], evaluate.load_run(run)[0], progress=False)
+    scores = evaluate.evaluate_model(load_run(run, REGISTRY)[1], load_run(run, REGISTRY)[0], progress=False)
     assert scores["setcon.retrieval"] > 0.3  # chance is 1/64
     probe = _tiny_spec(tmp_path, steps=5, init_from=str(run), freeze=["encoder", "grouper"])
     probe["name"] = "setcon-tiny-probe"
@@ -278,7 +279,7 @@ def test_import_frames_frame_step(tmp_path):
     from PIL import Image
 
     from ocf.data import H5Dataset
-    from ocf.data.cli import import_frames
+    from ocf.data.frames import import_frames
     from ocf.errors import UserError
 
     folder = tmp_path / "frames"

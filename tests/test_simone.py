@@ -427,7 +427,7 @@ def test_frame_latent_plot(tmp_path):
 
 
 def test_ocf_viz_draws_the_video_decomposition_and_the_frame_latents(tmp_path):
-    from ocf import train
+    from ocf.run import train
     from ocf.cli import main
 
     d = spec(frames=3)

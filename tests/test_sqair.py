@@ -444,7 +444,7 @@ def test_air_learns_on_tiny_moving_digits(tmp_path):
 
 
 def test_configs_build_and_train_one_step(tmp_path):
-    from ocf import train
+    from ocf.run import train
 
     for name, extra in (("air_digits_32.yaml", []), ("sqair_digits_32.yaml", ["data.frames=3"]), ("paper_50.yaml", ["data.frames=2", "train.batch_size=2"])):
         resolved = load(f"configs/sqair/{name}", REGISTRY, ["train.steps=1", "train.eval_every=0", f"data.path={tmp_path}/{name}.h5",

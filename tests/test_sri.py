@@ -12,7 +12,10 @@ import pytest
 import torch
 import yaml
 
-from ocf import generate, plugins, train
+from ocf import plugins
+from ocf.data.batches import take_batch
+from ocf.run import generate, train
+from ocf.run.data import open_split
 from ocf.assembly import Model, build
 from ocf.cli import main
 from ocf.errors import SpecError, UserError
@@ -232,9 +235,9 @@ def test_relation_accuracy_scores_rule_abiding_scenes_high(data_path):
 
     tiny_model(data_path)  # makes sure the file exists through a training-free path below
     resolved = resolve(tiny(data_path), REGISTRY)
-    train.open_split(resolved.spec, "test", REGISTRY)
-    ds = train.open_split(resolved.spec, "test", REGISTRY)
-    real = train.take_batch(ds, list(range(len(ds))), 1, seed=0, step=0, random_window=False).frames
+    open_split(resolved.spec, "test", REGISTRY)
+    ds = open_split(resolved.spec, "test", REGISTRY)
+    real = take_batch(ds, list(range(len(ds))), 1, seed=0, step=0, random_window=False).frames
     metric = RelationAccuracy.from_spec(resolved)
     assert metric.rule == "same_color"
     fake = lambda x: types.SimpleNamespace(rendering=types.SimpleNamespace(recon=x))  # noqa: E731
@@ -269,8 +272,8 @@ def test_sri_losses_fall_on_correlated_scenes(data_path):
     """40 Adam steps on 16 same-colour scenes: both NLLs and the SRI KLs fall."""
     model = tiny_model(data_path).train()
     resolved = resolve(tiny(data_path), REGISTRY)
-    ds = train.open_split(resolved.spec, "train", REGISTRY)
-    batch = train.take_batch(ds, list(range(16)), 1, seed=0, step=0, random_window=False)
+    ds = open_split(resolved.spec, "train", REGISTRY)
+    batch = take_batch(ds, list(range(16)), 1, seed=0, step=0, random_window=False)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     history = []
     for _ in range(40):

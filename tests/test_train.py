@@ -12,7 +12,10 @@ import pytest
 import torch
 import yaml
 
-from ocf import plugins, train
+from ocf import plugins
+from ocf.data.batches import window
+from ocf.run import setup, train
+from ocf.run import data as run_data
 from ocf.cli import main
 from ocf.components import Objective
 from ocf.errors import TrainingError, UserError
@@ -169,20 +172,20 @@ def test_window_and_curriculum():
 
     frames = torch.arange(2 * 5).float().reshape(2, 5, 1, 1, 1).expand(2, 5, 1, 2, 2)
     batch = Batch(frames, torch.zeros(2, 5, 2, 2, dtype=torch.long), {"counts": torch.arange(10).reshape(2, 5), "n": torch.ones(2)})
-    cut = train.window(batch, torch.tensor([0, 2]), 3)
+    cut = window(batch, torch.tensor([0, 2]), 3, {"counts"})
     assert cut.frames[:, :, 0, 0, 0].tolist() == [[0, 1, 2], [7, 8, 9]]
     assert cut.extras["counts"].tolist() == [[0, 1, 2], [7, 8, 9]] and cut.extras["n"].shape == (2,)
     spec = Spec.model_validate({"data": {"dataset": "x", "path": "x", "frames": 10}, "model": {"encoder": {"type": "cnn"}},
                                 "train": {"curriculum": {"start": 3, "every": 100, "max": 10}}})
-    assert [train.curriculum_frames(spec, s) for s in (0, 99, 100, 650, 10_000)] == [3, 3, 4, 9, 10]
+    assert [run_data.curriculum_frames(spec, s) for s in (0, 99, 100, 650, 10_000)] == [3, 3, 4, 9, 10]
 
 
 def test_lr_schedule():
     from ocf.spec import TrainSpec
 
     t = TrainSpec(schedule={"warmup_steps": 10, "decay": "step", "decay_rate": 0.5, "decay_steps": 100})
-    assert train.lr_factor(t, 0) == pytest.approx(0.1)
-    assert train.lr_factor(t, 50) == 1.0 and train.lr_factor(t, 150) == 0.5
+    assert setup.lr_factor(t, 0) == pytest.approx(0.1)
+    assert setup.lr_factor(t, 50) == 1.0 and setup.lr_factor(t, 150) == 0.5
 
 
 def test_sweep_makes_one_run_dir_per_point(tmp_path, data_path):
@@ -201,7 +204,7 @@ def test_sweep_makes_one_run_dir_per_point(tmp_path, data_path):
 
 def test_two_process_ddp(tmp_path, data_path):
     spec = write_spec(tmp_path / "tiny.yaml", tiny_spec(data_path, steps=2, image_every=0))
-    train.ensure_dataset(resolve(tiny_spec(data_path), plugins.default().registry).spec, plugins.default().registry)
+    run_data.ensure_dataset(resolve(tiny_spec(data_path), plugins.default().registry).spec, plugins.default().registry)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",

@@ -1,4 +1,4 @@
-"""ocf's data layer: HDF5 dataset files, procedural generators and loaders.
+"""ocf's data layer: HDF5 dataset files, procedural generators, readers and batches.
 
 - :mod:`ocf.data.format`: the file layouts (ours and the object-centric-library one),
   validation (:func:`read_info`) and :func:`write_dataset`.
@@ -6,11 +6,14 @@
   :func:`make_dataset`.
 - :mod:`ocf.data.loader`: :class:`H5Dataset`, :func:`collate`, :func:`make_loader`,
   :func:`describe`.
-- :mod:`ocf.data.cli`: the ``ocf data`` command.
+- :mod:`ocf.data.batches`: the batch of each training step (:class:`StepBatches`,
+  :func:`take_batch`) and the one frame-window rule (:func:`window`).
+- :mod:`ocf.data.frames`: :func:`import_frames` (a folder of video frames → a clip file).
 
-See docs/data.md.
+The ``ocf data`` command lives in :mod:`ocf.cli.data`.  See docs/data.md.
 """
 
+from ocf.data.batches import StepBatches, ordered_batch, take_batch, window
 from ocf.data.format import DatasetInfo, read_info, write_dataset
 from ocf.data.generator import Generator, make_dataset
 from ocf.data.loader import H5Dataset, collate, describe, make_loader
@@ -19,10 +22,14 @@ __all__ = [
     "DatasetInfo",
     "Generator",
     "H5Dataset",
+    "StepBatches",
     "collate",
     "describe",
     "make_dataset",
     "make_loader",
+    "ordered_batch",
     "read_info",
+    "take_batch",
+    "window",
     "write_dataset",
 ]

@@ -7,12 +7,15 @@ for, through an h5py handle opened on first use in each process (never inherited
 fork or pickled), so DataLoader workers are safe.
 
 The dataset implements ``__getitems__`` so a DataLoader fetches a whole batch in one call;
-:func:`collate` turns that (or a list of single items) into a ``Batch``.
+:func:`collate` turns that (or a list of single items) into a ``Batch``.  Windows of
+``frames < T`` frames are cut as training cuts them (:mod:`ocf.data.batches`): frames,
+masks and the extras the file declares with a time axis (:attr:`H5Dataset.time_extras`).
 """
 
 from __future__ import annotations
 
 import os
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from ocf.data import format as fmt
+from ocf.data.batches import cut, window_starts
 from ocf.errors import DataError
 from ocf.records import Batch
 
@@ -116,6 +120,12 @@ class H5Dataset(Dataset):
     def metadata(self) -> dict[str, Any]:
         return self.info.metadata
 
+    @cached_property
+    def time_extras(self) -> frozenset[str]:
+        """Names of the extras with a time axis (as the file declares them): the ones a
+        frame window cuts."""
+        return frozenset(k for k, e in self.info.extras.items() if e.time_axis)
+
     def __len__(self) -> int:
         return len(self.indices)
 
@@ -129,7 +139,8 @@ class H5Dataset(Dataset):
             try:
                 self._file = h5py.File(self.path, "r")
             except OSError as exc:
-                raise DataError(f"{self.path}: cannot be opened as HDF5 (not an HDF5 file, truncated or corrupt): {exc}") from None
+                raise DataError(f"{self.path}: cannot be opened as HDF5 (not an HDF5 file, truncated or corrupt): "
+                                f"{exc}") from None
             self._file_pid = os.getpid()
             keys = [k for k in (self.info.frames_key, self.info.masks_key) if k]
             self._datasets = {k: self._file[k] for k in keys}
@@ -190,14 +201,14 @@ class H5Dataset(Dataset):
     def _window_starts(self, count: int) -> torch.Tensor:
         """``[count]`` first frame of every window (zeros unless ``random_window``)."""
         if not self.random_window:
-            return torch.zeros(count, dtype=torch.long)
+            return window_starts(self.info.t, self.window, count)
         worker = get_worker_info()
         key = (os.getpid(), None if worker is None else worker.id)
         if self._gen is None or self._gen_key != key:
             seed = self.seed if worker is None else worker.seed
             self._gen = torch.Generator().manual_seed(int(seed) % (2**63))
             self._gen_key = key
-        return torch.randint(0, self.info.t - self.window + 1, (count,), generator=self._gen)
+        return window_starts(self.info.t, self.window, count, self._gen)
 
     def _fetch(self, positions: list[int]) -> Fetched:
         starts = self._window_starts(len(positions))
@@ -208,23 +219,19 @@ class H5Dataset(Dataset):
     def _fetch_memory(self, pos: torch.Tensor, starts: torch.Tensor) -> Fetched:
         mem = self._mem
         full = self.window == self.info.t
-        if full:
-            def cut(x: torch.Tensor) -> torch.Tensor:
-                return x[pos]
-        else:
-            tidx = starts[:, None] + torch.arange(self.window)[None, :]  # [b t]
 
-            def cut(x: torch.Tensor) -> torch.Tensor:
-                return x[pos[:, None], tidx]
+        def take(x: torch.Tensor) -> torch.Tensor:  # the samples, then their window
+            return x[pos] if full else cut(x[pos], starts, self.window)
 
         out = Fetched()
-        frames = cut(mem["frames"])  # [b t h w c] uint8
-        out["frames"] = frames.permute(0, 1, 4, 2, 3).to(torch.float32, memory_format=torch.contiguous_format).div_(255.0)
+        frames = take(mem["frames"])  # [b t h w c] uint8
+        out["frames"] = frames.permute(0, 1, 4, 2, 3).to(torch.float32,
+                                                         memory_format=torch.contiguous_format).div_(255.0)
         if "masks" in mem:
-            out["masks"] = cut(mem["masks"]).long()
-        for key, extra in self.info.extras.items():
+            out["masks"] = take(mem["masks"]).long()
+        for key in self.info.extras:
             value = mem["extra." + key]
-            out[key] = cut(value) if extra.time_axis else value[pos]
+            out[key] = take(value) if key in self.time_extras else value[pos]
         return out
 
     def _fetch_file(self, positions: list[int], starts: torch.Tensor) -> Fetched:
@@ -244,12 +251,9 @@ class H5Dataset(Dataset):
         if masks:
             out["masks"] = torch.from_numpy(np.stack(masks).astype(np.int64))
         pos = torch.as_tensor(positions, dtype=torch.long)
-        tidx = None if self.window == info.t else starts[:, None] + torch.arange(self.window)[None, :]
-        for key, extra in info.extras.items():
+        for key in info.extras:
             value = self._extras[key][pos]
-            if extra.time_axis and tidx is not None:
-                value = value[torch.arange(len(positions))[:, None], tidx]
-            out[key] = value
+            out[key] = cut(value, starts, self.window) if key in self.time_extras and self.window < info.t else value
         return out
 
     def __getitems__(self, positions: list[int]) -> Fetched:
@@ -338,8 +342,10 @@ def describe(path: str | os.PathLike, max_samples: int = 1000) -> dict[str, Any]
         "frames": {"shape": [info.n, info.t, info.h, info.w, info.c], "axes": "N T H W C", "dtype": "uint8"},
         "video": info.video,
         "masks": None,
-        "splits": {k: int(len(v)) for k, v in info.splits.items()} or {"(none: train/val/test read the whole file)": info.n},
-        "extras": {k: {"shape": list(e.shape), "dtype": e.dtype, "time_axis": e.time_axis} for k, e in info.extras.items()},
+        "splits": ({k: int(len(v)) for k, v in info.splits.items()}
+                   or {"(none: train/val/test read the whole file)": info.n}),
+        "extras": {k: {"shape": list(e.shape), "dtype": e.dtype, "time_axis": e.time_axis}
+                   for k, e in info.extras.items()},
         "metadata": info.metadata,
     }
     if info.skipped:

@@ -1,0 +1,101 @@
+"""Scoring a model on held-out data (``ocf eval``, and evaluation during training).
+
+Evaluation runs under a fixed torch seed (``eval.seed``) so stochastic models (sampled
+slot initialisations, random seed pixels) give the same numbers every time, and it never
+moves the caller's random state: every evaluation forward pass goes through
+:func:`evaluating`.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+
+from ocf.assembly import Model
+from ocf.data.batches import ordered_batch
+from ocf.errors import UserError
+from ocf.records import Batch, State
+from ocf.run.data import open_split, registry_of
+from ocf.run.generate import can_generate, generate
+from ocf.spec import ResolvedSpec
+
+
+@contextmanager
+def evaluating(model: torch.nn.Module, seed: int) -> Iterator[None]:
+    """Eval mode, no gradients, and the torch RNG seeded with ``seed`` inside a fork of the
+    caller's RNG (left as it was); the model's train/eval mode is restored on exit."""
+    was = model.training
+    model.eval()
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.manual_seed(seed)
+            yield
+    finally:
+        model.train(was)
+
+
+def eval_forward(model: Model, batch: Batch, seed: int) -> State:
+    """One forward pass without losses under :func:`evaluating`."""
+    with evaluating(model, seed):
+        return model(batch, losses=False)
+
+
+def metric_objects(resolved: ResolvedSpec) -> dict[str, object]:
+    """The metrics of ``eval.metrics``, built by ``EvalMetric.from_spec(resolved,
+    **eval.metric_options.<name>)`` from the registry ``resolved`` was resolved against."""
+    out = {}
+    options = resolved.spec.eval.metric_options
+    unknown = sorted(set(options) - set(resolved.spec.eval.metrics))
+    if unknown:
+        raise UserError(f"eval.metric_options names {', '.join(unknown)}, which eval.metrics does not list")
+    registry = registry_of(resolved)
+    for name in resolved.spec.eval.metrics:
+        try:
+            cls = registry.get("metric", name)
+            opts = dict(options.get(name, {}))
+            out[name] = cls.from_spec(resolved, **opts)
+        except TypeError as exc:
+            raise UserError(f"eval.metric_options.{name}: {exc}") from None
+        except UserError as exc:
+            raise UserError(f"eval.metrics: {exc}") from None
+    return out
+
+
+def evaluate_model(model: Model, resolved: ResolvedSpec, *, split: str | None = None, max_samples: int | None = None,
+                   progress: bool = True) -> dict[str, float]:
+    """Every metric of ``eval.metrics`` over a split; metrics the model cannot support are
+    reported as an error naming what is missing."""
+    spec = resolved.spec
+    split = split or spec.eval.split
+    ds = open_split(spec, split, registry_of(resolved))
+    limit = max_samples or spec.eval.max_samples
+    n = len(ds) if limit is None else min(len(ds), limit)
+    metrics = metric_objects(resolved)
+    device = next(model.parameters(), torch.zeros(())).device
+    bs = spec.eval.batch_size
+    starts = range(0, n, bs)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc=f"eval {split}", file=sys.stderr, dynamic_ncols=True, mininterval=1.0)
+    generative = [m for m in metrics.values() if getattr(m, "generative", False)]
+    if generative:
+        reason = can_generate(model)
+        if reason:
+            raise UserError(f"metric {', '.join(m.name for m in generative)} scores generated scenes, but {reason}")
+    with evaluating(model, spec.eval.seed):
+        sampler = torch.Generator(device=device).manual_seed(spec.eval.seed + 1)
+        for s in starts:
+            batch = ordered_batch(ds, s, min(n, s + bs), spec.data.frames).to(device)
+            state = model(batch, losses=False)
+            for m in metrics.values():
+                m.check(state)
+                m.update_state(state)
+            if generative:  # as many unconditional samples as real scenes
+                fake = generate(model, batch.frames.shape[0], generator=sampler)
+                for m in generative:
+                    m.update_generated(fake)
+    return {name: float(m.compute()) for name, m in metrics.items()}

@@ -1,0 +1,235 @@
+"""The training loop: a plain PyTorch loop that any assembled model runs through.
+
+:func:`run` writes a run directory (layout in :mod:`ocf.run.checkpoints`).  Batches are a
+pure function of (seed, step) (see :class:`~ocf.data.batches.StepBatches`), and the
+checkpoint keeps the RNG, optimizer, schedule and GECO state, so N steps then N resumed
+steps equal 2N steps in one go.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+
+from ocf import distributed as dist
+from ocf.assembly import Model, build
+from ocf.data.batches import StepBatches, take_batch
+from ocf.records import Batch
+from ocf.run.checkpoints import init_from, load_checkpoint, prepare_run_dir, save_checkpoint
+from ocf.run.data import curriculum_frames, first_batch, open_split, registry_of
+from ocf.run.evaluate import eval_forward, evaluate_model
+from ocf.run.setup import Optimisation, StepResult, freeze, pick_device, speed_options, train_step
+from ocf.spec import ResolvedSpec, resolve
+from ocf.viz import decomposition_pictures
+
+
+class Logger:
+    """``metrics.jsonl`` and TensorBoard (when installed), on rank 0 only."""
+
+    def __init__(self, run_dir: Path, enabled: bool) -> None:
+        self.enabled = enabled
+        self.file = open(run_dir / "metrics.jsonl", "a") if enabled else None
+        self.tb = None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(run_dir / "tb"))
+            except Exception:  # tensorboard is optional
+                self.tb = None
+
+    def log(self, step: int, values: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        self.file.write(json.dumps({"step": step, **values}) + "\n")
+        self.file.flush()
+        if self.tb is not None:
+            for k, v in values.items():
+                self.tb.add_scalar(k, v, step)
+
+    def close(self) -> None:
+        if self.file:
+            self.file.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+def run(resolved: ResolvedSpec, *, out: str | None = None, resume: bool = False, steps: int | None = None,
+        progress: bool = True, plugin_info: Iterable[Any] | None = None) -> Path:
+    """Train ``resolved`` into a run dir and return its path.  ``plugin_info`` (the
+    loaded plugins' :class:`~ocf.plugins.PluginInfo`) is recorded in ``versions.json``."""
+    dist.init()
+    t = resolved.spec.train
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    run_dir = prepare_run_dir(resolved, out, resume, plugin_info)
+    job = TrainingRun(resolved, run_dir, resume=resume, total_steps=t.steps if steps is None else steps)
+    job.loop(progress)
+    return run_dir
+
+
+class TrainingRun:
+    """The state of one run between steps: model, optimisation, data, logger and the
+    last checkpoint written.  Set up (and resumed) on creation; :meth:`loop` trains."""
+
+    def __init__(self, resolved: ResolvedSpec, run_dir: Path, *, resume: bool, total_steps: int) -> None:
+        self.resolved, self.spec, self.t = resolved, resolved.spec, resolved.spec.train
+        self.run_dir, self.ckpt_dir, self.total_steps = run_dir, run_dir / "checkpoints", total_steps
+        self.device = pick_device(self.t)
+        torch.manual_seed(self.t.seed)
+        self.model: Model = build(resolved, dry_run=False).to(self.device)
+        if self.t.init_from and not resume:
+            init_from(self.model, self.t.init_from)
+        freeze(self.model, self.t.freeze)
+        self.opt = Optimisation.create(self.model, self.t)
+        self.start = self._resume() if resume else 0
+        self.train_ds = open_split(self.spec, self.spec.data.train_split, registry_of(resolved))
+        self.sampler = StepBatches(len(self.train_ds), self.t.batch_size, self.t.seed, dist.rank(), dist.world_size())
+        self.net = speed_options(dist.wrap(self.model, self.device), self.t, self.device)
+        self.logger = Logger(run_dir, dist.rank() == 0)
+        last = self.ckpt_dir / "last.pt"
+        self.last_good: Path | None = last if last.exists() else None
+        self.picture_batch: Batch | None = None
+        self.times: list[float] = []
+        self.terms: dict[str, float] = {}  # the last logged loss terms (summary.json)
+        if not resume:
+            self.save(0, "init.pt")  # the initialisation, for `ocf eval RUN --checkpoint init`
+
+    def _resume(self) -> int:
+        """Restore model, optimizer, schedule, GECO and RNG from ``last.pt``; its step."""
+        ck = load_checkpoint(self.ckpt_dir / "last.pt")
+        self.model.load_state_dict(ck["model"])
+        self.opt.optimizer.load_state_dict(ck["optimizer"])
+        self.opt.scheduler.load_state_dict(ck["scheduler"])
+        if self.opt.geco and ck.get("geco"):
+            self.opt.geco.load_state_dict(ck["geco"])
+        torch.set_rng_state(ck["rng"])
+        return int(ck["step"])
+
+    def loop(self, progress: bool) -> None:
+        """Steps ``start .. total_steps - 1``; on Ctrl-C, checkpoint and re-raise."""
+        bar = _progress(range(self.start, self.total_steps), enabled=progress and dist.rank() == 0,
+                        initial=self.start, total=self.total_steps)
+        step = self.start
+        self.model.train()
+        try:
+            for step in bar:
+                self.step(step, bar)
+        except KeyboardInterrupt:
+            if step > self.start:
+                saved = self.save(step)
+                print(f"\nocf: interrupted; saved step {step} to {saved}; continue with --resume", file=sys.stderr)
+            raise
+        finally:
+            self.logger.close()
+            if hasattr(bar, "close"):
+                bar.close()
+        self.finish()
+
+    def step(self, step: int, bar: Any) -> None:
+        t0 = time.perf_counter()
+        frames = curriculum_frames(self.spec, step)
+        idx = self.sampler.indices(step)
+        batch = take_batch(self.train_ds, idx, frames, seed=self.t.seed, step=step, random_window=True).to(self.device)
+        result = train_step(self.net, batch, self.opt, self.t, self.device, step=step, last_good=self.last_good)
+        self.times.append(time.perf_counter() - t0)
+        self.periodic(step + 1, result, frames, bar)
+
+    def periodic(self, done: int, result: StepResult, frames: int, bar: Any) -> None:
+        """After ``done`` steps: log, picture, checkpoint and evaluate when they are due."""
+        t, last = self.t, done == self.total_steps
+        if done % t.log_every == 0 or last:
+            self.log(done, result, frames, bar)
+        if dist.rank() == 0 and t.image_every and (done % t.image_every == 0 or last):
+            self.picture(done)
+        if done % t.checkpoint_every == 0 or last:
+            self.last_good = self.save(done) or self.last_good
+        if dist.rank() == 0 and t.eval_every and (done % t.eval_every == 0 or last):
+            self.evaluate(done)
+
+    def log(self, done: int, result: StepResult, frames: int, bar: Any) -> None:
+        self.terms = {k: float(v.detach()) for k, v in result.terms.items()}
+        rate = len(self.times) / sum(self.times)
+        loss = float(result.loss.detach())
+        values = {"loss": loss, **{f"loss/{k}": v for k, v in self.terms.items()},
+                  "lr": self.opt.scheduler.get_last_lr()[0], "steps_per_s": rate}
+        if result.grad_norm is not None:
+            values["grad_norm"] = float(result.grad_norm)
+        if self.opt.geco:
+            values["geco/beta"] = self.opt.geco.beta
+        if self.t.curriculum:
+            values["curriculum/frames"] = frames
+        self.logger.log(done, values)
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix({"loss": f"{loss:.4g}", "it/s": f"{rate:.2f}"})
+        self.times.clear()
+
+    def picture(self, done: int) -> None:
+        if self.picture_batch is None:
+            self.picture_batch = first_batch(self.resolved, self.spec.data.val_split, 8)
+        save_picture(self.model, self.picture_batch, self.run_dir / "pictures" / f"step_{done:07d}.png", self.device)
+
+    def evaluate(self, done: int) -> None:
+        scores = evaluate_model(self.model, self.resolved, split=self.spec.data.val_split,
+                                max_samples=self.t.eval_samples, progress=False)
+        self.logger.log(done, {f"eval/{k}": v for k, v in scores.items()})
+
+    def save(self, step: int, name: str = "last.pt") -> Path | None:
+        """Checkpoint everything a resume needs (rank 0; others return ``None``)."""
+        if dist.rank() != 0:
+            return None
+        geco = self.opt.geco
+        payload = {
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.optimizer.state_dict(),
+            "scheduler": self.opt.scheduler.state_dict(),
+            "geco": geco.state_dict() if geco else None,
+            "rng": torch.get_rng_state(),
+            "step": step,
+        }
+        save_checkpoint(self.ckpt_dir / name, payload)
+        return self.ckpt_dir / name
+
+    def finish(self) -> None:
+        if dist.rank() == 0:
+            geco = self.opt.geco
+            summary = {"step": self.total_steps, "losses": self.terms, "geco_beta": geco.beta if geco else None}
+            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        dist.barrier()
+
+
+def save_picture(model: Model, batch: Batch, path: Path, device: torch.device) -> None:
+    """The decomposition of ``batch`` (an evaluation forward pass, which leaves the
+    training RNG where it was: resume equality)."""
+    decomposition_pictures(eval_forward(model, batch.to(device), seed=0), path)
+
+
+def _progress(it, enabled: bool, initial: int, total: int):
+    if not enabled:
+        return it
+    from tqdm.auto import tqdm
+
+    return tqdm(it, initial=initial, total=total, desc="train", dynamic_ncols=True, mininterval=1.0, file=sys.stderr)
+
+
+def multirun(base: ResolvedSpec, overrides: list[str], out: str | None = None,
+             plugin_info: Iterable[Any] | None = None) -> list[str]:
+    """Sweep comma-separated overrides of ``base`` through hydra-zen; each point trains
+    into its own run dir (``out`` or ``runs/<name>-sweep``, then the job number).  Returns
+    the run dirs."""
+    from ocf import overrides as ov
+
+    sweep_dir = Path(out or Path("runs") / f"{base.spec.name}-sweep")
+    info = None if plugin_info is None else list(plugin_info)
+    task = functools.partial(_sweep_point, registry=registry_of(base), plugin_info=info)
+    return ov.launch_multirun(base.expanded(), list(overrides), task, str(sweep_dir.resolve()))
+
+
+def _sweep_point(cfg: dict, job_dir: str, *, registry, plugin_info) -> str:
+    return str(run(resolve(cfg, registry), out=job_dir, progress=True, plugin_info=plugin_info))
