@@ -35,7 +35,8 @@ def _setup(cls, frames=3, **params):
     """An objective built with a tiny online encoder in ctx.built, and a State whose
     features that encoder computed (so gradients reach it)."""
     torch.manual_seed(0)
-    ctx = BuildContext(channels=3, frames=frames, resolution=(6, 6), dims={"features.tokens": 8, "features.grid": (6, 6)})
+    dims = {"features.tokens": 8, "features.grid": (6, 6)}
+    ctx = BuildContext(channels=3, frames=frames, resolution=(6, 6), dims=dims)
     enc = _TinyEncoder(3, 8)
     ctx.built = {"encoder": enc}  # what ocf.assembly.build provides (BuildContext.built)
     obj = cls(cls.Spec(**params), ctx)
@@ -197,9 +198,11 @@ def _spec(tmp_path, objective, grouper=None, steps=30, frames=2):
     return {
         "name": "contrastive-tiny",
         "data": {"dataset": "moving_sprites", "path": str(tmp_path / "ms.h5"), "frames": frames, "resolution": [16, 16],
-                 "generate": {"n": 64, "seed": 0, "options": {"resolution": 16, "frames": frames, "min_objects": 2, "max_objects": 2}}},
+                 "generate": {"n": 64, "seed": 0, "options": {"resolution": 16, "frames": frames, "min_objects": 2,
+                                                               "max_objects": 2}}},
         "model": model,
-        "train": {"steps": steps, "batch_size": 16, "threads": 1, "log_every": 5, "image_every": 0, "checkpoint_every": steps,
+        "train": {"steps": steps, "batch_size": 16, "threads": 1, "log_every": 5, "image_every": 0,
+                  "checkpoint_every": steps,
                   "optimizer": {"type": "adam", "lr": 2e-3}},
         "eval": {"metrics": ["mse"]},
     }
@@ -210,12 +213,14 @@ def test_nt_xent_learns_on_time_views(tmp_path):
     from ocf import train
 
     torch.manual_seed(0)
-    run = train.run(resolve(_spec(tmp_path, {"type": "contrastive.ntxent", "temperature": 0.5}), REGISTRY), out=str(tmp_path / "r"), progress=False)
+    spec = _spec(tmp_path, {"type": "contrastive.ntxent", "temperature": 0.5})
+    run = train.run(resolve(spec, REGISTRY), out=str(tmp_path / "r"), progress=False)
     losses = [json.loads(l)["loss"] for l in (run / "metrics.jsonl").read_text().splitlines() if '"loss"' in l]
     assert losses[-1] < losses[0] - 0.3, losses
 
 
-@pytest.mark.parametrize("objective", ["contrastive.moco", "contrastive.byol", "contrastive.dino", "contrastive.simsiam"])
+@pytest.mark.parametrize("objective", ["contrastive.moco", "contrastive.byol", "contrastive.dino",
+                                       "contrastive.simsiam"])
 def test_family_composes_with_a_slot_attention_grouper(tmp_path, objective):
     """Through a spec: the objective's EMA copy (or second pass) covers the model's own encoder
     and grouper (source: objects, augmented views), trains a few steps and resumes its state."""
@@ -223,7 +228,8 @@ def test_family_composes_with_a_slot_attention_grouper(tmp_path, objective):
     from ocf.assembly import build
 
     grouper = {"type": "slot_attention.grouper", "num_slots": 3, "slot_dim": 16, "mlp_hidden": 32}
-    spec = _spec(tmp_path, {"type": objective, "source": "objects", "views": "augment", "hidden": 32, "out_dim": 16}, grouper, steps=3)
+    objective = {"type": objective, "source": "objects", "views": "augment", "hidden": 32, "out_dim": 16}
+    spec = _spec(tmp_path, objective, grouper, steps=3)
     model = build(resolve(spec, REGISTRY))
     obj = model.objectives[0]
     assert obj._online["encoder"] is model.encoder and obj._online["grouper"] is model.grouper

@@ -197,7 +197,7 @@ class NTXent(ContrastiveObjective):
 
 
 class MoCo(ContrastiveObjective):
-    """MoCo: queries from the online stages, keys from their momentum (EMA) copy; negatives are a FIFO queue of past keys."""
+    """MoCo: queries from the online stages, keys from their momentum (EMA) copy, a queue of past keys as negatives."""
 
     name = "contrastive.moco"
     momentum_target = True
@@ -242,8 +242,7 @@ class _Predictor(ContrastiveObjective):
 
 
 class SimSiam(_Predictor):
-    """SimSiam: a predictor on one view regresses the other view's projection under a stop-gradient; no negatives,
-    no momentum."""
+    """SimSiam: a predictor on one view regresses the other view's projection (stop-gradient); no negatives, no EMA."""
 
     name = "contrastive.simsiam"
 
