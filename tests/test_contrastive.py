@@ -1,30 +1,42 @@
-"""The contrastive family (setcon.nt_xent, moco, byol, simsiam, dino): each one's defining
+"""The contrastive plugin (contrastive.ntxent, moco, byol, simsiam, dino): each one's defining
 property, the two-view mechanism (time views, augmentations, EMA copies of upstream
-stages), and that they compose with any encoder or grouper through a spec."""
+stages), that they compose with any encoder or grouper through a spec, that each shipped
+config's loss falls on a tiny dataset, and that the old setcon.* names and the old import
+path still work with a DeprecationWarning."""
 
 from __future__ import annotations
 
 import json
+import warnings
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 
 from ocf import plugins
 from ocf.components import BuildContext
 from ocf.records import Batch, State
 from ocf.spec import resolve
-from ocf_setcon.contrastive import BYOL, DINO, EMACopy, MoCo, NTXent, SimSiam, _TinyEncoder, augment, entropy, negative_cosine
-from ocf_setcon.losses import nt_xent
+from ocf_contrastive.losses import distillation_loss, entropy, moco_loss, negative_cosine, nt_xent
+from ocf_contrastive.nets import EMACopy, augment
+from ocf_contrastive.objective import BYOL, DINO, MoCo, NTXent, SimSiam, _TinyEncoder
 
 REGISTRY = plugins.default().registry
+ROOT = Path(__file__).resolve().parents[1]
+NEW = {"contrastive.ntxent": NTXent, "contrastive.moco": MoCo, "contrastive.byol": BYOL,
+       "contrastive.simsiam": SimSiam, "contrastive.dino": DINO}
+OLD = {"setcon.nt_xent": NTXent, "setcon.moco": MoCo, "setcon.byol": BYOL, "setcon.simsiam": SimSiam,
+       "setcon.dino": DINO}
 
 
 def _setup(cls, frames=3, **params):
     """An objective built with a tiny online encoder in ctx.built, and a State whose
     features that encoder computed (so gradients reach it)."""
     torch.manual_seed(0)
-    ctx = BuildContext(channels=3, frames=frames, resolution=(6, 6), dims={"features.tokens": 8, "features.grid": (6, 6)})
+    dims = {"features.tokens": 8, "features.grid": (6, 6)}
+    ctx = BuildContext(channels=3, frames=frames, resolution=(6, 6), dims=dims)
     enc = _TinyEncoder(3, 8)
     ctx.built = {"encoder": enc}  # what ocf.assembly.build provides (BuildContext.built)
     obj = cls(cls.Spec(**params), ctx)
@@ -161,6 +173,24 @@ def test_augment_identity_and_range():
     assert not torch.allclose(gain[0], gain[1])
 
 
+def test_moco_loss_is_cross_entropy_over_cosine_logits_with_the_queue_as_negatives():
+    g = torch.Generator().manual_seed(0)
+    q, k, queue = torch.randn(4, 5, generator=g), torch.randn(4, 5, generator=g), torch.randn(6, 5, generator=g)
+    cos = F.normalize(q, dim=1) @ F.normalize(torch.cat([k, queue]), dim=1).T  # [4 10]
+    expected = -(cos / 0.2).log_softmax(dim=1).diagonal().mean()  # query i's positive: key i
+    torch.testing.assert_close(moco_loss(q, k, queue, 0.2), expected)
+
+
+def test_distillation_loss_is_the_cross_entropy_from_teacher_to_student():
+    g = torch.Generator().manual_seed(0)
+    s, p_t = torch.randn(3, 4, generator=g), torch.rand(3, 4, generator=g).softmax(1)
+    q = (s / 0.1).softmax(1)
+    expected = -(p_t * q.log()).sum(1).mean()
+    torch.testing.assert_close(distillation_loss(s, p_t, 0.1), expected)
+    # its minimum over students is the teacher's entropy, reached when the student equals the teacher
+    assert distillation_loss(0.1 * p_t.log(), p_t, 0.1).item() == pytest.approx(entropy(p_t).item(), rel=1e-5)
+
+
 def _spec(tmp_path, objective, grouper=None, steps=30, frames=2):
     model = {"encoder": {"type": "cnn", "channels": [16, 16], "strides": [2, 1]}, "objectives": [objective]}
     if grouper:
@@ -168,9 +198,11 @@ def _spec(tmp_path, objective, grouper=None, steps=30, frames=2):
     return {
         "name": "contrastive-tiny",
         "data": {"dataset": "moving_sprites", "path": str(tmp_path / "ms.h5"), "frames": frames, "resolution": [16, 16],
-                 "generate": {"n": 64, "seed": 0, "options": {"resolution": 16, "frames": frames, "min_objects": 2, "max_objects": 2}}},
+                 "generate": {"n": 64, "seed": 0, "options": {"resolution": 16, "frames": frames, "min_objects": 2,
+                                                               "max_objects": 2}}},
         "model": model,
-        "train": {"steps": steps, "batch_size": 16, "threads": 1, "log_every": 5, "image_every": 0, "checkpoint_every": steps,
+        "train": {"steps": steps, "batch_size": 16, "threads": 1, "log_every": 5, "image_every": 0,
+                  "checkpoint_every": steps,
                   "optimizer": {"type": "adam", "lr": 2e-3}},
         "eval": {"metrics": ["mse"]},
     }
@@ -181,12 +213,14 @@ def test_nt_xent_learns_on_time_views(tmp_path):
     from ocf import train
 
     torch.manual_seed(0)
-    run = train.run(resolve(_spec(tmp_path, {"type": "setcon.nt_xent", "temperature": 0.5}), REGISTRY), out=str(tmp_path / "r"), progress=False)
+    spec = _spec(tmp_path, {"type": "contrastive.ntxent", "temperature": 0.5})
+    run = train.run(resolve(spec, REGISTRY), out=str(tmp_path / "r"), progress=False)
     losses = [json.loads(l)["loss"] for l in (run / "metrics.jsonl").read_text().splitlines() if '"loss"' in l]
     assert losses[-1] < losses[0] - 0.3, losses
 
 
-@pytest.mark.parametrize("objective", ["setcon.moco", "setcon.byol", "setcon.dino", "setcon.simsiam"])
+@pytest.mark.parametrize("objective", ["contrastive.moco", "contrastive.byol", "contrastive.dino",
+                                       "contrastive.simsiam"])
 def test_family_composes_with_a_slot_attention_grouper(tmp_path, objective):
     """Through a spec: the objective's EMA copy (or second pass) covers the model's own encoder
     and grouper (source: objects, augmented views), trains a few steps and resumes its state."""
@@ -194,7 +228,8 @@ def test_family_composes_with_a_slot_attention_grouper(tmp_path, objective):
     from ocf.assembly import build
 
     grouper = {"type": "slot_attention.grouper", "num_slots": 3, "slot_dim": 16, "mlp_hidden": 32}
-    spec = _spec(tmp_path, {"type": objective, "source": "objects", "views": "augment", "hidden": 32, "out_dim": 16}, grouper, steps=3)
+    objective = {"type": objective, "source": "objects", "views": "augment", "hidden": 32, "out_dim": 16}
+    spec = _spec(tmp_path, objective, grouper, steps=3)
     model = build(resolve(spec, REGISTRY))
     obj = model.objectives[0]
     assert obj._online["encoder"] is model.encoder and obj._online["grouper"] is model.grouper
@@ -206,3 +241,90 @@ def test_family_composes_with_a_slot_attention_grouper(tmp_path, objective):
     if obj.target is not None:
         assert bool(state["objectives.0.target.synced"])
         assert any(k.startswith("objectives.0.target.copies.grouper.") for k in state)
+
+
+# -- the shipped configs ---------------------------------------------------------------------
+def _tiny(config: str, work, steps: int) -> dict:
+    """configs/contrastive/<config> at test size: 32 clips of 3 frames at 16x16, a 2-layer
+    encoder of 16 channels, 3 slots of 16, heads of 32, batch 8, Adam 2e-3; every option of
+    the objective that is not a size stays as shipped."""
+    spec = yaml.safe_load((ROOT / "configs" / "contrastive" / config).read_text())
+    options = {"resolution": 16, "frames": 3, "min_objects": 2, "max_objects": 2}
+    spec["data"].update(path=str(work / "ms.h5"), frames=3, resolution=[16, 16],
+                        generate={"n": 32, "seed": 0, "options": options})
+    spec["model"]["encoder"].update(channels=[16, 16], strides=[2, 1])
+    if "grouper" in spec["model"]:
+        spec["model"]["grouper"].update(num_slots=3, slot_dim=16, mlp_hidden=32)
+    objective = spec["model"]["objectives"][0]
+    objective.update(hidden=32, out_dim=32 if "dino" in config else 16)
+    if "queue_size" in objective:
+        objective["queue_size"] = 32  # no larger than the 96 frames of the tiny dataset
+    spec["train"].update(steps=steps, batch_size=8, log_every=1, checkpoint_every=steps, threads=1, seed=0,
+                         optimizer={"type": "adam", "lr": 2e-3}, schedule={"warmup_steps": 0})
+    spec["eval"]["metrics"] = []
+    return spec
+
+
+CONFIGS = ["ntxent_32.yaml", "moco_32.yaml", "byol_32.yaml", "simsiam_32.yaml", "dino_32.yaml"]
+
+
+def test_there_is_a_config_for_every_method():
+    shipped = sorted(p.name for p in (ROOT / "configs" / "contrastive").glob("*.yaml"))
+    assert shipped == sorted(CONFIGS)
+    types = {yaml.safe_load((ROOT / "configs" / "contrastive" / c).read_text())["model"]["objectives"][0]["type"]
+             for c in CONFIGS}
+    assert types == set(NEW)
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_each_shipped_config_lowers_its_loss_on_a_tiny_dataset(tmp_path, config):
+    """80 steps: the mean loss of the last 10 is clearly below that of steps 5-15 (MoCo's
+    queue starts with random keys and is full of real ones after step 2)."""
+    from ocf import train
+
+    torch.manual_seed(0)
+    run = train.run(resolve(_tiny(config, tmp_path, 80), REGISTRY), out=str(tmp_path / "r"), progress=False)
+    losses = [json.loads(l)["loss"] for l in (run / "metrics.jsonl").read_text().splitlines() if '"loss"' in l]
+    assert len(losses) == 80
+    early, late = sum(losses[5:15]) / 10, sum(losses[-10:]) / 10
+    assert late < early - 0.05 * abs(early) - 0.05, (early, late)
+
+
+# -- the names and import path before the move -------------------------------------------------
+@pytest.mark.parametrize("old", sorted(OLD))
+def test_old_setcon_name_builds_the_same_objective_and_warns(old):
+    new_cls = OLD[old]
+    alias = REGISTRY.get("objective", old)
+    assert REGISTRY.entry("objective", old).plugin == "contrastive"
+    assert issubclass(alias, new_cls) and alias is not new_cls and alias.Spec is new_cls.Spec
+    with pytest.warns(DeprecationWarning, match=f"'{old}' is deprecated.*write type: {new_cls.name}"):
+        old_obj, _, state = _setup(alias)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the new name does not warn
+        new_obj, _, _ = _setup(new_cls)
+    assert old_obj.state_dict().keys() == new_obj.state_dict().keys()
+    new_obj.load_state_dict(old_obj.state_dict())  # a checkpoint made under the old name loads
+    old_obj.eval(), new_obj.eval()
+    assert old_obj(state).keys() == new_obj(state).keys()
+
+
+def test_every_new_name_is_registered_and_declared_on_its_class():
+    for name, cls in NEW.items():
+        assert REGISTRY.get("objective", name) is cls and cls.name == name
+        assert REGISTRY.entry("objective", name).plugin == "contrastive"
+    setcon = {e.name for e in REGISTRY.entries("objective", plugin="setcon")}
+    assert setcon == {"setcon.set_infonce", "setcon.slot_contrast"}
+
+
+def test_old_import_path_warns_and_returns_the_moved_objects():
+    import ocf_contrastive.nets
+    import ocf_setcon.contrastive as old
+
+    with pytest.warns(DeprecationWarning, match="import it from ocf_contrastive.objective"):
+        assert old.MoCo is MoCo
+    with pytest.warns(DeprecationWarning, match="import it from ocf_contrastive.nets"):
+        assert old.augment is ocf_contrastive.nets.augment
+    with pytest.warns(DeprecationWarning, match="contrastive.ntxent"):
+        assert old.FAMILY == {"nt_xent": NTXent, "moco": MoCo, "byol": BYOL, "simsiam": SimSiam, "dino": DINO}
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        old.nope

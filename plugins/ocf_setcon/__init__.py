@@ -1,6 +1,5 @@
 """SetCon (Löwe et al., 2020) — object-centric video models trained by contrasting sets of
-slots — and the contrastive objective family (NT-Xent, MoCo, BYOL, SimSiam, DINO) as an ocf
-plugin.  Builds on the ``slot_attention`` plugin."""
+slots — as an ocf plugin.  Builds on the ``slot_attention`` plugin."""
 
 from ocf.hookspecs import hookimpl
 
@@ -13,11 +12,6 @@ def ocf_register_components(registry):
     registry.add("grouper", "setcon.grouper", SetConGrouper)
     registry.add("objective", "setcon.set_infonce", SetInfoNCE)
     registry.add("objective", "setcon.slot_contrast", SlotContrast)
-
-    from ocf_setcon.contrastive import FAMILY
-
-    for name, cls in FAMILY.items():
-        registry.add("objective", f"setcon.{name}", cls)
 
 
 @hookimpl
