@@ -122,6 +122,8 @@ class _MultiObject(Converter):
                       f"has label {'e' if nb == 1 else f'e - {nb - 1}'}; -1 where foreground entities overlap",
             "entity_axis": f"per-entity extras index all {self.n_entities} entities (background first); "
                            "values are the source's, unchanged by crop or resize",
+            "entity_label_offset": 1 - nb,
+            "visibility_means": "exists",
             "source_format": f"TFRecord of tf.Example, {self.compression.upper()}",
         }
 

@@ -178,6 +178,8 @@ class Movi(Converter):
             "depth": "uint16 as stored: depth = value / 65535 * (max - min) + min with depth_range [min max]",
             "forward_flow": "uint16 as stored (delta_row, delta_column), scaled like depth by forward_flow_range "
                             "in the stored resolution's pixels",
+            "entity_label_offset": 1,
+            "visibility_means": "pixels" if self.geometry.identity else "source pixels",
             "source_format": "tfds TFRecord shards + dataset_info.json",
         }
 
