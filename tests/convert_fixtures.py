@@ -132,3 +132,90 @@ def clevr_record(rng: np.random.Generator, n_fg: int, h: int = 240, w: int = 320
     for k, v in cats.items():
         feats[k] = one_byte_entries(v)
     return example(feats), {"image": image, "labels": labels, "visibility": vis, **cats}
+
+
+def deepmind_image_record(rng: np.random.Generator, h: int, w: int, o: int, n_fg: int, channels: int = 3,
+                          n_bg: int = 1, entity_last: bool = False, factors: dict | None = None) -> tuple[bytes, dict]:
+    """An image dataset record: image/mask as one-byte entries, float factors."""
+    masks, labels = entity_masks(rng, o, h, w, n_fg, n_bg)
+    image = rng.integers(0, 256, (h, w, channels), dtype=np.uint8)
+    mask = masks[..., None]                                   # [O H W 1]
+    if entity_last:
+        mask = mask.transpose(1, 2, 0, 3)                     # Multi-dSprites stores [H W O 1]
+    feats = {"image": one_byte_entries(image), "mask": one_byte_entries(mask)}
+    for k, shape in (factors or {}).items():
+        feats[k] = float_list(rng.random((o,) + shape))
+    return example(feats), {"image": image, "labels": labels}
+
+
+def cater_record(rng: np.random.Generator, t: int = 33, o: int = 11, n_fg: int = 3) -> tuple[bytes, dict]:
+    pairs = [entity_masks(rng, o, 64, 64, n_fg) for _ in range(t)]
+    masks = np.stack([p[0] for p in pairs])[..., None]         # [T O H W 1]
+    video = rng.integers(0, 256, (t, 64, 64, 3), dtype=np.uint8)
+    positions = rng.random((o, t, 3)).astype(np.float32)       # stored [O T 3]
+    camera = rng.random((t, 4, 4)).astype(np.float32)
+    feats = {"image": field(1, field(1, video.tobytes())), "mask": field(1, field(1, masks.tobytes())),
+             "object_positions": float_list(positions), "camera_matrix": float_list(camera)}
+    return example(feats), {"video": video, "labels": np.stack([p[1] for p in pairs]), "positions": positions,
+                            "camera": camera}
+
+
+def movi_record(rng: np.random.Generator, t: int = 3, h: int = 16, w: int = 16, o: int = 2) -> tuple[bytes, dict]:
+    video = rng.integers(0, 256, (t, h, w, 3), dtype=np.uint8)
+    segs = np.zeros((t, h, w), np.uint8)
+    for i in range(o):
+        segs[:, 2 + 6 * i: 6 + 6 * i, 3:9] = i + 1
+    depth = rng.integers(0, 65536, (t, h, w), dtype=np.uint16)
+    flow = rng.integers(0, 65536, (t, h, w, 2), dtype=np.uint16)
+    bbox_frames = [list(range(t)), [1]]                        # instance 1 visible in frame 1 only
+    bboxes = [[[0.125, 0.1875, 0.375, 0.5625]] * t, [[0.5, 0.25, 0.75, 0.5]]]
+    feats = {
+        "video": bytes_list([png(f) for f in video]),
+        "segmentations": bytes_list([png(s[..., None]) for s in segs]),
+        "depth": bytes_list([png(d[..., None]) for d in depth]),
+        "forward_flow": int64_list(flow),
+        "metadata/num_instances": int64_list([o]),
+        "metadata/depth_range": float_list([0.5, 20.0]),
+        "metadata/forward_flow_range": float_list([-3.0, 4.0]),
+        "metadata/video_name": bytes_list([b"7"]),
+        "instances/positions": float_list(rng.random((o, t, 3))),
+        "instances/image_positions": float_list(rng.random((o, t, 2))),
+        "instances/visibility": int64_list(np.full((o, t), 5)),
+        "instances/bboxes/ragged_flat_values": float_list(np.concatenate([np.asarray(b) for b in bboxes])),
+        "instances/bboxes/ragged_row_lengths_0": int64_list([len(b) for b in bboxes]),
+        "instances/bbox_frames/ragged_flat_values": int64_list(np.concatenate(bbox_frames)),
+        "instances/bbox_frames/ragged_row_lengths_0": int64_list([len(b) for b in bbox_frames]),
+    }
+    return example(feats), {"video": video, "segs": segs, "depth": depth, "flow": flow}
+
+
+def write_movi(root: Path, name: str, splits: dict[str, list[list[bytes]]]) -> Path:
+    """A tfds version folder: <name>-<split>.tfrecord-XXXXX-of-YYYYY shards + dataset_info.json."""
+    info = {"name": name, "version": "1.0.0", "splits": []}
+    for split, shards in splits.items():
+        for i, payloads in enumerate(shards):
+            write_tfrecord(root / f"{name}-{split}.tfrecord-{i:05d}-of-{len(shards):05d}", payloads)
+        info["splits"].append({"name": split, "shardLengths": [str(len(s)) for s in shards], "numBytes": "1"})
+    (root / "dataset_info.json").write_text(json.dumps(info))
+    return root
+
+
+def write_clevrtex(root: Path, variant: str, n: int, rng: np.random.Generator, h: int = 24, w: int = 32) -> dict:
+    """ClevrTex scenes CLEVRTEX_<variant>_<i:06d>{.png,_flat.png,.json} under clevrtex_<variant>/<block>/."""
+    expected = {}
+    for i in range(n):
+        folder = root / f"clevrtex_{variant}" / str(i // 4)
+        folder.mkdir(parents=True, exist_ok=True)
+        rgba = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
+        mask = np.zeros((h, w), np.uint8)
+        k = 1 + i % 3
+        for j in range(k):
+            mask[4 + 5 * j: 8 + 5 * j, 2:10] = j + 1
+        stem = f"CLEVRTEX_{variant}_{i:06d}"
+        Image.fromarray(rgba, "RGBA").save(folder / f"{stem}.png")
+        Image.fromarray(mask, "L").save(folder / f"{stem}_flat.png")
+        objects = [{"shape": ["cube", "sphere"][j % 2], "material": f"m{j}", "size": "large", "rotation": 10.0 * j}
+                   for j in range(k)]
+        (folder / f"{stem}.json").write_text(json.dumps({"ground_material": "g", "objects": objects}))
+        expected[i] = {"image": rgba[..., :3], "mask": mask, "objects": objects}
+    return expected
