@@ -92,7 +92,7 @@ def png(arr: np.ndarray) -> bytes:
     buf = io.BytesIO()
     arr = np.asarray(arr)
     if arr.dtype == np.uint16:
-        Image.fromarray(arr[..., 0] if arr.ndim == 3 else arr, mode="I;16").save(buf, format="PNG")
+        Image.fromarray(arr[..., 0] if arr.ndim == 3 else arr).save(buf, format="PNG")  # 16-bit greyscale
     else:
         Image.fromarray(arr[..., 0] if arr.ndim == 3 and arr.shape[-1] == 1 else arr).save(buf, format="PNG")
     return buf.getvalue()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -80,7 +81,9 @@ class Coco(Converter):
         categories, boxes = [], []
         for ann in anns:
             try:
-                mask = coco.annToMask(ann).astype(bool)
+                with warnings.catch_warnings():  # pycocotools' numpy-2 copy= notice, not ours to fix
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    mask = coco.annToMask(ann).astype(bool)
             except Exception as exc:  # pycocotools raises plain exceptions on malformed segmentations
                 raise UserError(f"{where}: annotation {ann.get('id')}: bad segmentation: {exc!r}") from None
             if mask.shape != (h, w):
