@@ -86,7 +86,8 @@ def test_movi_frames_segmentations_and_extras(tmp_path, movi_dir):
     with h5py.File(tmp_path / "movi.h5") as f:
         assert np.array_equal(f["frames"][3], truth[3]["video"])
         assert np.array_equal(f["masks"][1], truth[1]["segs"])  # instance i is i + 1, background 0
-        assert np.array_equal(f["depth"][0], truth[0]["depth"]) and np.array_equal(f["forward_flow"][2], truth[2]["flow"])
+        assert np.array_equal(f["depth"][0], truth[0]["depth"])
+        assert np.array_equal(f["forward_flow"][2], truth[2]["flow"])
         assert f["depth_range"][0].tolist() == [0.5, 20.0]
         boxes = f["boxes"][0]  # [T O 4] (x, y, w, h) px; bboxes are normalized ymin, xmin, ymax, xmax
         assert boxes[:, 0].tolist() == [[3, 2, 6, 4]] * 3
