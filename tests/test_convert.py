@@ -31,6 +31,13 @@ def clevr_file(tmp_path_factory):
     return path, [r[1] for r in records]
 
 
+def test_a_missing_optional_package_names_the_extra():
+    from ocf.data.convert.tfrecord import require
+
+    with pytest.raises(UserError, match=r"needs the optional package 'no_such_pkg'.*pip install 'ocf\[datasets\]'"):
+        require("no_such_pkg.sub", "reading TFRecord files")
+
+
 def test_tfrecord_reader_checks_framing_and_crc(tmp_path):
     path = write_tfrecord(tmp_path / "a.tfrecords", [b"one", b"two" * 50], "gzip")
     assert list(iter_records(path, "gzip")) == [b"one", b"two" * 50]
