@@ -126,8 +126,10 @@ def _ranges(path: Path, f: h5py.File, info: fmt.DatasetInfo, n: int) -> dict[str
         total, count = total + float(frames.sum(dtype=np.float64)), count + frames.size
     out: dict[str, Any] = {"frames": {"min": lo, "max": hi, "mean": round(total / max(count, 1), 3)}}
     for key in info.extras:
-        extra = fmt.read_extra(path, f, info, key, slice(0, n))
-        out[key] = {"shape": list(info.extras[key].shape), "dtype": info.extras[key].dtype, **_range_of(extra)}
+        spans = [_range_of(fmt.read_extra(path, f, info, key, slice(s, min(n, s + CHUNK)))) for s in range(0, n, CHUNK)]
+        spans = [r for r in spans if r]
+        span = {"min": min(r["min"] for r in spans), "max": max(r["max"] for r in spans)} if spans else {}
+        out[key] = {"shape": list(info.extras[key].shape), "dtype": info.extras[key].dtype, **span}
     return out
 
 

@@ -25,6 +25,7 @@ from ocf.data.convert.base import Converter, Record
 from ocf.errors import UserError
 
 MASK_DTYPE = np.int16
+CHUNK_BYTES = 256 << 20  # flush earlier when a chunk of large records (videos with depth, flow) exceeds this
 
 
 class StreamWriter:
@@ -34,6 +35,7 @@ class StreamWriter:
         self.f, self.axes, self.chunk = f, axes, max(1, chunk)
         self.n = 0
         self.buffer: list[Record] = []
+        self.buffered = 0
         self.shape: tuple[int, ...] | None = None
         self.has_masks = False
         self.extra_dtypes: dict[str, np.dtype] = {}
@@ -56,7 +58,8 @@ class StreamWriter:
         if missing:
             raise UserError(f"{where}: record has a different set of fields ({', '.join(sorted(missing))})")
         self.buffer.append(record)
-        if len(self.buffer) >= self.chunk:
+        self.buffered += frames.nbytes + sum(np.asarray(v).nbytes for v in record.extras.values())
+        if len(self.buffer) >= self.chunk or self.buffered >= CHUNK_BYTES:
             self.flush()
 
     def _create(self, record: Record) -> None:
@@ -93,7 +96,7 @@ class StreamWriter:
         for key, dtype in self.extra_dtypes.items():
             self._append_extra(key, dtype, [np.asarray(r.extras[key]) for r in self.buffer])
         self.n += k
-        self.buffer = []
+        self.buffer, self.buffered = [], 0
 
     def _append_extra(self, key: str, dtype: np.dtype, values: list[np.ndarray]) -> None:
         ds = self.f[key]
