@@ -25,3 +25,9 @@ def ocf_register_datasets(registry):
 def ocf_register_metrics(registry):
     """Register evaluation metrics: ``registry.add("metric", name, cls)`` with ``cls`` a
     subclass of :class:`ocf.metrics.EvalMetric`."""
+
+
+@hookspec
+def ocf_register_converters(registry):
+    """Register dataset converters for ``ocf data convert``: ``registry.add("converter",
+    name, cls)`` with ``cls`` a subclass of :class:`ocf.data.convert.Converter`."""

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ocf.cli.convert import add_check_parser, add_convert_parser
 from ocf.data import format as fmt
 from ocf.data.frames import import_frames
 from ocf.data.generator import make_dataset
@@ -54,7 +55,7 @@ class _DataParser(argparse.ArgumentParser):
 def add_parser(subparsers: Any, get_registry: Callable[[], Any]) -> argparse.ArgumentParser:
     """Add ``data`` with the sub-commands of :data:`SUBCOMMANDS` to ``subparsers`` (from
     ``add_subparsers``)."""
-    data = subparsers.add_parser("data", help="make, list, inspect and import dataset files",
+    data = subparsers.add_parser("data", help="make, convert, check, list, inspect and import dataset files",
                                  description="Make procedural datasets, inspect dataset files, import video frames.")
     sub = data.add_subparsers(dest="data_command", metavar="COMMAND", parser_class=_DataParser)
     sub.required = True
@@ -123,7 +124,17 @@ def _add_import_frames(sub: Any, get_registry: Callable[[], Any]) -> None:
 
 # Each entry adds one ``ocf data`` sub-command: ``add(subparsers, get_registry)`` creates its
 # parser and sets ``func(args) -> int``.  New data sub-commands are added to this list.
-SUBCOMMANDS: list[Callable[[Any, Callable[[], Any]], None]] = [_add_make, _add_list, _add_inspect, _add_import_frames]
+def _add_convert(sub: Any, get_registry: Callable[[], Any]) -> None:
+    add_convert_parser(sub, get_registry)
+
+
+def _add_check(sub: Any, get_registry: Callable[[], Any]) -> None:
+    add_check_parser(sub)
+
+
+SUBCOMMANDS: list[Callable[[Any, Callable[[], Any]], None]] = [
+    _add_make, _add_list, _add_inspect, _add_import_frames, _add_convert, _add_check,
+]
 
 
 # --------------------------------------------------------------------------- parsing helpers
