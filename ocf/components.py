@@ -169,10 +169,58 @@ class Objective(Component):
         raise NotImplementedError
 
 
-BASES: dict[str, type[Component]] = {
-    "encoder": Encoder,
-    "grouper": Grouper,
-    "prior": Prior,
-    "decoder": Decoder,
-    "objective": Objective,
-}
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a model.
+
+    kind: the registry kind and the base class's ``kind`` (``"objective"``).
+    key: where the stage sits in a spec's ``model`` section and on the built model
+        (``"objectives"``, a list).
+    base: the class every component of this kind subclasses.
+    record: the :class:`~ocf.records.State` attribute its output is stored in (``None``
+        for objectives, whose terms are summed into the loss).
+    record_type: the record class its ``forward`` returns.
+    order: position in the run order (an ``eval_only`` grouper runs after the decoder).
+    many: a spec lists any number of this stage (objectives).
+    """
+
+    kind: str
+    key: str
+    base: type[Component]
+    record: str | None
+    record_type: type | None
+    order: int
+    many: bool = False
+
+
+#: The stage table: the one place that says which stages exist, in what order they run,
+#: which base class each component subclasses and which record each one writes.
+STAGES: tuple[Stage, ...] = (
+    Stage("encoder", "encoder", Encoder, "features", Features, 0),
+    Stage("grouper", "grouper", Grouper, "latents", Latents, 1),
+    Stage("prior", "prior", Prior, "prior", PriorTerms, 2),
+    Stage("decoder", "decoder", Decoder, "rendering", Rendering, 3),
+    Stage("objective", "objectives", Objective, None, None, 4, many=True),
+)
+
+#: The component kinds, in stage order.
+KINDS: tuple[str, ...] = tuple(s.kind for s in STAGES)
+#: kind → base class (derived from :data:`STAGES`).
+BASES: dict[str, type[Component]] = {s.kind: s.base for s in STAGES}
+
+
+def stage(kind: str) -> Stage:
+    """The :class:`Stage` of a component kind (``"grouper"``)."""
+    for s in STAGES:
+        if s.kind == kind:
+            return s
+    raise KeyError(f"unknown component kind {kind!r}; kinds are {', '.join(KINDS)}")
+
+
+def run_position(component: type[Component] | Component) -> float:
+    """Where a component runs: its stage's order, except that an ``eval_only`` grouper
+    runs after the decoder (it needs the rendering and is skipped in training)."""
+    s = stage(component.kind)
+    if getattr(component, "eval_only", False):
+        return stage("decoder").order + 0.5
+    return s.order

@@ -12,9 +12,9 @@ import difflib
 from dataclasses import dataclass
 from typing import Any, Iterator
 
+from ocf.components import KINDS as COMPONENT_KINDS  # the stage table's kinds, in stage order
 from ocf.errors import RegistryError
 
-COMPONENT_KINDS = ("encoder", "grouper", "prior", "decoder", "objective")
 KINDS = COMPONENT_KINDS + ("dataset", "metric")
 
 

@@ -19,10 +19,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ocf.components import BuildContext, Component
+from ocf.components import STAGES, BuildContext, Component, stage
 from ocf.records import Batch, DiagonalGaussian, Features, Latents, PriorTerms, Rendering, State
 
-RECORD_TYPES = {"encoder": Features, "grouper": Latents, "prior": PriorTerms, "decoder": Rendering}
+#: kind → the record its forward returns (derived from :data:`ocf.components.STAGES`).
+RECORD_TYPES = {s.kind: s.record_type for s in STAGES if s.record is not None}
 
 
 class ConformanceError(AssertionError):
@@ -88,7 +89,8 @@ def check_component(
     out = comp(state)
     name = cls.registered_name or cls.__name__
     kind = cls.kind
-    if kind == "objective":
+    record = stage(kind).record
+    if record is None:
         if not isinstance(out, dict) or not out:
             raise ConformanceError(f"objective {name} must return a non-empty dict of scalar terms, got {type(out).__name__}")
         tensors = list(out.values())
@@ -99,8 +101,6 @@ def check_component(
         expected = RECORD_TYPES[kind]
         if not isinstance(out, expected):
             raise ConformanceError(f"{kind} {name} must return {expected.__name__}, got {type(out).__name__}")
-        record = kind if kind != "grouper" else "latents"
-        record = {"encoder": "features", "decoder": "rendering"}.get(kind, record)
         setattr(state, record, out)
         for path in cls.provides:
             if state.get(path) is None:
