@@ -25,8 +25,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from ocf.errors import SpecError
-from ocf.records import Features, Latents, PriorTerms, Rendering, State
+from ocf.errors import RegistryError, SpecError
+from ocf.records import Features, Latents, PriorTerms, Rendering, State, path_problem, valid_paths
 
 
 class ComponentSpec(BaseModel):
@@ -224,3 +224,18 @@ def run_position(component: type[Component] | Component) -> float:
     if getattr(component, "eval_only", False):
         return stage("decoder").order + 0.5
     return s.order
+
+
+def check_class(kind: str, name: str, cls: object) -> None:
+    """Check a class registered as a component of ``kind``: a subclass of the stage's base
+    whose ``needs``/``provides`` name record fields.  Raises RegistryError naming the class."""
+    base = BASES[kind]
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise RegistryError(f"{kind} {name!r} must be a subclass of ocf.components.{base.__name__}, got {cls!r}")
+    problems = [f"{attr} {problem}" for attr in ("needs", "provides") for path in getattr(cls, attr)
+                if (problem := path_problem(path)) is not None]
+    if problems:
+        raise RegistryError(
+            f"{kind} {name!r} ({cls.__module__}.{cls.__qualname__}): " + "; ".join(problems)
+            + f". Valid fields: {', '.join(valid_paths())} (and keys inside batch.extras, prior.terms and the extras)"
+        )

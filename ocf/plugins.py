@@ -23,8 +23,7 @@ from typing import Iterable
 import pluggy
 
 from ocf import hookspecs
-from ocf.components import BASES
-from ocf.errors import RegistryError
+from ocf.components import check_class
 from ocf.registry import COMPONENT_KINDS, Registry
 
 ENTRY_POINT_GROUP = "ocf"
@@ -145,9 +144,7 @@ class Plugins:
 
 
 def _check_component(kind: str, name: str, cls: object) -> None:
-    base = BASES[kind]
-    if not (isinstance(cls, type) and issubclass(cls, base)):
-        raise RegistryError(f"{kind} {name!r} must be a subclass of ocf.components.{base.__name__}, got {cls!r}")
+    check_class(kind, name, cls)
     cls.registered_name = name  # type: ignore[attr-defined]
 
 

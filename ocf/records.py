@@ -202,13 +202,35 @@ class State:
         return None
 
 
+_RECORDS = {"batch": Batch, "features": Features, "latents": Latents, "prior": PriorTerms, "rendering": Rendering}
+
+#: The fields of each record a component may name in ``needs``/``provides``
+#: (``"latents.frames"``); checked when a component registers.
 RECORD_FIELDS: dict[str, tuple[str, ...]] = {
-    name: tuple(f.name for f in dataclasses.fields(cls))
-    for name, cls in {
-        "batch": Batch,
-        "features": Features,
-        "latents": Latents,
-        "prior": PriorTerms,
-        "rendering": Rendering,
-    }.items()
+    name: tuple(f.name for f in dataclasses.fields(cls)) for name, cls in _RECORDS.items()
 }
+#: The fields that are dicts, so a path may go one level deeper (``"batch.extras.counts"``).
+_DICT_FIELDS = {
+    f"{name}.{f.name}" for name, cls in _RECORDS.items() for f in dataclasses.fields(cls) if f.default_factory is dict
+}
+
+
+def valid_paths() -> list[str]:
+    """Every ``record.field`` path, for messages."""
+    return [f"{record}.{f}" for record, fields in RECORD_FIELDS.items() for f in fields]
+
+
+def path_problem(path: str) -> str | None:
+    """``None`` if ``path`` names a State field (``record.field``, or a key inside a dict
+    field such as ``"rendering.extras.rotating"``), else what is wrong with it."""
+    parts = path.split(".") if isinstance(path, str) else []
+    if len(parts) < 2 or parts[0] not in RECORD_FIELDS:
+        return f"{path!r} does not start with a record ({', '.join(RECORD_FIELDS)}) and a field"
+    record, fld = parts[0], parts[1]
+    if fld not in RECORD_FIELDS[record]:
+        return f"{path!r}: {record} has no field {fld!r} (its fields: {', '.join(RECORD_FIELDS[record])})"
+    if len(parts) > 2 and f"{record}.{fld}" not in _DICT_FIELDS:
+        return f"{path!r}: {record}.{fld} is not a dict, so a path cannot go inside it"
+    if not all(parts):
+        return f"{path!r} has an empty part"
+    return None

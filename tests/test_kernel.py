@@ -63,3 +63,32 @@ def test_forward_writes_each_record_in_run_order(toy_plugins):
     assert state.features.tokens.shape[-1] == 8 and state.latents.objects.shape == (2, 3, 8)
     assert state.rendering.recon.shape == (2, 1, 3, 8, 8) and state.prior is None
     assert set(state.losses) == {"mse"} and torch.isfinite(state.losses["mse"])
+
+
+def test_record_paths_are_checked_against_the_records():
+    from ocf.records import RECORD_FIELDS, path_problem
+
+    assert RECORD_FIELDS["latents"][:2] == ("objects", "frames")
+    for ok in ("batch.frames", "batch.extras.counts", "rendering.extras.rotating", "prior.terms", "latents.where"):
+        assert path_problem(ok) is None, ok
+    assert "latents has no field 'objets'" in path_problem("latents.objets")
+    assert "does not start with a record" in path_problem("slots.objects")
+    assert "does not start with a record" in path_problem("features")
+    assert "not a dict" in path_problem("features.tokens.x")
+
+
+def test_a_typo_in_provides_fails_at_plugin_load_naming_the_class(toy_plugins):
+    import types
+
+    from ocf.hookspecs import hookimpl
+
+    class Typo(Encoder):
+        provides = ("features.tokenz",)
+
+    mod = types.ModuleType("typo")
+    mod.ocf_register_components = hookimpl(lambda registry: registry.add("encoder", "typo.encoder", Typo))
+    info = toy_plugins.add_module(mod, "typo")
+    assert info.status == "failed"
+    assert "Typo" in info.error and "provides 'features.tokenz': features has no field 'tokenz'" in info.error
+    assert "Valid fields: batch.frames" in info.error and "features.tokens" in info.error
+    assert ("encoder", "typo.encoder") not in toy_plugins.registry
