@@ -73,7 +73,7 @@ class Model(nn.Module):
         terms: dict[str, Tensor] = {}
         for obj in self.objectives:
             for name, value in obj(state).items():
-                key = name if name not in terms else f"{obj.registered_name}.{name}"
+                key = name if name not in terms else f"{obj.name}.{name}"
                 terms[key] = value * obj.spec.weight
         return terms
 
@@ -130,16 +130,11 @@ def build(resolved: ResolvedSpec, *, dry_run: bool = True) -> Model:
     """Check the chain, build every component and (by default) run a dry forward pass."""
     check_chain(resolved)
     d = resolved.spec.data
-    ctx = BuildContext(channels=d.channels, frames=d.frames, resolution=tuple(d.resolution))
+    ctx = BuildContext(channels=d.channels, frames=d.frames, resolution=tuple(d.resolution), registry=resolved.registry)
     ctx.dims.update({f"batch.extras.{name}": tuple(shape) for name, shape in d.extras.items()})
     components: dict[str, Any] = {"objectives": []}
     for choice in resolved.components:
-        try:
-            comp = choice.cls(choice.params, ctx)
-        except (SpecError, UserError):
-            raise
-        except (ValueError, TypeError) as exc:
-            raise SpecError([f"model.{choice.stage}: {choice.kind} {choice.name} cannot be built: {exc}"]) from exc
+        comp = ctx.construct(choice.cls, choice.params, kind=choice.kind, name=choice.name, where=f"model.{choice.stage}")
         ctx.built[choice.stage] = comp
         if stage(choice.kind).many:
             components[stage(choice.kind).key].append(comp)
@@ -173,7 +168,7 @@ def report(model: Model, state: State, registry=None) -> list[StageReport]:
     for label, comp in model.stages().items():
         plugin = ""
         if registry is not None:
-            plugin = registry.entry(comp.kind, comp.registered_name).plugin
+            plugin = registry.entry(comp.kind, comp.name).plugin
         n = sum(p.numel() for p in comp.parameters())
         record = stage(comp.kind).record
         if record is None:
@@ -181,7 +176,7 @@ def report(model: Model, state: State, registry=None) -> list[StageReport]:
                 outputs = {k: tuple(v.shape) for k, v in comp(state).items()}
         else:
             outputs = _shapes(getattr(state, record))
-        rows.append(StageReport(label, comp.kind, comp.registered_name, plugin, n, outputs))
+        rows.append(StageReport(label, comp.kind, comp.name, plugin, n, outputs))
     return rows
 
 

@@ -17,6 +17,7 @@ than its predecessor's record (raw frames, the posterior) just declares it in ``
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -25,7 +26,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from ocf.errors import RegistryError, SpecError
+from ocf.errors import RegistryError, SpecError, UserError
 from ocf.records import Features, Latents, PriorTerms, Rendering, State, path_problem, valid_paths
 
 
@@ -44,6 +45,9 @@ class BuildContext:
         (``"features.tokens"`` → token channels, ``"latents.objects"`` → slot dim,
         ``"latents.num_slots"`` → k).  A component writes the sizes it provides.
     built: the components built before this one, by stage.
+    kind, name, where: the component being built (``"prior"``, ``"sri.prior"``,
+        ``"model.prior"``); ``label`` joins the first two for messages.
+    registry: the registry the spec was resolved against (used by :meth:`build`).
     """
 
     channels: int
@@ -52,23 +56,89 @@ class BuildContext:
     dims: dict[str, Any] = field(default_factory=dict)
     #: The components built so far, by stage (``"encoder"``, ``"decoder"``, ...), so a
     #: later one can share an earlier one's modules (e.g. an objective that renders other
-    #: latents with the model's decoder).  Keep such references out of your own
-    #: ``nn.Module`` registration (they are already part of the model).
+    #: latents with the model's decoder): wrap such a reference in :class:`Shared` so it
+    #: stays out of your own ``nn.Module`` registration (it is already part of the model).
     built: dict[str, Any] = field(default_factory=dict)
+    registry: Any = field(default=None, repr=False)
+    kind: str = ""
+    name: str = ""
+    where: str = ""
 
-    def dim(self, key: str, component: str = "this component") -> Any:
+    @property
+    def label(self) -> str:
+        """``"prior sri.prior"``: the component being built, for messages."""
+        return f"{self.kind} {self.name}".strip() or "this component"
+
+    def dim(self, key: str, component: str | None = None) -> Any:
+        """The size an earlier component recorded under ``key``; a SpecError naming the
+        component being built (or ``component``) when none did."""
         if key not in self.dims:
             known = ", ".join(sorted(self.dims)) or "none"
-            raise SpecError([f"{component} needs the size of {key}, which no earlier component provides (known: {known})"])
+            who = component or self.label
+            raise SpecError([f"{who} needs the size of {key}, which no earlier component provides (known: {known})"])
         return self.dims[key]
+
+    def build(self, kind: str, entry: Any, where: str) -> "Component":
+        """Build a nested component from a spec entry ``{type: <name>, ...}`` through the
+        model's registry, with this context; ``where`` names the parameter holding the
+        entry (``"decoder"``), so problems read ``model.objectives.1.decoder.type: ...``."""
+        path = f"{self.where}.{where}" if self.where else where
+        if self.registry is None:
+            raise SpecError([f"{path}: {self.label} builds a nested {kind}, but no registry was given to the build"])
+        name, cls, params = self.registry.resolve(kind, entry, path)
+        return self.construct(cls, params, kind=kind, name=name, where=path)
+
+    def construct(self, cls: type["Component"], params: Any, *, kind: str, name: str, where: str) -> "Component":
+        """``cls(params, self)`` with this context describing it (kind, name, where); a
+        ValueError or TypeError from the constructor becomes a SpecError naming ``where``."""
+        saved = (self.kind, self.name, self.where)
+        self.kind, self.name, self.where = kind, name, where
+        try:
+            return cls(params, self)
+        except UserError:
+            raise
+        except (ValueError, TypeError) as exc:
+            raise SpecError([f"{where}: {kind} {name} cannot be built: {exc}"]) from exc
+        finally:
+            self.kind, self.name, self.where = saved
+
+
+class Shared:
+    """A component another stage owns, called from this one without registering it again
+    (its parameters stay under the owning stage, counted and saved once)."""
+
+    __slots__ = ("component",)
+
+    def __init__(self, component: nn.Module) -> None:
+        self.component = component
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.component(*args, **kwargs)
+
+
+class _RegisteredName:
+    """``registered_name``: deprecated alias of ``name``."""
+
+    def __get__(self, obj: Any, owner: type) -> str:
+        warnings.warn(
+            "registered_name is deprecated and will be removed in the next release: use name (declare "
+            "name = '<plugin>.<component>' on the class) or label in messages",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return (owner if obj is None else obj).name
 
 
 class Component(nn.Module):
     kind: ClassVar[str] = ""
+    #: The registered name, declared on the class (``name = "sri.prior"``).  An instance
+    #: carries the name it was built under (an alias, or the name given to the old
+    #: ``registry.add``).
+    name: ClassVar[str] = ""
     needs: ClassVar[tuple[str, ...]] = ()
     provides: ClassVar[tuple[str, ...]] = ()
-    #: Set by the registry loader: the registered name (e.g. ``"slot_attention.grouper"``).
-    registered_name: ClassVar[str] = ""
+    #: Deprecated alias of ``name``.
+    registered_name = _RegisteredName()
     #: Parameters for the conformance check and docs when the Spec has required fields.
     example: ClassVar[dict[str, Any]] = {}
 
@@ -78,6 +148,13 @@ class Component(nn.Module):
     def __init__(self, spec: ComponentSpec, ctx: BuildContext) -> None:
         super().__init__()
         self.spec = spec
+        if ctx.name:
+            self.name = ctx.name  # type: ignore[misc]
+
+    @property
+    def label(self) -> str:
+        """``"prior sri.prior"``: kind and name, for messages."""
+        return f"{self.kind} {self.name or type(self).__name__}"
 
     @classmethod
     def describe(cls) -> str:
@@ -140,7 +217,7 @@ class Prior(Component):
         the spec's ``data.frames``).  Priors that are not generative do not override
         this method.
         """
-        raise NotImplementedError(f"prior {self.registered_name} cannot sample")
+        raise NotImplementedError(f"{self.label} cannot sample")
 
 
 class Decoder(Component):

@@ -123,8 +123,8 @@ class Plugins:
                     if impl.plugin_name == name:
                         impl.function(**{a: bound for a in impl.argnames if a == "registry"})
             for entry in self.registry.entries(plugin=name):
-                if entry.kind in COMPONENT_KINDS:
-                    _check_component(entry.kind, entry.name, entry.obj)
+                if entry.kind in COMPONENT_KINDS:  # register() checked these already; add() did not
+                    check_class(entry.kind, entry.name, entry.obj)
         except Exception as exc:
             self.registry.remove_plugin(name)
             self.pm.unregister(name=name)
@@ -141,11 +141,6 @@ class Plugins:
 
     def failed(self) -> list[PluginInfo]:
         return [i for i in self.info.values() if i.status == "failed"]
-
-
-def _check_component(kind: str, name: str, cls: object) -> None:
-    check_class(kind, name, cls)
-    cls.registered_name = name  # type: ignore[attr-defined]
 
 
 def _name_list(value: str | None) -> list[str] | None:
@@ -172,7 +167,3 @@ def default() -> Plugins:
     if _DEFAULT is None:
         _DEFAULT = load()
     return _DEFAULT
-
-
-def registry() -> Registry:
-    return default().registry

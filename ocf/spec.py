@@ -10,7 +10,7 @@ each with its path in the spec (``model.grouper.num_slots: ...``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ocf.components import STAGES as _STAGE_TABLE
 from ocf.components import ComponentSpec
-from ocf.errors import RegistryError, SpecError, UserError
-from ocf.registry import Registry
+from ocf.errors import SpecError, UserError
+from ocf.registry import Registry, validation_problems
 
 #: The single stages' keys in a spec's ``model`` section (derived from :data:`ocf.components.STAGES`).
 STAGES = tuple(s.key for s in _STAGE_TABLE if not s.many)
@@ -161,6 +161,7 @@ class ComponentChoice:
 class ResolvedSpec:
     spec: Spec
     components: list[ComponentChoice]
+    registry: Registry | None = field(default=None, repr=False, compare=False)  # what it was resolved against
 
     def component(self, stage: str) -> ComponentChoice | None:
         return next((c for c in self.components if c.stage == stage), None)
@@ -201,7 +202,7 @@ def resolve(data: dict[str, Any], registry: Registry) -> ResolvedSpec:
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
-        problems.extend(_format(exc))
+        problems.extend(validation_problems(exc))
         spec = None
     components: list[ComponentChoice] = []
     model = data.get("model") if isinstance(data.get("model"), dict) else None
@@ -223,7 +224,7 @@ def resolve(data: dict[str, Any], registry: Registry) -> ResolvedSpec:
     if problems:
         raise SpecError(problems)
     assert spec is not None
-    return ResolvedSpec(spec, components)
+    return ResolvedSpec(spec, components, registry)
 
 
 def load(path: str | Path, registry: Registry, overrides: list[str] = ()) -> ResolvedSpec:
@@ -237,39 +238,10 @@ def load(path: str | Path, registry: Registry, overrides: list[str] = ()) -> Res
 
 
 def _resolve_component(stage: str, kind: str, entry: Any, registry: Registry, problems: list[str]) -> ComponentChoice | None:
-    where = f"model.{stage}"
-    if not isinstance(entry, dict) or "type" not in entry:
-        problems.append(f"{where}: expected a mapping with a 'type' key naming a registered {kind}")
-        return None
-    name = entry["type"]
     try:
-        cls = registry.get(kind, str(name))
-    except RegistryError as exc:
-        problems.append(f"{where}.type: {exc}")
+        name, cls, params = registry.resolve(kind, entry, f"model.{stage}")
+    except SpecError as exc:
+        problems.extend(exc.problems)
         return None
-    params = {k: v for k, v in entry.items() if k != "type"}
-    try:
-        spec = cls.Spec.model_validate(params)
-    except ValidationError as exc:
-        problems.extend(_format(exc, prefix=where))
-        return None
-    return ComponentChoice(stage, kind, str(name), cls, spec)
+    return ComponentChoice(stage, kind, name, cls, params)
 
-
-def _format(exc: ValidationError, prefix: str = "") -> list[str]:
-    out = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        path = ".".join(p for p in (prefix, loc) if p)
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-            out.append(f"{path}: {msg}")
-            continue
-        if err["type"] == "missing":
-            out.append(f"{path}: required")
-            continue
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
-        out.append(f"{path}: {msg}, got {err.get('input')!r}")
-    return out

@@ -76,19 +76,22 @@ def check_component(
     resolution: tuple[int, int] = (16, 16),
     batch_size: int = 2,
     allow_no_grad: tuple[str, ...] = (),
+    registry: Any = None,
 ) -> Any:
     """Build ``cls`` from its spec (defaults plus ``params``), run it on a tiny batch and
-    check its contract; returns the output record.  Raises ConformanceError."""
+    check its contract; returns the output record.  Raises ConformanceError.
+
+    registry: what nested components (``ctx.build``) resolve through; default: the
+    process-wide plugins' registry, loaded on first use."""
     spec = cls.Spec.model_validate({**getattr(cls, "example", {}), **(params or {})})
-    ctx = BuildContext(channels=channels, frames=frames, resolution=resolution)
+    ctx = BuildContext(channels=channels, frames=frames, resolution=resolution, registry=registry or _DefaultRegistry())
     factory = getattr(cls, "example_state", None)
     state = factory(ctx, batch_size) if factory is not None else example_state(cls.needs, ctx, batch_size)
     torch.manual_seed(0)
-    comp = cls(spec, ctx)
+    name, kind = cls.name or cls.__name__, cls.kind
+    comp = ctx.construct(cls, spec, kind=kind, name=name, where=kind)
     comp.train()
     out = comp(state)
-    name = cls.registered_name or cls.__name__
-    kind = cls.kind
     record = stage(kind).record
     if record is None:
         if not isinstance(out, dict) or not out:
@@ -120,6 +123,15 @@ def check_component(
         if missing:
             raise ConformanceError(f"{kind} {name}: parameters without a finite gradient: {', '.join(missing)}")
     return out
+
+
+class _DefaultRegistry:
+    """The process-wide plugins' registry, loaded only when a component builds a nested one."""
+
+    def resolve(self, kind: str, entry: Any, where: str) -> Any:
+        from ocf import plugins
+
+        return plugins.default().registry.resolve(kind, entry, where)
 
 
 def _tensors(record: Any) -> list[Tensor]:

@@ -92,3 +92,117 @@ def test_a_typo_in_provides_fails_at_plugin_load_naming_the_class(toy_plugins):
     assert "Typo" in info.error and "provides 'features.tokenz': features has no field 'tokenz'" in info.error
     assert "Valid fields: batch.frames" in info.error and "features.tokens" in info.error
     assert ("encoder", "typo.encoder") not in toy_plugins.registry
+
+
+# -- names, registration, the build context ----------------------------------------------
+def test_register_infers_the_kind_and_uses_the_declared_name():
+    from ocf.data import Generator
+    from ocf.metrics import EvalMetric
+    from ocf.registry import Registry
+    from toy_plugin import ToyEncoder, ToyMSE
+
+    class Gen(Generator):
+        name = "toy.gen"
+
+    class Metric(EvalMetric):
+        name = "toy.metric"
+
+        def update_state(self, state):  # pragma: no cover - never run
+            pass
+
+    reg = Registry()
+    reg.register(ToyEncoder, ToyMSE, Gen, Metric, plugin="toy")
+    assert reg.get("encoder", "toy.encoder") is ToyEncoder and reg.get("objective", "toy.mse") is ToyMSE
+    assert reg.get("dataset", "toy.gen") is Gen and reg.get("metric", "toy.metric") is Metric
+    assert reg.entry("encoder", "toy.encoder").plugin == "toy"
+    reg.register(ToyMSE, name="toy.alias")  # one class under a second name
+    assert reg.get("objective", "toy.alias") is ToyMSE and ToyMSE.name == "toy.mse"
+
+
+def test_register_refuses_unnamed_inheriting_or_unknown_classes():
+    from ocf.errors import RegistryError
+    from ocf.registry import Registry
+    from toy_plugin import ToyEncoder
+
+    class Nameless(Encoder):
+        pass
+
+    class Child(ToyEncoder):
+        pass
+
+    reg = Registry()
+    with pytest.raises(RegistryError, match=r"encoder .*Nameless declares no name: set name = '<plugin>.<thing>'"):
+        reg.register(Nameless)
+    with pytest.raises(RegistryError, match=r"Child declares no name \(it inherits 'toy.encoder'"):
+        reg.register(Child)
+    with pytest.raises(RegistryError, match="cannot tell what <class 'dict'> is"):
+        reg.register(dict)
+    with pytest.raises(RegistryError, match="names one class"):
+        reg.register(ToyEncoder, Child, name="x")
+
+
+def test_instances_know_the_name_they_were_built_under(toy_plugins):
+    d = spec_dict()
+    toy_plugins.registry.register(__import__("toy_plugin").ToyMSE, name="toy.other_mse", plugin="toy")
+    d["model"]["objectives"] = [{"type": "toy.other_mse"}]
+    model = assembly.build(resolve(d, toy_plugins.registry))
+    assert model.objectives[0].name == "toy.other_mse" and model.objectives[0].label == "objective toy.other_mse"
+    assert model.grouper.label == "grouper toy.grouper" and type(model.grouper).name == "toy.grouper"
+    with pytest.warns(DeprecationWarning, match="registered_name is deprecated.*use name"):
+        assert model.objectives[0].registered_name == "toy.other_mse"
+    with pytest.warns(DeprecationWarning):
+        assert type(model.grouper).registered_name == "toy.grouper"
+    rows = {r.stage: r for r in assembly.report(model, model(assembly.dummy_batch(model.resolved)), toy_plugins.registry)}
+    assert rows["objectives.0"].name == "toy.other_mse" and rows["objectives.0"].plugin == "toy"
+
+
+def test_ctx_dim_names_the_component_being_built():
+    from ocf.components import BuildContext
+    from ocf.errors import SpecError
+    from toy_plugin import ToyGrouper
+
+    ctx = BuildContext(channels=3, frames=1, resolution=(8, 8))
+    with pytest.raises(SpecError, match=r"grouper toy.grouper needs the size of features.tokens, which no earlier"):
+        ctx.construct(ToyGrouper, ToyGrouper.Spec(), kind="grouper", name="toy.grouper", where="model.grouper")
+    assert ctx.label == "this component"  # restored after the build
+    with pytest.raises(SpecError, match="^my thing needs the size of x"):
+        ctx.dim("x", "my thing")  # the two-argument form still works
+    ctx.dims["features.tokens"] = 4
+    with pytest.raises(SpecError, match=r"^model.grouper: grouper toy.grouper cannot be built: "):
+        ctx.construct(ToyGrouper, ToyGrouper.Spec.model_construct(num_slots="x"), kind="grouper",
+                      name="toy.grouper", where="model.grouper")
+
+
+class Nested(Objective):
+    """Builds a nested decoder from its parameters (like sri.ordered_nll)."""
+
+    name = "toy.nested"
+    needs = ("latents.objects",)
+
+    class Spec(Objective.Spec):
+        decoder: dict = {"type": "toy.decoder"}
+
+    def __init__(self, spec, ctx):
+        super().__init__(spec, ctx)
+        self.inner = ctx.build("decoder", spec.decoder, "decoder")
+
+    def forward(self, state):
+        return {"zero": self.inner(state).recon.mean() * 0}
+
+
+def test_ctx_build_resolves_through_the_models_own_registry(toy_plugins):
+    from ocf.errors import SpecError
+
+    toy_plugins.registry.register(Nested, plugin="toy")
+    d = spec_dict()
+    d["model"]["objectives"].append({"type": "toy.nested"})
+    model = assembly.build(resolve(d, toy_plugins.registry))
+    inner = model.objectives[1].inner
+    assert inner.label == "decoder toy.decoder" and type(inner).__name__ == "ToyDecoder"
+    assert any(k.startswith("objectives.1.inner.out.") for k in model.state_dict())
+    d["model"]["objectives"][1]["decoder"] = {"type": "toy.decodr"}
+    with pytest.raises(SpecError, match=r"model.objectives.1.decoder.type: unknown decoder 'toy.decodr'; did you mean"):
+        assembly.build(resolve(d, toy_plugins.registry))
+    d["model"]["objectives"][1]["decoder"] = {"type": "toy.decoder", "width": 3}
+    with pytest.raises(SpecError, match=r"model.objectives.1.decoder.width: unknown key"):
+        assembly.build(resolve(d, toy_plugins.registry))

@@ -7,10 +7,9 @@ from ocf.hookspecs import hookimpl
 
 @hookimpl
 def ocf_register_components(registry):
-    from ocf_common import components
+    from ocf_common.components import CLASSES
 
-    for kind, name, cls in components.COMPONENTS:
-        registry.add(kind, name, cls)
+    registry.register(*CLASSES)
 
 
 @hookimpl

@@ -16,6 +16,7 @@ from ocf_common.layers import Broadcast, BroadcastConv
 class SpatialBroadcastDecoder(Decoder):
     """Broadcasts each slot to a grid, adds a position embedding, and decodes RGB + a mask logit per slot; masks are a softmax over slots."""
 
+    name = "spatial_broadcast"
     needs = ("latents.objects",)
     provides = ("rendering.recon", "rendering.rgb", "rendering.mask_logits")
 
@@ -37,7 +38,7 @@ class SpatialBroadcastDecoder(Decoder):
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)
-        d = ctx.dim("latents.objects", "decoder spatial_broadcast")
+        d = ctx.dim("latents.objects")
         h, w = ctx.resolution
         f = 2**spec.upsample
         size = tuple(spec.broadcast_size) if spec.broadcast_size else (h // f, w // f)

@@ -14,6 +14,7 @@ from ocf_common.layers import SoftPositionEmbed, conv_out_size, mlp
 class CNNEncoder(Encoder):
     """Per-frame CNN + soft position embedding, then LayerNorm and MLP on the tokens (Slot Attention's encoder)."""
 
+    name = "cnn"
     needs = ("batch.frames",)
     provides = ("features.tokens", "features.grid")
 

@@ -35,6 +35,7 @@ def reduce_nll(log_lik: Tensor, reduction: Reduction) -> Tensor:
 class MSEObjective(Objective):
     """Mean squared error between the reconstruction and the target pixels (term ``mse``)."""
 
+    name = "mse"
     needs = ("rendering.recon",)
 
     class Spec(ObjectiveSpec):
@@ -47,6 +48,7 @@ class MSEObjective(Objective):
 class GaussianNLLObjective(Objective):
     """Negative log-likelihood of the target under N(recon, sigma²) with fixed sigma (term ``nll``)."""
 
+    name = "gaussian_nll"
     needs = ("rendering.recon",)
 
     class Spec(ObjectiveSpec):
@@ -61,6 +63,7 @@ class GaussianNLLObjective(Objective):
 class MixtureNLLObjective(Objective):
     """Negative log-likelihood of the target under the spatial Gaussian mixture of per-slot rgb and masks (term ``nll``)."""
 
+    name = "mixture_nll"
     needs = ("rendering.rgb", "rendering.mask_logits")
 
     class Spec(ObjectiveSpec):
@@ -76,6 +79,7 @@ class MixtureNLLObjective(Objective):
 class KLObjective(Objective):
     """Sum of the prior's KL / negative log-prob terms (all, or those listed in ``terms``), as one term."""
 
+    name = "kl"
     needs = ("prior.terms",)
 
     class Spec(ObjectiveSpec):

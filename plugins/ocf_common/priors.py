@@ -19,6 +19,7 @@ def _kl_per_sample(posterior) -> Tensor:
 class NormalPrior(Prior):
     """Standard normal prior N(0, I) on the slot posterior (and the frame posterior, if any): analytic KL and sampling."""
 
+    name = "normal"
     needs = ("latents.posterior",)
     provides = ("prior.terms",)
 
@@ -27,8 +28,8 @@ class NormalPrior(Prior):
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)
-        self.num_slots = ctx.dim("latents.num_slots", "prior normal")
-        self.slot_dim = ctx.dim("latents.objects", "prior normal")
+        self.num_slots = ctx.dim("latents.num_slots")
+        self.slot_dim = ctx.dim("latents.objects")
         self.frame_dim = ctx.dims.get("latents.frames")
         self.frames = ctx.frames
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)  # follows .to(device)
@@ -46,7 +47,7 @@ class NormalPrior(Prior):
                condition: State | None = None, frames: int | None = None) -> Latents:
         """``objects [n k d]`` (and ``frames [n t d]`` when the grouper has frame latents)."""
         if condition is not None:
-            raise UserError(f"prior {self.registered_name} draws independent scenes; it cannot continue observed frames (drop --condition)")
+            raise UserError(f"{self.label} draws independent scenes; it cannot continue observed frames (drop --condition)")
         like = dict(device=self._anchor.device, dtype=self._anchor.dtype, generator=generator)
         objects = temperature * torch.randn(n, self.num_slots, self.slot_dim, **like)
         frame_latents = None

@@ -13,10 +13,7 @@ def ocf_register_components(registry):
     from ocf_genesis.grouper import ICSBPGrouper
     from ocf_genesis.prior import AutoregressivePrior
 
-    registry.add("encoder", "genesis.unet", UNetEncoder)
-    registry.add("grouper", "genesis.icsbp", ICSBPGrouper)
-    registry.add("decoder", "genesis.decoder", GenesisDecoder)
-    registry.add("prior", "genesis.ar_prior", AutoregressivePrior)
+    registry.register(UNetEncoder, ICSBPGrouper, GenesisDecoder, AutoregressivePrior)
 
 
 @hookimpl

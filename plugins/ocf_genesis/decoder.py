@@ -21,6 +21,7 @@ from ocf_genesis.grouper import coordinate_grid
 class GenesisDecoder(Decoder):
     """GENESIS-v2 decoder: broadcast to image/2^L with coordinate channels, L stride-2 transposed convs with GroupNorm, RGB (sigmoid) + mask logit per slot, softmax over slots."""
 
+    name = "genesis.decoder"
     needs = ("latents.objects",)
     provides = ("rendering.recon", "rendering.rgb", "rendering.mask_logits")
 
@@ -41,7 +42,7 @@ class GenesisDecoder(Decoder):
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)
-        d = ctx.dim("latents.objects", f"decoder {self.registered_name or 'genesis.decoder'}")
+        d = ctx.dim("latents.objects")
         h, w = ctx.resolution
         f = 2 ** len(spec.channels)
         if h % f or w % f:

@@ -56,6 +56,7 @@ def unet_blocks(resolution: tuple[int, int], blocks: int | None) -> tuple[int, t
 class UNetEncoder(Encoder):
     """GENESIS-v2 UNet: GroupNorm conv blocks, depth from the image size (bottom 4×4), bottleneck MLP, skip connections; full-resolution feature tokens."""
 
+    name = "genesis.unet"
     needs = ("batch.frames",)
     provides = ("features.tokens", "features.grid")
 

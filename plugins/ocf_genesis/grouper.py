@@ -60,6 +60,7 @@ class SemiConv(nn.Module):
 class ICSBPGrouper(Grouper):
     """GENESIS-v2 IC-SBP: pixel embeddings with coordinate channels, K−1 random-seed stick-breaking steps with a Gaussian kernel, mask-pooled Gaussian slot posterior."""
 
+    name = "genesis.icsbp"
     needs = ("features.tokens", "features.grid")
     provides = ("latents.objects", "latents.posterior", "latents.masks", "latents.attention")
 
@@ -82,11 +83,10 @@ class ICSBPGrouper(Grouper):
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)
-        name = f"grouper {self.registered_name or 'genesis.icsbp'}"
-        c = ctx.dim("features.tokens", name)
-        grid = ctx.dim("features.grid", name)
+        c = ctx.dim("features.tokens")
+        grid = ctx.dim("features.grid")
         if grid is None:
-            raise ValueError(f"{name} needs features on a spatial grid (features.grid), got none")
+            raise ValueError(f"{self.label} needs features on a spatial grid (features.grid), got none")
         self.grid = tuple(grid)
         k, d = spec.num_slots, spec.latent_dim
         groups = math.gcd(8, c)

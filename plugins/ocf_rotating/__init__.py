@@ -7,11 +7,9 @@ from ocf.hookspecs import hookimpl
 
 @hookimpl
 def ocf_register_components(registry):
+    from ocf_common.objectives import MSEObjective
     from ocf_rotating.cluster import RotatingCluster
     from ocf_rotating.model import RotatingDecoder, RotatingEncoder
-    from ocf_rotating.objective import RotatingMSE
 
-    registry.add("encoder", "rotating.encoder", RotatingEncoder)
-    registry.add("decoder", "rotating.decoder", RotatingDecoder)
-    registry.add("grouper", "rotating.cluster", RotatingCluster)
-    registry.add("objective", "rotating.mse", RotatingMSE)
+    registry.register(RotatingEncoder, RotatingDecoder, RotatingCluster)
+    registry.register(MSEObjective, name="rotating.mse")  # the common mse under the plugin's name

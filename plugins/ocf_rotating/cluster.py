@@ -129,6 +129,7 @@ def agglomerative(x: Tensor, distance_threshold: float, linkage: str = "average"
 class RotatingCluster(Grouper):
     """Rotating Features evaluation: mask magnitudes ≤ threshold, average unit orientations over channels, cluster per image (batched k-means, or agglomerative) → masks."""
 
+    name = "rotating.cluster"
     eval_only = True
     needs = ("rendering.extras.rotating",)
     provides = ("latents.masks",)

@@ -39,6 +39,7 @@ class LayerOptions(ComponentSpec):
 class RotatingEncoder(Encoder):
     """Rotating Features encoder: input in rotation dim 0 of n, five rotating 3×3 convs (strides 2,1,2,1,2), rotating linear → features.maps [b t r L]."""
 
+    name = "rotating.encoder"
     needs = ("batch.frames",)
     provides = ("features.maps",)
 
@@ -51,13 +52,12 @@ class RotatingEncoder(Encoder):
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)
-        name = f"encoder {self.registered_name or 'rotating.encoder'}"
         n = spec.rotation_dims
         if spec.input == "features":
             key = f"batch.extras.{spec.features_key}"
             if key not in ctx.dims:
                 raise ValueError(f"input 'features' needs the shape of the feature maps: add `extras: {{{spec.features_key}: [C, H, W]}}` to the spec's data section")
-            c, h, w = ctx.dim(key, name)
+            c, h, w = ctx.dim(key)
             # features may be negative; rotating inputs must not be: BatchNorm + ReLU first (as the public code does for DINO)
             self.preprocess = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU())
         else:
@@ -100,6 +100,7 @@ class RotatingEncoder(Encoder):
 class RotatingDecoder(Decoder):
     """Rotating Features decoder: rotating linear, mirrored rotating (transposed) convs to [b t r c h w], output sigmoid(w_c·‖z‖ + b_c)."""
 
+    name = "rotating.decoder"
     needs = ("features.maps",)
     provides = ("rendering.recon", "rendering.extras.rotating")
 
@@ -108,9 +109,8 @@ class RotatingDecoder(Decoder):
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)
-        name = f"decoder {self.registered_name or 'rotating.decoder'}"
-        enc = ctx.dim("rotating.encoder", name)
-        n, linear = ctx.dim("features.maps", name)
+        enc = ctx.dim("rotating.encoder")
+        n, linear = ctx.dim("features.maps")
         chans, (gh, gw) = enc["channels"], enc["grid"]
         opts = dict(bias_in_magnitude=spec.bias_in_magnitude, eps=spec.eps)
         self.linear = rotating_linear(linear, chans[-1] * gh * gw, n, **opts)

@@ -10,14 +10,12 @@ def ocf_register_components(registry):
     from ocf_setcon.grouper import SetConGrouper
     from ocf_setcon.objectives import SetInfoNCE, SlotContrast
 
-    registry.add("grouper", "setcon.grouper", SetConGrouper)
-    registry.add("objective", "setcon.set_infonce", SetInfoNCE)
-    registry.add("objective", "setcon.slot_contrast", SlotContrast)
+    registry.register(SetConGrouper, SetInfoNCE, SlotContrast)
 
     from ocf_setcon.contrastive import FAMILY
 
     for name, cls in FAMILY.items():
-        registry.add("objective", f"setcon.{name}", cls)
+        registry.register(cls, name=f"setcon.{name}")
 
 
 @hookimpl

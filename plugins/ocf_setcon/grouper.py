@@ -49,6 +49,7 @@ class SetEmbedding(nn.Module):
 class SetConGrouper(SlotAttentionGrouper):
     """Slot Attention over video (frame t starts from frame t−1's slots), SetCon's slot transition and DeepSets set embedding."""
 
+    name = "setcon.grouper"
     needs = ("features.tokens",)
     provides = ("latents.objects", "latents.attention", "latents.masks", "latents.extras")
 

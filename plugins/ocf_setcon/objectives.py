@@ -21,7 +21,7 @@ def _extra(state: State, key: str, who: str) -> Tensor:
         t = state.batch.frames.shape[1]
         hint = (f"clips of at least 3 frames (data.frames is {t})" if t < 3
                 else "the grouper setcon.grouper (with set_dim set, for set embeddings)")
-        raise ValueError(f"objective {who} needs latents.extras[{key!r}], which needs {hint}")
+        raise ValueError(f"{who} needs latents.extras[{key!r}], which needs {hint}")
     return extras[key]
 
 
@@ -44,6 +44,7 @@ def _setcon_state(ctx: BuildContext, batch_size: int, frames: int = 4, k: int = 
 class SetInfoNCE(Objective):
     """Set-level InfoNCE: g(predicted set) against g(actual set) of the same (video, time), every other (video, time) a negative."""
 
+    name = "setcon.set_infonce"
     needs = ("latents.extras",)
 
     class Spec(ObjectiveSpec):
@@ -60,9 +61,8 @@ class SetInfoNCE(Objective):
         return _setcon_state(ctx, batch_size)
 
     def forward(self, state: State) -> dict[str, Tensor]:
-        name = self.registered_name or "setcon.set_infonce"
-        pred = _extra(state, "set_predicted", name)  # [b t-2 e]
-        actual = _extra(state, "set_actual", name)  # [b t e]
+        pred = _extra(state, "set_predicted", self.label)  # [b t-2 e]
+        actual = _extra(state, "set_actual", self.label)  # [b t e]
         if self.spec.form == "nt_xent":
             tp = pred.shape[1]
             loss = nt_xent(pred.reshape(-1, pred.shape[-1]), actual[:, -tp:].reshape(-1, actual.shape[-1]), self.spec.temperature)
@@ -75,6 +75,7 @@ class SetInfoNCE(Objective):
 class SlotContrast(Objective):
     """Slot-wise InfoNCE (the control SetCon argues against): each predicted slot against the actual slot it predicts, slots of other (video, time) as negatives."""
 
+    name = "setcon.slot_contrast"
     needs = ("latents.extras",)
 
     class Spec(ObjectiveSpec):
@@ -90,9 +91,8 @@ class SlotContrast(Objective):
         return _setcon_state(ctx, batch_size)
 
     def forward(self, state: State) -> dict[str, Tensor]:
-        name = self.registered_name or "setcon.slot_contrast"
-        pred = _extra(state, "predicted", name)  # [b t' k d]
-        slots = _extra(state, "slots", name)  # [b t k d]
+        pred = _extra(state, "predicted", self.label)  # [b t' k d]
+        slots = _extra(state, "slots", self.label)  # [b t k d]
         b, tp, k, d = pred.shape
         t = slots.shape[1]
         set_index = torch.arange(b * t, device=slots.device).view(b, t)[:, t - tp :].reshape(-1)  # [b t'] set of each anchor set

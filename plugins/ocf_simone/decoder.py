@@ -17,6 +17,7 @@ from ocf_common.layers import mlp
 class PixelMLPDecoder(Decoder):
     """SIMONe per-pixel MLP on [object sample, frame sample, t, x, y] → rgb + mask logit; mask logits layer-normalised over [t k h w], softmax over slots."""
 
+    name = "simone.pixel_mlp"
     needs = ("latents.posterior", "latents.frame_posterior", "batch.frames")
     provides = ("rendering.recon", "rendering.rgb", "rendering.mask_logits")
 
@@ -31,9 +32,8 @@ class PixelMLPDecoder(Decoder):
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)
-        name = f"decoder {self.registered_name or 'simone.pixel_mlp'}"
-        self.object_dim = ctx.dim("latents.objects", name)
-        self.frame_dim = ctx.dim("latents.frames", name)
+        self.object_dim = ctx.dim("latents.objects")
+        self.frame_dim = ctx.dim("latents.frames")
         self.channels, self.resolution = ctx.channels, tuple(ctx.resolution)
         self.mlp = mlp([self.object_dim + self.frame_dim + 3, *spec.hidden, ctx.channels + 1])
         if spec.mask_norm and spec.mask_norm_affine:

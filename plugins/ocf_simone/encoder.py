@@ -51,6 +51,7 @@ def transformer_stack(width: int, heads: int, ffn: int, layers: int) -> nn.Modul
 class SimoneEncoder(Encoder):
     """SIMONe encoder: per-frame CNN, 3-D position encoding and a transformer over the clip, scaled 2×2 pooling, a second position encoding and transformer."""
 
+    name = "simone.encoder"
     needs = ("batch.frames",)
     provides = ("features.tokens", "features.grid")
 

@@ -17,6 +17,7 @@ from ocf_common.layers import mlp
 class SimonePooling(Grouper):
     """SIMONe latents: K object posteriors from the time-mean of the tokens, T frame posteriors from the space-mean, each through its own MLP."""
 
+    name = "simone.pooling"
     needs = ("features.tokens", "features.grid")
     provides = ("latents.objects", "latents.frames", "latents.posterior", "latents.frame_posterior")
 
@@ -37,9 +38,8 @@ class SimonePooling(Grouper):
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)
-        name = f"grouper {self.registered_name or 'simone.pooling'}"
-        c = ctx.dim("features.tokens", name)
-        gh, gw = ctx.dim("features.grid", name)
+        c = ctx.dim("features.tokens")
+        gh, gw = ctx.dim("features.grid")
         dims = [c, *spec.hidden, 2 * spec.latent_dim]
         self.object_mlp = mlp(dims)
         self.frame_mlp = mlp(dims)

@@ -18,6 +18,7 @@ from ocf.records import Latents, PriorTerms, State
 class SimoneLikelihood(Objective):
     """SIMONe pixel term: −log Σ_k softmax(mask)_k N(x; rgb_k, σ_x²) per channel, summed over pixels and channels, divided by t·h·w (term ``nll``)."""
 
+    name = "simone.likelihood"
     needs = ("rendering.rgb", "rendering.mask_logits")
 
     class Spec(ObjectiveSpec):
@@ -42,6 +43,7 @@ class SimoneLikelihood(Objective):
 class SimonePrior(Prior):
     """N(0, I) priors on SIMONe's object and frame posteriors, kept separate (K ≠ T): terms ``object_kl`` (÷K) and ``frame_kl`` (÷T)."""
 
+    name = "simone.prior"
     needs = ("latents.posterior", "latents.frame_posterior")
     provides = ("prior.terms",)
 
@@ -50,10 +52,9 @@ class SimonePrior(Prior):
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)
-        name = f"prior {self.registered_name or 'simone.prior'}"
-        self.num_slots = ctx.dim("latents.num_slots", name)
-        self.object_dim = ctx.dim("latents.objects", name)
-        self.frame_dim = ctx.dim("latents.frames", name)
+        self.num_slots = ctx.dim("latents.num_slots")
+        self.object_dim = ctx.dim("latents.objects")
+        self.frame_dim = ctx.dim("latents.frames")
         self.frames = ctx.frames
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)  # follows .to(device)
 
@@ -73,7 +74,7 @@ class SimonePrior(Prior):
         """``objects [n k d]`` and ``frames [n t d]`` from their own N(0, I) priors.  SIMONe
         is not a proper generative model of scenes: these decode to incoherent videos."""
         if condition is not None:
-            raise UserError(f"prior {self.registered_name} draws independent scenes; it cannot continue observed frames (drop --condition)")
+            raise UserError(f"{self.label} draws independent scenes; it cannot continue observed frames (drop --condition)")
         like = dict(device=self._anchor.device, dtype=self._anchor.dtype, generator=generator)
         objects = temperature * torch.randn(n, self.num_slots, self.object_dim, **like)
         frames = temperature * torch.randn(n, frames or self.frames, self.frame_dim, **like)

@@ -18,6 +18,7 @@ from ocf.records import Latents, State
 class SlotAttentionGrouper(Grouper):
     """Slot Attention: learned-Gaussian slot init, iterative attention with softmax over slots, GRU + MLP updates."""
 
+    name = "slot_attention.grouper"
     needs = ("features.tokens",)
     provides = ("latents.objects", "latents.attention")
 
@@ -37,7 +38,7 @@ class SlotAttentionGrouper(Grouper):
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)
-        c = ctx.dim("features.tokens", f"grouper {self.registered_name or 'slot_attention'}")
+        c = ctx.dim("features.tokens")
         d = spec.slot_dim
         if spec.slot_init == "glorot":
             self.mu = nn.Parameter(nn.init.xavier_uniform_(torch.empty(1, d)))
@@ -106,6 +107,7 @@ class SlotAttentionGrouper(Grouper):
 class GaussianSlotAttentionGrouper(SlotAttentionGrouper):
     """Slot Attention whose slots are the means of a Gaussian posterior (learned std head); objects are reparameterised samples."""
 
+    name = "slot_attention.gaussian_grouper"
     provides = SlotAttentionGrouper.provides + ("latents.posterior",)
 
     class Spec(SlotAttentionGrouper.Spec):

@@ -17,6 +17,7 @@ from ocf_sqair.common import net
 class GlimpseDecoder(Decoder):
     """Glimpse decoder MLP → patch × learnable output scale, placed by the inverse transformer, summed over present objects, plus a learnable background; fixed-σ Gaussian likelihood per particle."""
 
+    name = "sqair.glimpse"
     needs = ("latents.objects", "latents.presence", "latents.where")
     provides = ("rendering.recon", "rendering.rgb", "rendering.extras")
 
@@ -32,7 +33,7 @@ class GlimpseDecoder(Decoder):
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)
-        d = ctx.dim("latents.objects", f"decoder {self.registered_name or 'sqair.glimpse'}")
+        d = ctx.dim("latents.objects")
         self.channels, self.size, g = ctx.channels, ctx.resolution, spec.glimpse_size
         self.net = net([d, *spec.hidden, ctx.channels * g * g])
         with torch.no_grad():

@@ -14,6 +14,7 @@ from ocf_common.layers import mlp
 class FrameEncoder(Encoder):
     """Per-frame MLP (ELU) on the flattened image: one token per frame, the image encoding AIR's discovery RNN reads."""
 
+    name = "sqair.encoder"
     needs = ("batch.frames",)
     provides = ("features.tokens", "features.grid")
 

@@ -17,6 +17,7 @@ from ocf_sqair.common import bernoulli_sample, constrain, gaussian, net, tie_sca
 class SqairGrouper(Grouper):
     """SQAIR inference: per frame, propagation (temporal GRU per object, relation RNN across objects, location first, proposal glimpse) then AIR discovery (recurrent attend-infer loop); presence Bernoulli, where and what Gaussians, p particles."""
 
+    name = "sqair.grouper"
     needs = ("batch.frames", "features.tokens")
     provides = ("latents.objects", "latents.presence", "latents.where", "latents.extras")
 
@@ -41,9 +42,8 @@ class SqairGrouper(Grouper):
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)
-        name = f"grouper {self.registered_name or 'sqair.grouper'}"
-        gh, gw = ctx.dim("features.grid", name)
-        enc = ctx.dim("features.tokens", name) * gh * gw
+        gh, gw = ctx.dim("features.grid")
+        enc = ctx.dim("features.tokens") * gh * gw
         k, d, g, hid, h = spec.max_objects, spec.what_dim, spec.glimpse_size, spec.hidden, spec.rnn_hidden
         e = hid[-1]
         self.glimpse_encoder = nn.Sequential(net([ctx.channels * g * g, *hid]), nn.ELU())

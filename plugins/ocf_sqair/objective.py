@@ -30,6 +30,7 @@ def log_weights(state: State, freeze_discrete: bool = False) -> tuple[Tensor, Te
 class IwaeObjective(Objective):
     """Negative importance-weighted ELBO over the grouper's k particles (term ``nll_iwae``) plus VIMCO's score-function term for presence (``vimco``, value 0)."""
 
+    name = "sqair.iwae"
     needs = ("latents.extras", "prior.extras", "rendering.extras")
 
     class Spec(ObjectiveSpec):

@@ -21,6 +21,7 @@ from ocf_sqair.common import bernoulli_sample, constrain, gaussian, net, tie_sca
 class SqairPrior(Prior):
     """SQAIR prior: discovery count ~ learnable categorical (first frame vs later frames, biased to no new objects), what ~ N(0, I), recurrent where prior; propagation GRU per object (presence bias +10). Returns per-particle log p in extras."""
 
+    name = "sqair.prior"
     needs = ("latents.extras",)
     provides = ("prior.terms", "prior.extras")
 
@@ -43,9 +44,8 @@ class SqairPrior(Prior):
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)
-        name = f"prior {self.registered_name or 'sqair.prior'}"
-        self.k = ctx.dim("latents.num_slots", name)
-        self.d = ctx.dim("latents.objects", name)
+        self.k = ctx.dim("latents.num_slots")
+        self.d = ctx.dim("latents.objects")
         self.frames = ctx.frames
         self.propagate = bool(ctx.dims.get("sqair.propagate", True))  # AIR: every frame is a first frame
         self.square = bool(ctx.dims.get("sqair.square", False))  # boxes (s, x, y): the second scale is unused

@@ -103,6 +103,7 @@ class SlotLSTM(nn.Module):
 class SRIPrior(Prior):
     """SRI: scene variable from the slots, scene-conditioned autoregressive slot prior, learned slot order imposed on the posterior."""
 
+    name = "sri.prior"
     needs = ("latents.posterior",)
     provides = ("prior.terms", "prior.extras")
 
@@ -118,13 +119,12 @@ class SRIPrior(Prior):
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)
-        name = f"prior {self.registered_name or 'sri.prior'}"
-        self.num_slots = ctx.dim("latents.num_slots", name)
-        self.slot_dim = ctx.dim("latents.objects", name)
+        self.num_slots = ctx.dim("latents.num_slots")
+        self.slot_dim = ctx.dim("latents.objects")
         self.frame_dim = ctx.dims.get("latents.frames")
         self.frames = ctx.frames
         if spec.width % spec.heads:
-            raise SpecError([f"{name}: heads ({spec.heads}) must divide width ({spec.width})"])
+            raise SpecError([f"{self.label}: heads ({spec.heads}) must divide width ({spec.width})"])
         self.scene_dim = spec.scene_dim or 2 * self.slot_dim
         self.relate = SceneEncoder(self.slot_dim, spec.width, spec.layers, spec.heads, self.scene_dim, spec.min_std)
         self.slot_prior = SlotLSTM(self.slot_dim, self.scene_dim, spec.lstm_hidden, spec.min_std)
