@@ -206,3 +206,31 @@ def test_ctx_build_resolves_through_the_models_own_registry(toy_plugins):
     d["model"]["objectives"][1]["decoder"] = {"type": "toy.decoder", "width": 3}
     with pytest.raises(SpecError, match=r"model.objectives.1.decoder.width: unknown key"):
         assembly.build(resolve(d, toy_plugins.registry))
+
+
+def test_front_door_exports_the_plugin_api_lazily():
+    import subprocess
+    import sys
+
+    import ocf
+    from ocf import components, data, errors, hookspecs, metrics, records, testing
+
+    expected = {
+        "hookimpl": hookspecs.hookimpl, "Encoder": components.Encoder, "Grouper": components.Grouper,
+        "Prior": components.Prior, "Decoder": components.Decoder, "Objective": components.Objective,
+        "Component": components.Component, "ComponentSpec": components.ComponentSpec,
+        "ObjectiveSpec": components.ObjectiveSpec, "BuildContext": components.BuildContext, "State": records.State,
+        "Batch": records.Batch, "Features": records.Features, "Latents": records.Latents,
+        "PriorTerms": records.PriorTerms, "Rendering": records.Rendering, "UserError": errors.UserError,
+        "SpecError": errors.SpecError, "check_component": testing.check_component,
+        "EvalMetric": metrics.EvalMetric, "Generator": data.Generator,
+    }
+    for name, obj in expected.items():
+        assert getattr(ocf, name) is obj, name
+        assert name in ocf.__all__ and name in dir(ocf)
+    with pytest.raises(AttributeError, match="no attribute 'Grouperr'"):
+        ocf.Grouperr
+    # importing ocf alone loads neither torch nor the kernel
+    code = "import sys, ocf; print('torch' in sys.modules, 'ocf.components' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
