@@ -148,8 +148,9 @@ class Component(nn.Module):
     def __init__(self, spec: ComponentSpec, ctx: BuildContext) -> None:
         super().__init__()
         self.spec = spec
-        if ctx.name:
-            self.name = ctx.name  # type: ignore[misc]
+        built_as = getattr(ctx, "name", "")  # ctx may be None for a component used on its own
+        if built_as:
+            self.name = built_as  # type: ignore[misc]
 
     @property
     def label(self) -> str:

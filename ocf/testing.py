@@ -7,14 +7,17 @@ on a tiny batch, and checks its contract.
 It fakes the State fields the component ``needs`` (random tensors of documented shapes),
 then checks that the output is the right record, that every field it ``provides`` is
 present and finite, that its documented shapes hold, and that every parameter receives a
-gradient.  A component whose needs are unusual overrides the classmethod
-``example_state(ctx, batch_size)`` to supply its own inputs.
+gradient.  A component whose needs are unusual supplies its own inputs with
+``example_state``: a classmethod ``example_state(ctx, batch_size) -> State``, or a string
+``"package.fixtures:function"`` naming such a function in a test-support module (which
+keeps fixtures, and the imports they need, out of the component's module).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import importlib
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
@@ -85,8 +88,7 @@ def check_component(
     process-wide plugins' registry, loaded on first use."""
     spec = cls.Spec.model_validate({**getattr(cls, "example", {}), **(params or {})})
     ctx = BuildContext(channels=channels, frames=frames, resolution=resolution, registry=registry or _DefaultRegistry())
-    factory = getattr(cls, "example_state", None)
-    state = factory(ctx, batch_size) if factory is not None else example_state(cls.needs, ctx, batch_size)
+    state = _fixture(cls)(ctx, batch_size)
     torch.manual_seed(0)
     name, kind = cls.name or cls.__name__, cls.kind
     comp = ctx.construct(cls, spec, kind=kind, name=name, where=kind)
@@ -123,6 +125,19 @@ def check_component(
         if missing:
             raise ConformanceError(f"{kind} {name}: parameters without a finite gradient: {', '.join(missing)}")
     return out
+
+
+def _fixture(cls: type[Component]) -> Callable[[BuildContext, int], State]:
+    """The class's conformance fixture: its ``example_state`` (a classmethod, or a
+    ``"module:function"`` string naming a function in a fixtures module, imported only
+    here), else the generic :func:`example_state` of its ``needs``."""
+    factory = getattr(cls, "example_state", None)
+    if isinstance(factory, str):
+        module, _, attr = factory.partition(":")
+        factory = getattr(importlib.import_module(module), attr)
+    if factory is None:
+        return lambda ctx, batch_size: example_state(cls.needs, ctx, batch_size)
+    return factory
 
 
 class _DefaultRegistry:

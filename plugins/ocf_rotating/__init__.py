@@ -8,8 +8,9 @@ from ocf.hookspecs import hookimpl
 @hookimpl
 def ocf_register_components(registry):
     from ocf_common.objectives import MSEObjective
-    from ocf_rotating.cluster import RotatingCluster
-    from ocf_rotating.model import RotatingDecoder, RotatingEncoder
+    from ocf_rotating.decoder import RotatingDecoder
+    from ocf_rotating.encoder import RotatingEncoder
+    from ocf_rotating.grouper import RotatingCluster
 
     registry.register(RotatingEncoder, RotatingDecoder, RotatingCluster)
     registry.register(MSEObjective, name="rotating.mse")  # the common mse under the plugin's name

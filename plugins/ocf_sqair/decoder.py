@@ -30,6 +30,7 @@ class GlimpseDecoder(Decoder):
         learn_background: bool = Field(True, description="learn a background (mean) image, initialised to 0")
 
     example = {"glimpse_size": 4, "hidden": [8]}
+    example_state = "ocf_sqair.fixtures:decoder_state"  # conformance fixture
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)
@@ -44,12 +45,6 @@ class GlimpseDecoder(Decoder):
             self.background = nn.Parameter(bg)
         else:
             self.register_buffer("background", bg)
-
-    @classmethod
-    def example_state(cls, ctx: BuildContext, batch_size: int) -> State:
-        from ocf_sqair.example import tiny_state
-
-        return tiny_state(ctx, batch_size, upto="prior", frames=ctx.frames)
 
     def render(self, what: Tensor, presence: Tensor, where: Tensor) -> tuple[Tensor, Tensor]:
         """``what [n t k d]``, ``presence [n t k]``, ``where [n t k 4]`` → canvas ``[n t c h w]``

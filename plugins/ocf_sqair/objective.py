@@ -32,6 +32,7 @@ class IwaeObjective(Objective):
 
     name = "sqair.iwae"
     needs = ("latents.extras", "prior.extras", "rendering.extras")
+    example_state = "ocf_sqair.fixtures:objective_state"  # conformance fixture
 
     class Spec(ObjectiveSpec):
         signal: Literal["reference", "vimco", "reinforce", "none"] = Field(
@@ -46,12 +47,6 @@ class IwaeObjective(Objective):
         # checkpoints written before the counter existed load with it at 0
         state_dict.setdefault(prefix + "steps", torch.zeros((), dtype=torch.long))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
-    @classmethod
-    def example_state(cls, ctx, batch_size: int) -> State:
-        from ocf_sqair.example import tiny_state
-
-        return tiny_state(ctx, batch_size, upto="decoder")
 
     def forward(self, state: State) -> dict[str, Tensor]:
         frozen = bool(self.steps < self.spec.presence_warmup)

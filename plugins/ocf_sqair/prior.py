@@ -4,9 +4,9 @@ object for propagation."""
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
 import math
+
+import torch
 from typing import Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt
@@ -41,6 +41,7 @@ class SqairPrior(Prior):
         fixed_shift_std: PositiveFloat = Field(1.0, description="discovery_where fixed: std of the raw shifts (shift = tanh(raw))")
 
     example = {"hidden": [8], "rnn_hidden": 8}
+    example_state = "ocf_sqair.fixtures:prior_state"  # conformance fixture
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)
@@ -67,12 +68,6 @@ class SqairPrior(Prior):
             for key in [k for k in state_dict if k.startswith((prefix + "temporal.", prefix + "prop_head."))]:
                 del state_dict[key]
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
-    @classmethod
-    def example_state(cls, ctx: BuildContext, batch_size: int) -> State:
-        from ocf_sqair.example import tiny_state
-
-        return tiny_state(ctx, batch_size, upto="grouper")
 
     # -- pieces shared by log p and sampling ------------------------------------------------
     def _count_logits(self, t: int, free: Tensor) -> Tensor:
