@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from torch import Tensor, nn
+from torch import nn
 
 from ocf.errors import RegistryError, SpecError, UserError
 from ocf.records import Features, Latents, PriorTerms, Rendering, State, path_problem, valid_paths
@@ -162,6 +162,12 @@ class Component(nn.Module):
         doc = (cls.__doc__ or "").strip()
         return doc.splitlines()[0] if doc else cls.__name__
 
+    def forward(self, state: State) -> Any:
+        """Read ``state`` (the fields in ``needs``) and return this stage's record."""
+        returns = stage(self.kind).record_type if self.kind in BASES else None
+        what = returns.__name__ if returns is not None else "a dict of scalar loss terms"
+        raise NotImplementedError(f"{self.label} does not implement forward(state) -> {what}")
+
     def pictures(self, state: State, out_dir: Path) -> list[Path]:
         """Pictures particular to this component, drawn by ``ocf viz`` from an evaluation
         forward pass (e.g. SIMONe's frame latents over time); returns the files written.
@@ -175,21 +181,15 @@ class Encoder(Component):
     kind = "encoder"
     needs = ("batch.frames",)
 
-    def forward(self, state: State) -> Features:  # pragma: no cover - abstract
-        raise NotImplementedError
-
 
 class Grouper(Component):
     """Features → :class:`~ocf.records.Latents`.
 
-    ``train_only``/``eval_only`` groupers: set ``eval_only = True`` for a grouper that
-    runs only at evaluation (e.g. clustering), after the decoder."""
+    Set ``eval_only = True`` for a grouper that runs only at evaluation (e.g. clustering
+    the decoder's output), after the decoder; training skips it."""
 
     kind = "grouper"
     eval_only: ClassVar[bool] = False
-
-    def forward(self, state: State) -> Latents:  # pragma: no cover - abstract
-        raise NotImplementedError
 
 
 class Prior(Component):
@@ -197,8 +197,15 @@ class Prior(Component):
 
     kind = "prior"
 
-    def forward(self, state: State) -> PriorTerms:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def __init__(self, spec: ComponentSpec, ctx: BuildContext) -> None:
+        super().__init__(spec, ctx)
+        # follows .to(device / dtype), so sample() draws where the model lives
+        self.register_buffer("_anchor", torch.zeros(()), persistent=False)
+
+    @property
+    def factory_kwargs(self) -> dict[str, Any]:
+        """``device`` and ``dtype`` of the model, for tensors ``sample`` creates."""
+        return {"device": self._anchor.device, "dtype": self._anchor.dtype}
 
     def sample(
         self,
@@ -226,9 +233,6 @@ class Decoder(Component):
 
     kind = "decoder"
 
-    def forward(self, state: State) -> Rendering:  # pragma: no cover - abstract
-        raise NotImplementedError
-
 
 class ObjectiveSpec(ComponentSpec):
     weight: float = Field(1.0, ge=0.0, description="multiplies every term this objective returns")
@@ -242,9 +246,6 @@ class Objective(Component):
 
     class Spec(ObjectiveSpec):
         pass
-
-    def forward(self, state: State) -> dict[str, Tensor]:  # pragma: no cover - abstract
-        raise NotImplementedError
 
 
 @dataclass(frozen=True)

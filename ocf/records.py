@@ -30,33 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-
-@dataclass
-class DiagonalGaussian:
-    """A diagonal Gaussian ``N(mean, std**2)``; ``mean`` and ``std`` share any shape."""
-
-    mean: Tensor
-    std: Tensor
-
-    def rsample(self, generator: torch.Generator | None = None) -> Tensor:
-        eps = torch.randn(self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
-        return self.mean + self.std * eps
-
-    def log_prob(self, x: Tensor) -> Tensor:
-        """Elementwise log-density (no reduction)."""
-        var = self.std**2
-        return -0.5 * ((x - self.mean) ** 2 / var + torch.log(2 * torch.pi * var))
-
-    def kl_to_standard_normal(self) -> Tensor:
-        """Elementwise KL(q || N(0, 1)) (no reduction)."""
-        var = self.std**2
-        return 0.5 * (var + self.mean**2 - 1.0) - torch.log(self.std)
-
-    def kl(self, other: "DiagonalGaussian") -> Tensor:
-        """Elementwise KL(self || other) (no reduction)."""
-        var_ratio = (self.std / other.std) ** 2
-        t1 = ((self.mean - other.mean) / other.std) ** 2
-        return 0.5 * (var_ratio + t1 - 1.0 - torch.log(var_ratio))
+from ocf.prob import DiagonalGaussian  # noqa: F401 - part of the records' vocabulary (Latents.posterior)
 
 
 @dataclass
@@ -156,6 +130,14 @@ class Rendering:
     mask_logits: Tensor | None = None
     target: Tensor | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def compose(cls, rgb: Tensor, mask_logits: Tensor, **fields: Any) -> "Rendering":
+        """The rendering of per-slot appearances ``rgb [b t k c h w]`` mixed by the masks
+        (softmax over k of ``mask_logits [b t k h w]``): ``recon = Σ_k mask_k · rgb_k``.
+        ``fields``: the other fields (``target``, ``extras``)."""
+        recon = (mask_logits.softmax(dim=2).unsqueeze(3) * rgb).sum(dim=2)  # [b t c h w]
+        return cls(recon=recon, rgb=rgb, mask_logits=mask_logits, **fields)
 
     @property
     def masks(self) -> Tensor | None:

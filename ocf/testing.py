@@ -66,7 +66,7 @@ def example_state(needs: tuple[str, ...], ctx: BuildContext, batch_size: int = 2
     if any(f.startswith("rendering.") for f in fields):
         logits = rnd(b, t, k, h, w)
         rgb = rnd(b, t, k, c, h, w)
-        state.rendering = Rendering(recon=(logits.softmax(2).unsqueeze(3) * rgb).sum(2), rgb=rgb, mask_logits=logits)
+        state.rendering = Rendering.compose(rgb, logits)
     return state
 
 

@@ -234,3 +234,41 @@ def test_front_door_exports_the_plugin_api_lazily():
     code = "import sys, ocf; print('torch' in sys.modules, 'ocf.components' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+# -- hygiene: the device anchor, Rendering.compose, abstract forwards --------------------
+def test_prior_knows_the_models_device_and_dtype():
+    from ocf.components import BuildContext
+
+    class Flat(Prior):
+        name = "toy.flat"
+
+    prior = Flat(Flat.Spec(), BuildContext(channels=3, frames=1, resolution=(4, 4)))
+    assert prior.factory_kwargs == {"device": torch.device("cpu"), "dtype": torch.float32}
+    assert prior.double().factory_kwargs["dtype"] is torch.float64
+    assert "_anchor" not in prior.state_dict()  # not saved: old checkpoints load unchanged
+
+
+def test_rendering_compose_mixes_slots_by_their_masks():
+    rgb = torch.tensor([1.0, 3.0]).view(1, 1, 2, 1, 1, 1).expand(1, 1, 2, 1, 2, 2)  # slot 0 is 1, slot 1 is 3
+    logits = torch.zeros(1, 1, 2, 2, 2)
+    logits[..., 0, 0] = torch.tensor([0.0, 1e4])  # pixel (0, 0) belongs to slot 1; the rest is shared equally
+    r = Rendering.compose(rgb, logits, extras={"note": 1})
+    assert r.recon.shape == (1, 1, 1, 2, 2) and r.rgb is rgb and r.mask_logits is logits and r.extras == {"note": 1}
+    assert r.recon[0, 0, 0].tolist() == [[3.0, 2.0], [2.0, 2.0]]
+
+
+def test_a_component_without_forward_says_so():
+    from ocf.components import BuildContext
+
+    class Lazy(Grouper):
+        name = "toy.lazy"
+
+    class LazyObjective(Objective):
+        pass
+
+    ctx = BuildContext(channels=3, frames=1, resolution=(4, 4))
+    with pytest.raises(NotImplementedError, match=r"grouper toy.lazy does not implement forward\(state\) -> Latents"):
+        Lazy(Lazy.Spec(), ctx)(None)
+    with pytest.raises(NotImplementedError, match="objective LazyObjective does not .* a dict of scalar loss terms"):
+        LazyObjective(LazyObjective.Spec(), ctx)(None)

@@ -74,9 +74,7 @@ class SpatialBroadcastDecoder(Decoder):
         rgb, mask_logits = out[:, :, :, : self.channels], out[:, :, :, self.channels]
         if self.spec.rgb_activation == "sigmoid":
             rgb = rgb.sigmoid()
-        recon = (mask_logits.softmax(dim=2).unsqueeze(3) * rgb).sum(dim=2)  # [b t c h w]
-        if tz == 1 and t > 1:
-            recon = recon.expand(b, t, *recon.shape[2:])
-            rgb = rgb.expand(b, t, *rgb.shape[2:])
-            mask_logits = mask_logits.expand(b, t, *mask_logits.shape[2:])
-        return Rendering(recon=recon, rgb=rgb, mask_logits=mask_logits)
+        r = Rendering.compose(rgb, mask_logits)
+        if tz == 1 and t > 1:  # one frame's slots, shown at every frame
+            r.recon, r.rgb, r.mask_logits = (x.expand(b, t, *x.shape[2:]) for x in (r.recon, r.rgb, r.mask_logits))
+        return r

@@ -7,13 +7,12 @@ from torch import Tensor
 
 from ocf.errors import UserError
 from ocf.components import BuildContext, ComponentSpec, Prior
-from ocf.prob import kl_normal_normal
 from ocf.records import Latents, PriorTerms, State
 
 
 def _kl_per_sample(posterior) -> Tensor:
     """KL(posterior || N(0, I)) summed over every axis but b, averaged over b."""
-    return kl_normal_normal(posterior).flatten(1).sum(1).mean()
+    return posterior.kl().flatten(1).sum(1).mean()
 
 
 class NormalPrior(Prior):
@@ -32,7 +31,6 @@ class NormalPrior(Prior):
         self.slot_dim = ctx.dim("latents.objects")
         self.frame_dim = ctx.dims.get("latents.frames")
         self.frames = ctx.frames
-        self.register_buffer("_anchor", torch.zeros(()), persistent=False)  # follows .to(device)
 
     def forward(self, state: State) -> PriorTerms:
         """``kl``: KL of ``latents.posterior``; ``frame_kl``: of ``latents.frame_posterior``
@@ -48,7 +46,7 @@ class NormalPrior(Prior):
         """``objects [n k d]`` (and ``frames [n t d]`` when the grouper has frame latents)."""
         if condition is not None:
             raise UserError(f"{self.label} draws independent scenes; it cannot continue observed frames (drop --condition)")
-        like = dict(device=self._anchor.device, dtype=self._anchor.dtype, generator=generator)
+        like = dict(**self.factory_kwargs, generator=generator)
         objects = temperature * torch.randn(n, self.num_slots, self.slot_dim, **like)
         frame_latents = None
         if self.frame_dim is not None:

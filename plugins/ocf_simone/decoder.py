@@ -137,8 +137,7 @@ class PixelMLPDecoder(Decoder):
         sample = self.training or self.spec.eval_sample
         rgb, logits = self.decode(objects, frame_latents, t_index, size, stride, sample=sample)
         mask_logits = self.normalise(logits)  # [b t' k h' w']
-        recon = (mask_logits.softmax(dim=2).unsqueeze(3) * rgb).sum(dim=2)  # softmax over k: [b t' c h' w']
         target = None
         if frames is not None and (len(t_index) < total_t or stride > 1):
             target = frames[:, t_index.to(frames.device), :, ::stride, ::stride]  # the pixels decoded
-        return Rendering(recon=recon, rgb=rgb, mask_logits=mask_logits, target=target, extras={"t_index": t_index})
+        return Rendering.compose(rgb, mask_logits, target=target, extras={"t_index": t_index})  # [b t' c h' w']

@@ -68,7 +68,11 @@ class SimoneEncoder(Encoder):
         input_scale: float = Field(1.0, description="frames enter the CNN as input_scale·x + input_shift (x in [0, 1]); 2 and −1 map them to [−1, 1]")
         input_shift: float = Field(0.0, description="see input_scale")
         embed_norm: bool = Field(False, description="layer-normalise the projected CNN features before the first position encoding, so the content starts as large as the encoding instead of ~1/60 of it on dark frames")
-        pool_scale: PositiveFloat = Field(0.5, description="multiplies the pooled tokens: 0.5 = sqrt(K/(h·w)) as REFERENCE reads the paper; 2.0 = the public reproduction's avg_pool·4/2 (sum-pooling scaled by 0.5)")
+        pool_scale: PositiveFloat = Field(
+            0.5,
+            description="multiplies the average-pooled tokens: 0.5 reads the paper's sqrt(K/(h·w)) scaling of sum-pooling; "
+            "2.0 is the public reproduction's sum-pooling × 0.5 (docs/plugins/simone.md compares the two)",
+        )
 
         @model_validator(mode="after")
         def _check(self):

@@ -26,7 +26,7 @@ class SimonePooling(Grouper):
         hidden: list[PositiveInt] = Field([1024], description="hidden widths of the two MLPs (ReLU); each ends in a linear map to 2·d = (mean, log-scale)")
         log_scale_min: float = Field(-10.0, description="lower clamp of the log-scale (scale = exp(clamp(log_scale, min, max)))")
         log_scale_max: float = Field(3.0, description="upper clamp of the log-scale")
-        init_log_scale: float | None = Field(None, description="start both MLPs' log-scale outputs near this value (the bias of their last layer; null: PyTorch's default init, log-scale ≈ 0, scale ≈ 1). The decoder draws a fresh sample per location, so a unit initial scale drowns the clip-dependent part of the means (~0.06 at init) in per-pixel noise")
+        init_log_scale: float | None = Field(None, description="start both MLPs' log-scale outputs near this value (the bias of their last layer; null: PyTorch's default init, log-scale ≈ 0, scale ≈ 1)")
         tie_objects: bool = Field(False, description="control experiment: one object posterior from the mean over all tokens, shared by every slot, so slots cannot differ (a model that still segments is not using its object latents)")
         eval_sample: bool = Field(False, description="in evaluation, latents.objects/frames are samples too (default: the posterior means); the decoder samples from the posteriors itself")
 

@@ -24,9 +24,8 @@ class SimoneLikelihood(Objective):
         sigma: PositiveFloat = Field(0.08, description="σ_x, the fixed standard deviation of every mixture component")
         mixture: Literal["channel", "pixel"] = Field(
             "channel",
-            description="'channel': each colour channel is its own mixture over slots (the paper's formula and the public "
-            "reproduction); 'pixel': one mixture per pixel over the slots' whole RGB (log Σ_k m_k Π_c N), as MONet / GENESIS "
-            "— a slot must then explain all channels of a pixel, so slots cannot split a sprite by colour channel",
+            description="'channel': each colour channel is its own mixture over slots (the paper's formula); 'pixel': one "
+            "mixture per pixel over the slots' whole RGB (log Σ_k m_k Π_c N), as MONet / GENESIS",
         )
 
     def forward(self, state: State) -> dict[str, Tensor]:

@@ -9,7 +9,6 @@ from torch import Tensor
 
 from ocf.components import BuildContext, ComponentSpec, Prior
 from ocf.errors import UserError
-from ocf.prob import kl_normal_normal
 from ocf.records import Latents, PriorTerms, State
 
 
@@ -29,10 +28,9 @@ class SimonePrior(Prior):
         self.object_dim = ctx.dim("latents.objects")
         self.frame_dim = ctx.dim("latents.frames")
         self.frames = ctx.frames
-        self.register_buffer("_anchor", torch.zeros(()), persistent=False)  # follows .to(device)
 
     def _kl(self, posterior) -> Tensor:
-        kl = kl_normal_normal(posterior)  # [b n d], n = k or t
+        kl = posterior.kl()  # [b n d], n = k or t
         kl = kl.sum(dim=(1, 2))
         if self.spec.normalise:
             kl = kl / posterior.mean.shape[1]
@@ -48,7 +46,7 @@ class SimonePrior(Prior):
         is not a proper generative model of scenes: these decode to incoherent videos."""
         if condition is not None:
             raise UserError(f"{self.label} draws independent scenes; it cannot continue observed frames (drop --condition)")
-        like = dict(device=self._anchor.device, dtype=self._anchor.dtype, generator=generator)
+        like = dict(**self.factory_kwargs, generator=generator)
         objects = temperature * torch.randn(n, self.num_slots, self.object_dim, **like)
         frames = temperature * torch.randn(n, frames or self.frames, self.frame_dim, **like)
         return Latents(objects=objects, frames=frames)

@@ -33,7 +33,7 @@ class SlotAttentionGrouper(Grouper):
         slot_init: Literal["glorot", "unit"] = Field(
             "glorot",
             description="initial value of the slot Gaussian's parameters: 'glorot' draws mu and log sigma from Glorot-uniform "
-            "(±0.30 for d = 64, the official code); 'unit' sets mu ~ N(0, 0.1²) and sigma = 1 (learned faster in our CPU runs)",
+            "(±0.30 for d = 64, the official code); 'unit' sets mu ~ N(0, 0.1²) and sigma = 1 (see docs/plugins/slot_attention.md)",
         )
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:

@@ -70,6 +70,3 @@ def bernoulli_sample(logits: Tensor, generator: torch.Generator | None = None) -
     """``{0, 1}`` samples of Bernoulli(sigmoid(logits)), no gradient."""
     u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
     return (u < torch.sigmoid(logits.detach())).to(logits.dtype)
-
-
-PARTICLE_KEYS = ("what", "where_raw", "where", "presence", "propagated", "discovered", "prop_decided", "free", "disc_decided")

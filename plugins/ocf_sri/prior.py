@@ -130,7 +130,6 @@ class SRIPrior(Prior):
         self.slot_prior = SlotLSTM(self.slot_dim, self.scene_dim, spec.lstm_hidden, spec.min_std)
         self.posterior_scales = SlotLSTM(self.slot_dim, self.scene_dim, spec.lstm_hidden, spec.min_std, with_mean=False)
         _xavier(self)
-        self.register_buffer("_anchor", torch.zeros(()), persistent=False)
 
     def forward(self, state: State) -> PriorTerms:
         lat = state.latents
@@ -155,14 +154,14 @@ class SRIPrior(Prior):
         prior_mean, prior_std = self.slot_prior.teacher_forced(s, z)
         p_slots = DiagonalGaussian(prior_mean, prior_std)
         terms = {
-            "scene_kl": q_scene.kl_to_standard_normal().sum(-1).mean(),
+            "scene_kl": q_scene.kl().sum(-1).mean(),
             "slot_kl": q_ordered.kl(p_slots).sum(dim=(1, 2)).mean(),
             "cross_order_kl": q_ordered.kl(rollout).sum(dim=(1, 2)).mean(),
         }
         if self.spec.segregation_kl:
-            terms["segregation_kl"] = post.kl_to_standard_normal().flatten(1).sum(1).mean()
+            terms["segregation_kl"] = post.kl().flatten(1).sum(1).mean()
         if lat.frame_posterior is not None:  # frame latents (SIMONe) keep an independent N(0, I)
-            terms["frame_kl"] = lat.frame_posterior.kl_to_standard_normal().flatten(1).sum(1).mean()
+            terms["frame_kl"] = lat.frame_posterior.kl().flatten(1).sum(1).mean()
         extras = {"ordered": z, "order": order, "imagined": imagined, "scene": s}
         return PriorTerms(terms=terms, extras=extras)
 
@@ -172,7 +171,7 @@ class SRIPrior(Prior):
         """s ~ N(0, T²I), then the slot LSTM imagines K slots in its learned order."""
         if condition is not None:
             raise UserError("prior sri.prior generates whole scenes; it cannot continue observed frames (drop --condition)")
-        like = dict(device=self._anchor.device, dtype=self._anchor.dtype, generator=generator)
+        like = dict(**self.factory_kwargs, generator=generator)
         s = temperature * torch.randn(n, self.scene_dim, **like)
         noise = temperature * torch.randn(n, self.num_slots, self.slot_dim, **like)
         slots, _ = self.slot_prior.rollout(s, self.num_slots, noise)
