@@ -18,8 +18,19 @@ __version__ = "0.1.0"
 _API = {
     "hookimpl": "ocf.hookspecs",
     **dict.fromkeys(
-        ["Component", "Encoder", "Grouper", "Prior", "Decoder", "Objective", "ComponentSpec", "ObjectiveSpec",
-         "BuildContext", "Shared", "STAGES"],
+        [
+            "Component",
+            "Encoder",
+            "Grouper",
+            "Prior",
+            "Decoder",
+            "Objective",
+            "ComponentSpec",
+            "ObjectiveSpec",
+            "BuildContext",
+            "Shared",
+            "STAGES",
+        ],
         "ocf.components",
     ),
     **dict.fromkeys(["State", "Batch", "Features", "Latents", "PriorTerms", "Rendering"], "ocf.records"),

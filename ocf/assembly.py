@@ -97,7 +97,9 @@ def check_chain(resolved: ResolvedSpec) -> None:
             if owner is None:
                 problems.append(f"{choice.kind} {choice.name} needs {need}; the spec has no {owner_kind}")
             else:
-                problems.append(f"{choice.kind} {choice.name} needs {need}; {owner.kind} {owner.name} does not provide it")
+                problems.append(
+                    f"{choice.kind} {choice.name} needs {need}; {owner.kind} {owner.name} does not provide it"
+                )
         available.update(choice.cls.provides)
     if problems:
         raise SpecError(problems)
@@ -134,7 +136,9 @@ def build(resolved: ResolvedSpec, *, dry_run: bool = True) -> Model:
     ctx.dims.update({f"batch.extras.{name}": tuple(shape) for name, shape in d.extras.items()})
     components: dict[str, Any] = {"objectives": []}
     for choice in resolved.components:
-        comp = ctx.construct(choice.cls, choice.params, kind=choice.kind, name=choice.name, where=f"model.{choice.stage}")
+        comp = ctx.construct(
+            choice.cls, choice.params, kind=choice.kind, name=choice.name, where=f"model.{choice.stage}"
+        )
         ctx.built[choice.stage] = comp
         if stage(choice.kind).many:
             components[stage(choice.kind).key].append(comp)
@@ -156,7 +160,9 @@ def dry_forward(model: Model, batch_size: int = 2) -> State:
     except (SpecError, UserError):
         raise
     except Exception as exc:
-        raise SpecError([f"dry run on a batch of shape {list(batch.frames.shape)} failed: {type(exc).__name__}: {exc}"]) from exc
+        raise SpecError(
+            [f"dry run on a batch of shape {list(batch.frames.shape)} failed: {type(exc).__name__}: {exc}"]
+        ) from exc
     finally:
         model.train(was_training)
     return state

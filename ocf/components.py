@@ -159,8 +159,9 @@ class Component(nn.Module):
 
     @classmethod
     def describe(cls) -> str:
+        """The docstring's first paragraph, on one line (the class name if none)."""
         doc = (cls.__doc__ or "").strip()
-        return doc.splitlines()[0] if doc else cls.__name__
+        return " ".join(doc.split("\n\n")[0].split()) or cls.__name__
 
     def forward(self, state: State) -> Any:
         """Read ``state`` (the fields in ``needs``) and return this stage's record."""
@@ -311,10 +312,15 @@ def check_class(kind: str, name: str, cls: object) -> None:
     base = BASES[kind]
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise RegistryError(f"{kind} {name!r} must be a subclass of ocf.components.{base.__name__}, got {cls!r}")
-    problems = [f"{attr} {problem}" for attr in ("needs", "provides") for path in getattr(cls, attr)
-                if (problem := path_problem(path)) is not None]
+    problems = [
+        f"{attr} {problem}"
+        for attr in ("needs", "provides")
+        for path in getattr(cls, attr)
+        if (problem := path_problem(path)) is not None
+    ]
     if problems:
         raise RegistryError(
-            f"{kind} {name!r} ({cls.__module__}.{cls.__qualname__}): " + "; ".join(problems)
+            f"{kind} {name!r} ({cls.__module__}.{cls.__qualname__}): "
+            + "; ".join(problems)
             + f". Valid fields: {', '.join(valid_paths())} (and keys inside batch.extras, prior.terms and the extras)"
         )

@@ -97,7 +97,9 @@ class Plugins:
     def add_module(self, module: ModuleType | object, name: str, *, info: PluginInfo | None = None) -> PluginInfo:
         """Register a plugin object (module or class instance with hook implementations)
         and run its hooks.  Used for entry points and, in tests, for local plugins."""
-        info = info or self.info.setdefault(name, PluginInfo(name=name, source="local", module=getattr(module, "__name__", "")))
+        info = info or self.info.setdefault(
+            name, PluginInfo(name=name, source="local", module=getattr(module, "__name__", ""))
+        )
         self.info[name] = info
         try:
             self.pm.register(module, name=name)

@@ -92,8 +92,9 @@ def kl_normal_normal(q: DiagonalGaussian, p: DiagonalGaussian | None = None) -> 
 
 
 def _deprecated(old: str, new: str) -> None:
-    warnings.warn(f"{old} is deprecated and will be removed in the next release; write {new}", DeprecationWarning,
-                  stacklevel=3)
+    warnings.warn(
+        f"{old} is deprecated and will be removed in the next release; write {new}", DeprecationWarning, stacklevel=3
+    )
 
 
 def bernoulli_log_prob(logits: Tensor, x: Tensor) -> Tensor:

@@ -183,6 +183,6 @@ def validation_problems(exc: ValidationError, prefix: str = "") -> list[str]:
             out.append(f"{path}: required")
             continue
         if msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
+            msg = msg[len("Value error, ") :]
         out.append(f"{path}: {msg}, got {err.get('input')!r}")
     return out

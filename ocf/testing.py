@@ -94,23 +94,7 @@ def check_component(
     comp = ctx.construct(cls, spec, kind=kind, name=name, where=kind)
     comp.train()
     out = comp(state)
-    record = stage(kind).record
-    if record is None:
-        if not isinstance(out, dict) or not out:
-            raise ConformanceError(f"objective {name} must return a non-empty dict of scalar terms, got {type(out).__name__}")
-        tensors = list(out.values())
-        for term, v in out.items():
-            if v.dim() != 0 and v.numel() != 1:
-                raise ConformanceError(f"objective {name}: term {term!r} is not a scalar (shape {list(v.shape)})")
-    else:
-        expected = RECORD_TYPES[kind]
-        if not isinstance(out, expected):
-            raise ConformanceError(f"{kind} {name} must return {expected.__name__}, got {type(out).__name__}")
-        setattr(state, record, out)
-        for path in cls.provides:
-            if state.get(path) is None:
-                raise ConformanceError(f"{kind} {name} declares it provides {path}, but it is None")
-        tensors = _tensors(out)
+    tensors = _check_output(cls, out, state, name)
     for v in tensors:
         if v.is_floating_point() and not torch.isfinite(v).all():
             raise ConformanceError(f"{kind} {name} produced non-finite values")
@@ -121,10 +105,37 @@ def check_component(
         if not isinstance(loss, Tensor):
             raise ConformanceError(f"{kind} {name} has parameters but its output does not depend on them")
         loss.backward()
-        missing = [n for n, p in params_ if (p.grad is None or not torch.isfinite(p.grad).all()) and not n.startswith(allow_no_grad)]
+        missing = [
+            n
+            for n, p in params_
+            if (p.grad is None or not torch.isfinite(p.grad).all()) and not n.startswith(allow_no_grad)
+        ]
         if missing:
             raise ConformanceError(f"{kind} {name}: parameters without a finite gradient: {', '.join(missing)}")
     return out
+
+
+def _check_output(cls: type[Component], out: Any, state: State, name: str) -> list[Tensor]:
+    """Check the output's type (and, for a stage record, that it holds what ``cls``
+    provides, storing it in ``state``); returns its tensors."""
+    kind, record = cls.kind, stage(cls.kind).record
+    if record is None:
+        if not isinstance(out, dict) or not out:
+            raise ConformanceError(
+                f"objective {name} must return a non-empty dict of scalar terms, got {type(out).__name__}"
+            )
+        for term, v in out.items():
+            if v.dim() != 0 and v.numel() != 1:
+                raise ConformanceError(f"objective {name}: term {term!r} is not a scalar (shape {list(v.shape)})")
+        return list(out.values())
+    expected = RECORD_TYPES[kind]
+    if not isinstance(out, expected):
+        raise ConformanceError(f"{kind} {name} must return {expected.__name__}, got {type(out).__name__}")
+    setattr(state, record, out)
+    for path in cls.provides:
+        if state.get(path) is None:
+            raise ConformanceError(f"{kind} {name} declares it provides {path}, but it is None")
+    return _tensors(out)
 
 
 def _fixture(cls: type[Component]) -> Callable[[BuildContext, int], State]:
@@ -181,8 +192,12 @@ def _check_shapes(state: State, kind: str, name: str, b: int, t: int, c: int, hw
         # a decoder that renders a subset (frames, resolution) says so with rendering.target
         bt = (b, t) if r.target is None else tuple(r.target.shape[:2])
         if r.mask_logits is not None and (r.mask_logits.dim() != 5 or tuple(r.mask_logits.shape[:2]) != bt):
-            problems.append(f"rendering.mask_logits should be [b t k h w] with [b t] = {list(bt)}, got {list(r.mask_logits.shape)}")
+            problems.append(
+                f"rendering.mask_logits should be [b t k h w] with [b t] = {list(bt)}, got {list(r.mask_logits.shape)}"
+            )
         if r.recon is not None and r.target is not None and r.recon.shape != r.target.shape:
-            problems.append(f"rendering.recon {list(r.recon.shape)} does not match rendering.target {list(r.target.shape)}")
+            problems.append(
+                f"rendering.recon {list(r.recon.shape)} does not match rendering.target {list(r.target.shape)}"
+            )
     if problems:
         raise ConformanceError(f"{kind} {name}: " + "; ".join(problems))

@@ -41,7 +41,9 @@ def _check(name: str, x: Tensor, where: Tensor) -> tuple[tuple[int, ...], int]:
         raise ValueError(f"{name}: where must end in 4 values (sx, sy, tx, ty), got shape {tuple(where.shape)}")
     lead = tuple(where.shape[:-1])
     if x.dim() != len(lead) + 3 or tuple(x.shape[: len(lead)]) != lead:
-        raise ValueError(f"{name}: images must be [... c h w] with the leading axes {list(lead)} of where, got {tuple(x.shape)}")
+        raise ValueError(
+            f"{name}: images must be [... c h w] with the leading axes {list(lead)} of where, got {tuple(x.shape)}"
+        )
     n = 1
     for s in lead:
         n *= s

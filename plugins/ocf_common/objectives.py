@@ -61,7 +61,8 @@ class GaussianNLLObjective(Objective):
 
 
 class MixtureNLLObjective(Objective):
-    """Negative log-likelihood of the target under the spatial Gaussian mixture of per-slot rgb and masks (term ``nll``)."""
+    """Negative log-likelihood of the target under the spatial Gaussian mixture of per-slot rgb and masks (term
+    ``nll``)."""
 
     name = "mixture_nll"
     needs = ("rendering.rgb", "rendering.mask_logits")
@@ -83,7 +84,9 @@ class KLObjective(Objective):
     needs = ("prior.terms",)
 
     class Spec(ObjectiveSpec):
-        terms: list[str] | None = Field(None, min_length=1, description="prior terms to sum (null: all), e.g. [frame_kl] to weight it separately")
+        terms: list[str] | None = Field(
+            None, min_length=1, description="prior terms to sum (null: all), e.g. [frame_kl] to weight it separately"
+        )
         name: str = Field("kl", min_length=1, description="name of the returned loss term")
 
     def forward(self, state: State) -> dict[str, Tensor]:
@@ -91,5 +94,7 @@ class KLObjective(Objective):
         names = self.spec.terms if self.spec.terms is not None else list(terms)
         missing = [n for n in names if n not in terms]
         if missing:
-            raise ValueError(f"objective kl: the prior has no term {', '.join(missing)} (it has {', '.join(terms) or 'none'})")
+            raise ValueError(
+                f"objective kl: the prior has no term {', '.join(missing)} (it has {', '.join(terms) or 'none'})"
+            )
         return {self.spec.name: sum(terms[n] for n in names)}

@@ -16,7 +16,8 @@ def _kl_per_sample(posterior) -> Tensor:
 
 
 class NormalPrior(Prior):
-    """Standard normal prior N(0, I) on the slot posterior (and the frame posterior, if any): analytic KL and sampling."""
+    """Standard normal prior N(0, I) on the slot posterior (and the frame posterior, if any): analytic KL and
+    sampling."""
 
     name = "normal"
     needs = ("latents.posterior",)
@@ -41,11 +42,20 @@ class NormalPrior(Prior):
             terms["frame_kl"] = _kl_per_sample(latents.frame_posterior)
         return PriorTerms(terms=terms)
 
-    def sample(self, n: int, *, temperature: float = 1.0, generator: torch.Generator | None = None,
-               condition: State | None = None, frames: int | None = None) -> Latents:
+    def sample(
+        self,
+        n: int,
+        *,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        condition: State | None = None,
+        frames: int | None = None,
+    ) -> Latents:
         """``objects [n k d]`` (and ``frames [n t d]`` when the grouper has frame latents)."""
         if condition is not None:
-            raise UserError(f"{self.label} draws independent scenes; it cannot continue observed frames (drop --condition)")
+            raise UserError(
+                f"{self.label} draws independent scenes; it cannot continue observed frames (drop --condition)"
+            )
         like = dict(**self.factory_kwargs, generator=generator)
         objects = temperature * torch.randn(n, self.num_slots, self.slot_dim, **like)
         frame_latents = None

@@ -19,17 +19,27 @@ from ocf_genesis.grouper import coordinate_grid
 
 
 class GenesisDecoder(Decoder):
-    """GENESIS-v2 decoder: broadcast to image/2^L with coordinate channels, L stride-2 transposed convs with GroupNorm, RGB (sigmoid) + mask logit per slot, softmax over slots."""
+    """GENESIS-v2 decoder: broadcast to image/2^L with coordinate channels, L stride-2 transposed convs with
+    GroupNorm, RGB (sigmoid) + mask logit per slot, softmax over slots."""
 
     name = "genesis.decoder"
     needs = ("latents.objects",)
     provides = ("rendering.recon", "rendering.rgb", "rendering.mask_logits")
 
     class Spec(ComponentSpec):
-        channels: list[PositiveInt] = Field([64, 64, 64, 64], min_length=1, description="output channels of each stride-2 transposed conv (GENESIS-v2: c, c, min(c, 64), min(c, 64) with c = feat_dim); each doubles h and w")
+        channels: list[PositiveInt] = Field(
+            [64, 64, 64, 64],
+            min_length=1,
+            description="output channels of each stride-2 transposed conv (GENESIS-v2: c, c, min(c, 64), min(c, 64) "
+            "with c = feat_dim); each doubles h and w",
+        )
         kernel_size: PositiveInt = Field(5, description="odd square kernel of the transposed convs")
-        groups: PositiveInt = Field(8, description="GroupNorm groups after each transposed conv (must divide its channels)")
-        rgb_activation: Literal["sigmoid", "none"] = Field("sigmoid", description="applied to each slot's RGB (GENESIS-v2 pixel_bound: sigmoid)")
+        groups: PositiveInt = Field(
+            8, description="GroupNorm groups after each transposed conv (must divide its channels)"
+        )
+        rgb_activation: Literal["sigmoid", "none"] = Field(
+            "sigmoid", description="applied to each slot's RGB (GENESIS-v2 pixel_bound: sigmoid)"
+        )
 
         @model_validator(mode="after")
         def _check(self):
@@ -46,7 +56,10 @@ class GenesisDecoder(Decoder):
         h, w = ctx.resolution
         f = 2 ** len(spec.channels)
         if h % f or w % f:
-            raise ValueError(f"{len(spec.channels)} stride-2 layers need a resolution divisible by {f}; the data is {h}x{w} (use fewer channels entries)")
+            raise ValueError(
+                f"{len(spec.channels)} stride-2 layers need a resolution divisible by {f}; the data is {h}x{w} (use "
+                "fewer channels entries)"
+            )
         self.size = (h // f, w // f)
         self.channels, self.frames = ctx.channels, ctx.frames
         self.register_buffer("coords", coordinate_grid(*self.size), persistent=False)
@@ -54,8 +67,11 @@ class GenesisDecoder(Decoder):
         layers: list[nn.Module] = []
         c_in = d + 2
         for c_out in spec.channels:
-            layers += [nn.ConvTranspose2d(c_in, c_out, k, stride=2, padding=pad, output_padding=1),
-                       nn.GroupNorm(spec.groups, c_out), nn.ReLU()]
+            layers += [
+                nn.ConvTranspose2d(c_in, c_out, k, stride=2, padding=pad, output_padding=1),
+                nn.GroupNorm(spec.groups, c_out),
+                nn.ReLU(),
+            ]
             c_in = c_out
         layers.append(PointwiseConv(c_in, ctx.channels + 1))
         self.net = nn.Sequential(*layers)

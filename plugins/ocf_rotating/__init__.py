@@ -1,6 +1,7 @@
 """Rotating Features (Löwe et al., NeurIPS 2023) and the Complex AutoEncoder (its n = 2
 case) as an ocf plugin: rotating layers, the 4Shapes autoencoder and the clustering of
-output orientations that turns them into object masks.  The loss is MSE (``rotating.mse``, the same as the common ``mse``)."""
+output orientations that turns them into object masks.  The loss is MSE (``rotating.mse``,
+the common ``mse`` under the plugin's name)."""
 
 from ocf.hookspecs import hookimpl
 

@@ -18,7 +18,8 @@ from ocf_rotating.layers import magnitude, rotating_conv, rotating_conv_transpos
 
 
 class RotatingDecoder(Decoder):
-    """Rotating Features decoder: rotating linear, mirrored rotating (transposed) convs to [b t r c h w], output sigmoid(w_c·‖z‖ + b_c)."""
+    """Rotating Features decoder: rotating linear, mirrored rotating (transposed) convs to [b t r c h w], output
+    sigmoid(w_c·‖z‖ + b_c)."""
 
     name = "rotating.decoder"
     needs = ("features.maps",)
@@ -26,7 +27,11 @@ class RotatingDecoder(Decoder):
     example_state = "ocf_rotating.fixtures:decoder_state"  # conformance fixture
 
     class Spec(LayerOptions):
-        output: Literal["sigmoid", "linear"] = Field("sigmoid", description="sigmoid(w_c·‖z‖ + b_c) for images (paper); linear w_c·‖z‖ + b_c for precomputed features (public code on DINO)")
+        output: Literal["sigmoid", "linear"] = Field(
+            "sigmoid",
+            description="sigmoid(w_c·‖z‖ + b_c) for images (paper); linear w_c·‖z‖ + b_c for precomputed features "
+            "(public code on DINO)",
+        )
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)

@@ -51,8 +51,30 @@ def _nearest(dist: Tensor) -> tuple[Tensor, Tensor]:
     return best, idx
 
 
+def _kmeanspp(pts: Tensor, xt: Tensor, xx: Tensor, K: int, generator: torch.Generator | None) -> Tensor:
+    """k-means++ seeding of ``K`` centres ``[N K d]`` for each of the ``N`` point sets ``pts [N n d]``:
+    each next centre drawn with probability ∝ squared distance to the nearest chosen one."""
+    N, n = pts.shape[:2]
+    rows = torch.arange(N, device=pts.device)
+    first = torch.randint(0, n, (N,), generator=generator, device=pts.device)
+    centres = pts[rows, first].unsqueeze(1)  # [N 1 d]
+    nearest = _sq_dist(xt, xx, centres)[:, 0]  # [N n]
+    for _ in range(1, K):
+        pick = torch.multinomial(nearest + 1e-12, 1, generator=generator).squeeze(1)  # identical points: uniform
+        new = pts[rows, pick].unsqueeze(1)
+        centres = torch.cat([centres, new], dim=1)
+        nearest = torch.minimum(nearest, _sq_dist(xt, xx, new)[:, 0])
+    return centres
+
+
 def kmeans(
-    x: Tensor, k: Tensor | int, *, n_init: int = 10, iters: int = 50, tol: float = 1e-4, generator: torch.Generator | None = None
+    x: Tensor,
+    k: Tensor | int,
+    *,
+    n_init: int = 10,
+    iters: int = 50,
+    tol: float = 1e-4,
+    generator: torch.Generator | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Batched k-means (k-means++ seeding, Lloyd iterations, ``n_init`` restarts kept in the
     batch axis; the best inertia per item wins).
@@ -73,15 +95,7 @@ def kmeans(
     xt, xx = pts.transpose(1, 2).contiguous(), pts.square().sum(-1)  # [(B I) d n], [(B I) n]
     unused = torch.arange(K, device=dev).unsqueeze(0) >= ks.repeat_interleave(I).unsqueeze(1)  # [(B I) K]
     rows = torch.arange(BI, device=dev)
-    # k-means++ seeding: each next centre drawn with probability ∝ squared distance to the nearest chosen one
-    first = torch.randint(0, n, (BI,), generator=generator, device=dev)
-    centres = pts[rows, first].unsqueeze(1)  # [(B I) 1 d]
-    nearest = _sq_dist(xt, xx, centres)[:, 0]  # [(B I) n]
-    for _ in range(1, K):
-        pick = torch.multinomial(nearest + 1e-12, 1, generator=generator).squeeze(1)  # identical points: uniform
-        new = pts[rows, pick].unsqueeze(1)
-        centres = torch.cat([centres, new], dim=1)
-        nearest = torch.minimum(nearest, _sq_dist(xt, xx, new)[:, 0])
+    centres = _kmeanspp(pts, xt, xx, K, generator)  # [(B I) K d]
     limit = tol * x.var(dim=1, unbiased=False).mean(dim=1).repeat_interleave(I)  # [(B I)]
     ids = torch.arange(K, device=dev).view(1, K, 1)
     active = rows  # restarts still moving; converged ones drop out of the batch
@@ -108,7 +122,9 @@ def kmeans(
     return labels[sel], centres[sel], inertia[torch.arange(B, device=dev), pick]
 
 
-def agglomerative(x: Tensor, distance_threshold: float, linkage: str = "average", max_clusters: int | None = None) -> Tensor:
+def agglomerative(
+    x: Tensor, distance_threshold: float, linkage: str = "average", max_clusters: int | None = None
+) -> Tensor:
     """Per-item hierarchical clustering (scipy) of points ``[B n d]`` → labels ``[B n]``
     (0-based): clusters merge while their linkage distance is below ``distance_threshold``;
     ``max_clusters`` caps the count instead when given and reached."""
@@ -127,7 +143,8 @@ def agglomerative(x: Tensor, distance_threshold: float, linkage: str = "average"
 
 
 class RotatingCluster(Grouper):
-    """Rotating Features evaluation: mask magnitudes ≤ threshold, average unit orientations over channels, cluster per image (batched k-means, or agglomerative) → masks."""
+    """Rotating Features evaluation: mask magnitudes ≤ threshold, average unit orientations over channels, cluster
+    per image (batched k-means, or agglomerative) → masks."""
 
     name = "rotating.cluster"
     eval_only = True
@@ -136,14 +153,40 @@ class RotatingCluster(Grouper):
     example_state = "ocf_rotating.fixtures:grouper_state"  # conformance fixture
 
     class Spec(ComponentSpec):
-        threshold: NonNegativeFloat = Field(0.1, description="output features with magnitude at most this are background (zero vectors) before clustering (paper 0.1)")
-        method: Literal["kmeans", "agglomerative"] = Field("kmeans", description="kmeans: a known number of clusters; agglomerative: the count follows from distance_threshold")
-        num_clusters: PositiveInt | None = Field(None, description="k-means clusters per image (null: objects + 1 from batch.extras.counts, i.e. the objects and the background)")
-        n_init: PositiveInt = Field(10, description="k-means restarts per image (paper: 10, as scikit-learn's KMeans); the best inertia wins")
-        iters: PositiveInt = Field(50, description="at most this many Lloyd iterations (scikit-learn: 300; converged trained outputs stop after 10-40)")
-        distance_threshold: PositiveFloat = Field(1.0, description="agglomerative: clusters merge while their linkage distance is below this (default tuned on 4Shapes validation images with ward linkage; for average/complete/single linkage it is a distance between orientation vectors, at most 2)")
-        linkage: Literal["average", "complete", "single", "ward"] = Field("ward", description="agglomerative linkage criterion (scipy)")
-        max_clusters: PositiveInt | None = Field(None, description="agglomerative: at most this many clusters (null: no cap)")
+        threshold: NonNegativeFloat = Field(
+            0.1,
+            description="output features with magnitude at most this are background (zero vectors) before clustering "
+            "(paper 0.1)",
+        )
+        method: Literal["kmeans", "agglomerative"] = Field(
+            "kmeans",
+            description="kmeans: a known number of clusters; agglomerative: the count follows from distance_threshold",
+        )
+        num_clusters: PositiveInt | None = Field(
+            None,
+            description="k-means clusters per image (null: objects + 1 from batch.extras.counts, i.e. the objects and "
+            "the background)",
+        )
+        n_init: PositiveInt = Field(
+            10, description="k-means restarts per image (paper: 10, as scikit-learn's KMeans); the best inertia wins"
+        )
+        iters: PositiveInt = Field(
+            50,
+            description="at most this many Lloyd iterations (scikit-learn: 300; converged trained outputs stop after "
+            "10-40)",
+        )
+        distance_threshold: PositiveFloat = Field(
+            1.0,
+            description="agglomerative: clusters merge while their linkage distance is below this (default tuned on "
+            "4Shapes validation images with ward linkage; for average/complete/single linkage it is a "
+            "distance between orientation vectors, at most 2)",
+        )
+        linkage: Literal["average", "complete", "single", "ward"] = Field(
+            "ward", description="agglomerative linkage criterion (scipy)"
+        )
+        max_clusters: PositiveInt | None = Field(
+            None, description="agglomerative: at most this many clusters (null: no cap)"
+        )
         seed: int = Field(0, description="seed of the k-means initialisation (evaluation is deterministic)")
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
@@ -177,7 +220,10 @@ class RotatingCluster(Grouper):
             return self.spec.num_clusters
         counts = state.batch.extras.get("counts")
         if counts is None:
-            raise ValueError("grouper rotating.cluster: num_clusters is null (objects + 1), but the batch has no extras['counts']; set num_clusters or use method: agglomerative")
+            raise ValueError(
+                "grouper rotating.cluster: num_clusters is null (objects + 1), but the batch has no extras['counts']; "
+                "set num_clusters or use method: agglomerative"
+            )
         return counts.reshape(b, -1)[:, :t].expand(b, t).reshape(-1).long() + 1  # [(b t)]
 
     def pictures(self, state: State, out_dir: Path) -> list[Path]:

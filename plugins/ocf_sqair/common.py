@@ -58,7 +58,9 @@ def where_log_prob(dist: DiagonalGaussian, where_raw: Tensor, square: bool = Fal
     return (lp[..., [0, 2, 3]] if square else lp).sum(-1)
 
 
-def gaussian(out: Tensor, *, std_offset: float = 0.0, min_std: float = 1e-4, mean_offset: Tensor | None = None) -> DiagonalGaussian:
+def gaussian(
+    out: Tensor, *, std_offset: float = 0.0, min_std: float = 1e-4, mean_offset: Tensor | None = None
+) -> DiagonalGaussian:
     """``out [... 2m]`` → N(mean (+ mean_offset), softplus(raw + std_offset) + min_std)."""
     mean, raw = out.chunk(2, -1)
     if mean_offset is not None:

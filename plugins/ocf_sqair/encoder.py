@@ -19,7 +19,11 @@ class FrameEncoder(Encoder):
     provides = ("features.tokens", "features.grid")
 
     class Spec(ComponentSpec):
-        hidden: list[PositiveInt] = Field([256, 256], min_length=1, description="widths of the MLP layers (ELU after each); the last is the token size")
+        hidden: list[PositiveInt] = Field(
+            [256, 256],
+            min_length=1,
+            description="widths of the MLP layers (ELU after each); the last is the token size",
+        )
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)

@@ -15,7 +15,9 @@ from ocf_sqair.common import bernoulli_sample, constrain, gaussian, net, tie_sca
 
 
 class SqairGrouper(Grouper):
-    """SQAIR inference: per frame, propagation (temporal GRU per object, relation RNN across objects, location first, proposal glimpse) then AIR discovery (recurrent attend-infer loop); presence Bernoulli, where and what Gaussians, p particles."""
+    """SQAIR inference: per frame, propagation (temporal GRU per object, relation RNN across objects, location first,
+    proposal glimpse) then AIR discovery (recurrent attend-infer loop); presence Bernoulli, where and what
+    Gaussians, p particles."""
 
     name = "sqair.grouper"
     needs = ("batch.frames", "features.tokens")
@@ -26,17 +28,42 @@ class SqairGrouper(Grouper):
         what_dim: PositiveInt = Field(50, description="d: size of z_what")
         glimpse_size: PositiveInt = Field(20, description="side of the square glimpse the encoders read (paper 20)")
         hidden: list[PositiveInt] = Field([256, 256], min_length=1, description="hidden widths of every MLP (ELU)")
-        rnn_hidden: PositiveInt = Field(256, description="state size of the discovery RNN, temporal GRU and relation RNN")
-        propagate: bool = Field(True, description="SQAIR: propagate objects from frame to frame; false: AIR, every frame explained by discovery alone")
-        particles: PositiveInt = Field(5, description="importance samples per input in training (the batch is repeated this many times)")
-        eval_particles: PositiveInt | None = Field(None, description="importance samples in evaluation (null: as particles)")
+        rnn_hidden: PositiveInt = Field(
+            256, description="state size of the discovery RNN, temporal GRU and relation RNN"
+        )
+        propagate: bool = Field(
+            True,
+            description="SQAIR: propagate objects from frame to frame; false: AIR, every frame explained by discovery "
+            "alone",
+        )
+        particles: PositiveInt = Field(
+            5, description="importance samples per input in training (the batch is repeated this many times)"
+        )
+        eval_particles: PositiveInt | None = Field(
+            None, description="importance samples in evaluation (null: as particles)"
+        )
         discovery_presence_bias: float = Field(1.0, description="added to the discovery presence logit (reference +1)")
-        propagation_presence_bias: float = Field(5.0, description="added to the propagation presence logit (reference +5)")
+        propagation_presence_bias: float = Field(
+            5.0, description="added to the propagation presence logit (reference +5)"
+        )
         where_std_offset: float = Field(-3.0, description="where std = softplus(raw + offset) + 1e-4 (reference −3)")
         what_min_std: float = Field(1e-2, gt=0, description="what std = softplus(raw) + this (reference 1e-2)")
-        mask_propagated: bool = Field(False, description="discovery glimpses read the frame with the propagated objects' boxes blanked out (explicit explaining-away; off in the paper, where discovery sees the propagated objects only through its conditioning)")
-        where_scale_bias: float = Field(0.0, description="initial bias of the discovered scale logits (scale = sigmoid(logit)); negative starts with smaller glimpses")
-        square_glimpses: bool = Field(False, description="one scale for both axes: z_where = (s, x, y) as in AIR (Eslami et al.); false: separate x and y scales as in SQAIR")
+        mask_propagated: bool = Field(
+            False,
+            description="discovery glimpses read the frame with the propagated objects' boxes blanked out (explicit "
+            "explaining-away; off in the paper, where discovery sees the propagated objects only through "
+            "its conditioning)",
+        )
+        where_scale_bias: float = Field(
+            0.0,
+            description="initial bias of the discovered scale logits (scale = sigmoid(logit)); negative starts with "
+            "smaller glimpses",
+        )
+        square_glimpses: bool = Field(
+            False,
+            description="one scale for both axes: z_where = (s, x, y) as in AIR (Eslami et al.); false: separate x and "
+            "y scales as in SQAIR",
+        )
 
     example = {"max_objects": 2, "what_dim": 4, "glimpse_size": 4, "hidden": [8], "rnn_hidden": 8, "particles": 2}
     example_state = "ocf_sqair.fixtures:grouper_state"  # conformance fixture
@@ -92,8 +119,13 @@ class SqairGrouper(Grouper):
         n, k, d, h = x.shape[0], s.max_objects, s.what_dim, s.rnn_hidden
         zeros = x.new_zeros
         # the previous frame: present; present through propagation; where; what; temporal GRU state
-        prev = {"pres": zeros(n, k), "flag": zeros(n, k), "where": zeros(n, k, 4), "what": zeros(n, k, d),
-                "h_temp": zeros(n, k, h)}
+        prev = {
+            "pres": zeros(n, k),
+            "flag": zeros(n, k),
+            "where": zeros(n, k, 4),
+            "what": zeros(n, k, d),
+            "h_temp": zeros(n, k, h),
+        }
         out: dict[str, list[Tensor]] = {key: [] for key in _OUTPUTS}
         for t in range(t_len):
             img = x[:, t]
@@ -105,18 +137,30 @@ class SqairGrouper(Grouper):
                 pres, where, what = zeros(n, k), zeros(n, k, 4), zeros(n, k, d)
                 prop_decided = zeros(n, k)
             propagated, free = pres, 1.0 - pres
-            pres, where, what, discovered, disc_decided = self.discover(img, enc[:, t], t, propagated, where, what, log_q)
-            step = {"what": what, "where_raw": where, "presence": pres, "propagated": propagated,
-                    "discovered": discovered, "prop_decided": prop_decided, "free": free, "disc_decided": disc_decided,
-                    "log_q": log_q[0] + log_q[1], "log_q_discrete": log_q[1]}
+            pres, where, what, discovered, disc_decided = self.discover(
+                img, enc[:, t], t, propagated, where, what, log_q
+            )
+            step = {
+                "what": what,
+                "where_raw": where,
+                "presence": pres,
+                "propagated": propagated,
+                "discovered": discovered,
+                "prop_decided": prop_decided,
+                "free": free,
+                "disc_decided": disc_decided,
+                "log_q": log_q[0] + log_q[1],
+                "log_q_discrete": log_q[1],
+            }
             for key in _OUTPUTS:
                 out[key].append(step[key])
             prev.update(pres=pres, flag=propagated, where=where, what=what)
         extras: dict = {key: torch.stack(v, 1) for key, v in out.items()}  # [(p b) t ...]
         extras["where"] = constrain(extras["where_raw"], self.spec.square_glimpses)
         extras["num_particles"] = p
-        return Latents(objects=extras["what"][:b], presence=extras["presence"][:b], where=extras["where"][:b],
-                       extras=extras)
+        return Latents(
+            objects=extras["what"][:b], presence=extras["presence"][:b], where=extras["where"][:b], extras=extras
+        )
 
     def propagate(self, img: Tensor, prev: dict[str, Tensor], log_q: list[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         """Propagation at one frame ``img [n c h w]``: the temporal GRU per object, then a
@@ -140,12 +184,18 @@ class SqairGrouper(Grouper):
             ctx_j = torch.cat([hj, rel], -1)
             # location first: a proposal glimpse where the object is expected
             proposal = where_prev[:, j] + self.proposal(torch.cat([ctx_j, where_prev[:, j]], -1))
-            q_where = gaussian(self.prop_where(torch.cat([ctx_j, self._glimpse(img, proposal)], -1)),
-                               std_offset=s.where_std_offset, mean_offset=where_prev[:, j])
+            q_where = gaussian(
+                self.prop_where(torch.cat([ctx_j, self._glimpse(img, proposal)], -1)),
+                std_offset=s.where_std_offset,
+                mean_offset=where_prev[:, j],
+            )
             w = tie_scales(q_where.rsample(), s.square_glimpses)
             glimpse = self._glimpse(img, w)
-            q_what = gaussian(self.prop_what(torch.cat([ctx_j, glimpse, what_prev[:, j]], -1)),
-                              min_std=s.what_min_std, mean_offset=what_prev[:, j])
+            q_what = gaussian(
+                self.prop_what(torch.cat([ctx_j, glimpse, what_prev[:, j]], -1)),
+                min_std=s.what_min_std,
+                mean_offset=what_prev[:, j],
+            )
             z = q_what.rsample()
             logit = self.prop_pres(torch.cat([ctx_j, glimpse, z], -1)).squeeze(-1) + s.propagation_presence_bias
             pj = bernoulli_sample(logit) * alive  # an object absent at t−1 cannot be propagated
@@ -155,8 +205,9 @@ class SqairGrouper(Grouper):
             pres_l.append(pj), where_l.append(w), what_l.append(z)
         return torch.stack(pres_l, 1), torch.stack(where_l, 1), torch.stack(what_l, 1)
 
-    def discover(self, img: Tensor, enc: Tensor, t: int, propagated: Tensor, where: Tensor, what: Tensor,
-                 log_q: list[Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    def discover(
+        self, img: Tensor, enc: Tensor, t: int, propagated: Tensor, where: Tensor, what: Tensor, log_q: list[Tensor]
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """AIR discovery at frame ``t``: a recurrent attend-infer loop over the slots that
         propagation left free; a 0 ends it.  ``enc [n (n e)]`` is the frame's features;
         ``propagated``, ``where``, ``what`` are propagation's results, kept in the slots it
@@ -191,7 +242,9 @@ class SqairGrouper(Grouper):
         stack = lambda xs: torch.stack(xs, 1)  # noqa: E731
         return stack(pres_l), stack(where_l), stack(what_l), stack(disc_l), stack(dec_l)
 
-    def _discovery_input(self, img: Tensor, t: int, propagated: Tensor, where: Tensor, what: Tensor) -> tuple[Tensor, Tensor]:
+    def _discovery_input(
+        self, img: Tensor, t: int, propagated: Tensor, where: Tensor, what: Tensor
+    ) -> tuple[Tensor, Tensor]:
         """What discovery knows of the propagated objects (a summary ``[n e]``), and the
         frame it reads (with their boxes blanked when ``mask_propagated``)."""
         s = self.spec
@@ -209,5 +262,15 @@ class SqairGrouper(Grouper):
 
 
 #: What the grouper records per frame (stacked over t into ``latents.extras``).
-_OUTPUTS = ("what", "where_raw", "presence", "propagated", "discovered", "prop_decided", "free", "disc_decided",
-            "log_q", "log_q_discrete")
+_OUTPUTS = (
+    "what",
+    "where_raw",
+    "presence",
+    "propagated",
+    "discovered",
+    "prop_decided",
+    "free",
+    "disc_decided",
+    "log_q",
+    "log_q_discrete",
+)

@@ -28,7 +28,8 @@ def log_weights(state: State, freeze_discrete: bool = False) -> tuple[Tensor, Te
 
 
 class IwaeObjective(Objective):
-    """Negative importance-weighted ELBO over the grouper's k particles (term ``nll_iwae``) plus VIMCO's score-function term for presence (``vimco``, value 0)."""
+    """Negative importance-weighted ELBO over the grouper's k particles (term ``nll_iwae``) plus VIMCO's score-
+    function term for presence (``vimco``, value 0)."""
 
     name = "sqair.iwae"
     needs = ("latents.extras", "prior.extras", "rendering.extras")
@@ -36,12 +37,23 @@ class IwaeObjective(Objective):
 
     class Spec(ObjectiveSpec):
         signal: Literal["reference", "vimco", "reinforce", "none"] = Field(
-            "reference", description="learning signal for the presence choices: reference (SQAIR code: log w_j − L̂_−j), vimco (paper: L̂ − L̂_−j), reinforce (no baseline), none")
-        presence_warmup: int = Field(0, ge=0, description="training steps at the start during which q's presence probabilities get no gradient at all (they keep their initial values while the decoder and the locations learn); 0: none, as the papers")
+            "reference",
+            description="learning signal for the presence choices: reference (SQAIR code: log w_j − L̂_−j), vimco "
+            "(paper: L̂ − L̂_−j), reinforce (no baseline), none",
+        )
+        presence_warmup: int = Field(
+            0,
+            ge=0,
+            description="training steps at the start during which q's presence probabilities get no gradient at all "
+            "(they keep their initial values while the decoder and the locations learn); 0: none, as the "
+            "papers",
+        )
 
     def __init__(self, spec: Spec, ctx) -> None:
         super().__init__(spec, ctx)
-        self.register_buffer("steps", torch.zeros((), dtype=torch.long))  # training forward passes, saved in checkpoints
+        self.register_buffer(
+            "steps", torch.zeros((), dtype=torch.long)
+        )  # training forward passes, saved in checkpoints
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # checkpoints written before the counter existed load with it at 0

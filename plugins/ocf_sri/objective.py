@@ -17,7 +17,8 @@ from ocf_common.objectives import REDUCTION_HELP, Reduction, reduce_nll
 
 
 class OrderedNLL(Objective):
-    """Negative log-likelihood of the input under the slots in SRI's learned order (term ``ordered_nll``), via the shared or a separate decoder."""
+    """Negative log-likelihood of the input under the slots in SRI's learned order (term ``ordered_nll``), via the
+    shared or a separate decoder."""
 
     name = "sri.ordered_nll"
     needs = ("prior.extras",)
@@ -25,7 +26,12 @@ class OrderedNLL(Objective):
     class Spec(ObjectiveSpec):
         sigma: float = Field(0.7, gt=0, description="standard deviation of each mixture component (GENESIS-v2: 0.7)")
         reduction: Reduction = Field("sum", description=REDUCTION_HELP)
-        decoder: dict[str, Any] | None = Field(None, description="null: render with the model's decoder (shared weights, as the paper's text); a decoder spec such as {type: spatial_broadcast, channels: [32, 32]}: a second decoder trained by this term only")
+        decoder: dict[str, Any] | None = Field(
+            None,
+            description="null: render with the model's decoder (shared weights, as the paper's text); a decoder spec "
+            "such as {type: spatial_broadcast, channels: [32, 32]}: a second decoder trained by this term "
+            "only",
+        )
 
     #: for the conformance check, which builds the objective without a model
     example = {"decoder": {"type": "spatial_broadcast", "channels": [8]}}
@@ -50,10 +56,12 @@ class OrderedNLL(Objective):
         elif "decoder" in ctx.built:  # the model's decoder: called, not registered a second time
             self._shared = Shared(ctx.built["decoder"])
         else:
-            raise SpecError([
-                f"{self.label} shares the model's decoder, but the spec has none; "
-                "add model.decoder or give this objective its own decoder"
-            ])
+            raise SpecError(
+                [
+                    f"{self.label} shares the model's decoder, but the spec has none; "
+                    "add model.decoder or give this objective its own decoder"
+                ]
+            )
 
     @property
     def decoder(self):
@@ -64,7 +72,9 @@ class OrderedNLL(Objective):
         if ordered is None:
             raise ValueError("objective sri.ordered_nll needs prior.extras['ordered'] (the sri.prior provides it)")
         frames = state.latents.frames if state.latents is not None else None
-        rendering = self.decoder(State(state.batch, features=state.features, latents=Latents(objects=ordered, frames=frames)))
+        rendering = self.decoder(
+            State(state.batch, features=state.features, latents=Latents(objects=ordered, frames=frames))
+        )
         if rendering.rgb is None or rendering.mask_logits is None:
             raise ValueError("objective sri.ordered_nll needs a decoder that gives per-slot rgb and mask logits")
         target = rendering.target if rendering.target is not None else state.batch.frames

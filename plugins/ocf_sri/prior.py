@@ -101,21 +101,34 @@ class SlotLSTM(nn.Module):
 
 
 class SRIPrior(Prior):
-    """SRI: scene variable from the slots, scene-conditioned autoregressive slot prior, learned slot order imposed on the posterior."""
+    """SRI: scene variable from the slots, scene-conditioned autoregressive slot prior, learned slot order imposed on
+    the posterior."""
 
     name = "sri.prior"
     needs = ("latents.posterior",)
     provides = ("prior.terms", "prior.extras")
 
     class Spec(ComponentSpec):
-        scene_dim: PositiveInt | None = Field(None, description="dimension of the scene variable s (default: twice the slot dim, as the paper)")
+        scene_dim: PositiveInt | None = Field(
+            None, description="dimension of the scene variable s (default: twice the slot dim, as the paper)"
+        )
         width: PositiveInt = Field(128, description="width of the scene encoder's set self-attention layers")
         layers: PositiveInt = Field(3, description="residual set self-attention layers L (paper 3)")
         heads: PositiveInt = Field(4, description="attention heads; must divide width")
         lstm_hidden: PositiveInt = Field(256, description="hidden units of the prior and posterior LSTMs (paper 256)")
-        matching: Literal["greedy", "hungarian"] = Field("greedy", description="greedy O(K²) in rollout order (paper) or optimal (Hungarian, batched over scenes: ocf.matching)")
-        min_std: PositiveFloat = Field(1e-3, description="added to every predicted standard deviation (softplus + min_std)")
-        segregation_kl: bool = Field(True, description="also return the segregation VAE's own KL of the randomly ordered posterior to N(0, I) (term segregation_kl), as when GENESIS-v2 trains jointly with SRI")
+        matching: Literal["greedy", "hungarian"] = Field(
+            "greedy",
+            description="greedy O(K²) in rollout order (paper) or optimal (Hungarian, batched over scenes: "
+            "ocf.matching)",
+        )
+        min_std: PositiveFloat = Field(
+            1e-3, description="added to every predicted standard deviation (softplus + min_std)"
+        )
+        segregation_kl: bool = Field(
+            True,
+            description="also return the segregation VAE's own KL of the randomly ordered posterior to N(0, I) (term "
+            "segregation_kl), as when GENESIS-v2 trains jointly with SRI",
+        )
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)
@@ -135,7 +148,10 @@ class SRIPrior(Prior):
         lat = state.latents
         post = lat.posterior
         if post.mean.dim() != 3:
-            raise UserError(f"prior sri.prior needs a slot posterior [b k d]; got {list(post.mean.shape)} (a grouper with time-varying slots is not supported)")
+            raise UserError(
+                f"prior sri.prior needs a slot posterior [b k d]; got {list(post.mean.shape)} (a grouper with "
+                "time-varying slots is not supported)"
+            )
         k = post.mean.shape[1]
         # Segregate → Relate: the scene posterior from detached slot samples.
         mu = post.mean.detach()
@@ -166,11 +182,20 @@ class SRIPrior(Prior):
         return PriorTerms(terms=terms, extras=extras)
 
     @torch.no_grad()
-    def sample(self, n: int, *, temperature: float = 1.0, generator: torch.Generator | None = None,
-               condition: State | None = None, frames: int | None = None) -> Latents:
+    def sample(
+        self,
+        n: int,
+        *,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        condition: State | None = None,
+        frames: int | None = None,
+    ) -> Latents:
         """s ~ N(0, T²I), then the slot LSTM imagines K slots in its learned order."""
         if condition is not None:
-            raise UserError("prior sri.prior generates whole scenes; it cannot continue observed frames (drop --condition)")
+            raise UserError(
+                "prior sri.prior generates whole scenes; it cannot continue observed frames (drop --condition)"
+            )
         like = dict(**self.factory_kwargs, generator=generator)
         s = temperature * torch.randn(n, self.scene_dim, **like)
         noise = temperature * torch.randn(n, self.num_slots, self.slot_dim, **like)
