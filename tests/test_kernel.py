@@ -15,7 +15,11 @@ def test_stage_table_is_the_one_vocabulary():
     assert [s.order for s in STAGES] == sorted(s.order for s in STAGES)
     assert BASES == {"encoder": Encoder, "grouper": Grouper, "prior": Prior, "decoder": Decoder, "objective": Objective}
     assert {s.kind: s.record for s in STAGES} == {
-        "encoder": "features", "grouper": "latents", "prior": "prior", "decoder": "rendering", "objective": None,
+        "encoder": "features",
+        "grouper": "latents",
+        "prior": "prior",
+        "decoder": "rendering",
+        "objective": None,
     }
     assert stage("decoder").record_type is Rendering and stage("objective").key == "objectives"
     with pytest.raises(KeyError, match="unknown component kind 'dataset'"):
@@ -152,7 +156,9 @@ def test_instances_know_the_name_they_were_built_under(toy_plugins):
         assert model.objectives[0].registered_name == "toy.other_mse"
     with pytest.warns(DeprecationWarning):
         assert type(model.grouper).registered_name == "toy.grouper"
-    rows = {r.stage: r for r in assembly.report(model, model(assembly.dummy_batch(model.resolved)), toy_plugins.registry)}
+    rows = {
+        r.stage: r for r in assembly.report(model, model(assembly.dummy_batch(model.resolved)), toy_plugins.registry)
+    }
     assert rows["objectives.0"].name == "toy.other_mse" and rows["objectives.0"].plugin == "toy"
 
 
@@ -169,8 +175,13 @@ def test_ctx_dim_names_the_component_being_built():
         ctx.dim("x", "my thing")  # the two-argument form still works
     ctx.dims["features.tokens"] = 4
     with pytest.raises(SpecError, match=r"^model.grouper: grouper toy.grouper cannot be built: "):
-        ctx.construct(ToyGrouper, ToyGrouper.Spec.model_construct(num_slots="x"), kind="grouper",
-                      name="toy.grouper", where="model.grouper")
+        ctx.construct(
+            ToyGrouper,
+            ToyGrouper.Spec.model_construct(num_slots="x"),
+            kind="grouper",
+            name="toy.grouper",
+            where="model.grouper",
+        )
 
 
 class Nested(Objective):
@@ -216,14 +227,27 @@ def test_front_door_exports_the_plugin_api_lazily():
     from ocf import components, data, errors, hookspecs, metrics, records, testing
 
     expected = {
-        "hookimpl": hookspecs.hookimpl, "Encoder": components.Encoder, "Grouper": components.Grouper,
-        "Prior": components.Prior, "Decoder": components.Decoder, "Objective": components.Objective,
-        "Component": components.Component, "ComponentSpec": components.ComponentSpec,
-        "ObjectiveSpec": components.ObjectiveSpec, "BuildContext": components.BuildContext, "State": records.State,
-        "Batch": records.Batch, "Features": records.Features, "Latents": records.Latents,
-        "PriorTerms": records.PriorTerms, "Rendering": records.Rendering, "UserError": errors.UserError,
-        "SpecError": errors.SpecError, "check_component": testing.check_component,
-        "EvalMetric": metrics.EvalMetric, "Generator": data.Generator,
+        "hookimpl": hookspecs.hookimpl,
+        "Encoder": components.Encoder,
+        "Grouper": components.Grouper,
+        "Prior": components.Prior,
+        "Decoder": components.Decoder,
+        "Objective": components.Objective,
+        "Component": components.Component,
+        "ComponentSpec": components.ComponentSpec,
+        "ObjectiveSpec": components.ObjectiveSpec,
+        "BuildContext": components.BuildContext,
+        "State": records.State,
+        "Batch": records.Batch,
+        "Features": records.Features,
+        "Latents": records.Latents,
+        "PriorTerms": records.PriorTerms,
+        "Rendering": records.Rendering,
+        "UserError": errors.UserError,
+        "SpecError": errors.SpecError,
+        "check_component": testing.check_component,
+        "EvalMetric": metrics.EvalMetric,
+        "Generator": data.Generator,
     }
     for name, obj in expected.items():
         assert getattr(ocf, name) is obj, name
