@@ -10,51 +10,61 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 from torch import Tensor, nn
 
-from ocf.components import BuildContext, Component
+from ocf.components import STAGES, BuildContext, Component, run_position, stage
 from ocf.errors import SpecError, UserError
 from ocf.records import Batch, State
 from ocf.spec import ResolvedSpec
 
-#: Which stage normally provides each record (for chain-gap messages).
-RECORD_OWNER = {"features": "encoder", "latents": "grouper", "prior": "prior", "rendering": "decoder"}
+#: Which stage normally provides each record (for chain-gap messages); from the stage table.
+RECORD_OWNER = {s.record: s.kind for s in STAGES if s.record is not None}
+
+
+def run_order(parts: Iterable[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """``(label, component class or instance)`` pairs (any label) in the order a model runs them:
+    the stage table's order, an ``eval_only`` grouper after the decoder, objectives last
+    in the order the spec lists them (the sort is stable)."""
+    return sorted(parts, key=lambda part: run_position(part[1]))
 
 
 class Model(nn.Module):
-    """The assembled model: runs the stages in order and the objectives on the result."""
+    """The assembled model: runs the stages in order and the objectives on the result.
 
-    def __init__(self, resolved: ResolvedSpec, components: dict[str, Component], ctx: BuildContext) -> None:
+    ``components`` maps each single stage's key (``"encoder"``, ...) to its component and
+    ``"objectives"`` to the list of objectives in spec order."""
+
+    def __init__(self, resolved: ResolvedSpec, components: dict[str, Any], ctx: BuildContext) -> None:
         super().__init__()
         self.resolved = resolved
         self.ctx = ctx
-        self.encoder = components.get("encoder")
-        self.grouper = components.get("grouper")
-        self.prior = components.get("prior")
-        self.decoder = components.get("decoder")
-        self.objectives = nn.ModuleList([components[s] for s in sorted(components) if s.startswith("objectives.")])
+        for s in STAGES:
+            if not s.many:
+                setattr(self, s.key, components.get(s.key))
+        self.objectives = nn.ModuleList(components.get("objectives", []))
 
     def stages(self) -> dict[str, Component]:
-        out = {s: getattr(self, s) for s in ("encoder", "grouper", "prior", "decoder") if getattr(self, s) is not None}
+        """Every component by label: ``"encoder"``, ..., ``"objectives.0"``, ... ."""
+        out = {s.key: getattr(self, s.key) for s in STAGES if not s.many and getattr(self, s.key) is not None}
         out.update({f"objectives.{i}": o for i, o in enumerate(self.objectives)})
         return out
 
+    def order(self) -> list[tuple[str, Component]]:
+        """The components in run order (see :func:`run_order`)."""
+        return run_order(self.stages().items())
+
     def forward(self, batch: Batch, *, losses: bool = True) -> State:
         state = State(batch)
-        eval_grouper = self.grouper is not None and getattr(self.grouper, "eval_only", False)
-        if self.encoder is not None:
-            state.features = self.encoder(state)
-        if self.grouper is not None and not eval_grouper:
-            state.latents = self.grouper(state)
-        if self.prior is not None:
-            state.prior = self.prior(state)
-        if self.decoder is not None:
-            state.rendering = self.decoder(state)
-        if eval_grouper and not self.training:
-            state.latents = self.grouper(state)
+        for _, comp in self.order():
+            record = stage(comp.kind).record
+            if record is None:  # objectives: their terms are summed below
+                continue
+            if getattr(comp, "eval_only", False) and self.training:
+                continue
+            setattr(state, record, comp(state))
         if losses:
             state.losses = self.objective_terms(state)
         return state
@@ -63,7 +73,7 @@ class Model(nn.Module):
         terms: dict[str, Tensor] = {}
         for obj in self.objectives:
             for name, value in obj(state).items():
-                key = name if name not in terms else f"{obj.registered_name}.{name}"
+                key = name if name not in terms else f"{obj.name}.{name}"
                 terms[key] = value * obj.spec.weight
         return terms
 
@@ -75,27 +85,21 @@ class Model(nn.Module):
 def check_chain(resolved: ResolvedSpec) -> None:
     """Raise SpecError naming every component whose needs no earlier stage provides."""
     available = {"batch.frames", "batch.masks", "batch.extras"}
-    by_stage = {c.stage: c for c in resolved.components}
-    order = ["encoder", "grouper", "prior", "decoder"] + sorted(s for s in by_stage if s.startswith("objectives."))
-    grouper = by_stage.get("grouper")
-    if grouper is not None and getattr(grouper.cls, "eval_only", False):
-        order.remove("grouper")
-        order.insert(order.index("decoder") + 1 if "decoder" in order else len(order), "grouper")
+    by_kind = {c.kind: c for c in resolved.components if not stage(c.kind).many}
     problems = []
-    for stage in order:
-        choice = by_stage.get(stage)
-        if choice is None:
-            continue
+    for choice, _ in run_order((c, c.cls) for c in resolved.components):
         for need in choice.cls.needs:
             if need in available or any(need.startswith(a + ".") for a in available):
                 continue
             record = need.split(".")[0]
-            owner_stage = RECORD_OWNER.get(record, record)
-            owner = by_stage.get(owner_stage)
+            owner_kind = RECORD_OWNER.get(record, record)
+            owner = by_kind.get(owner_kind)
             if owner is None:
-                problems.append(f"{choice.kind} {choice.name} needs {need}; the spec has no {owner_stage}")
+                problems.append(f"{choice.kind} {choice.name} needs {need}; the spec has no {owner_kind}")
             else:
-                problems.append(f"{choice.kind} {choice.name} needs {need}; {owner.kind} {owner.name} does not provide it")
+                problems.append(
+                    f"{choice.kind} {choice.name} needs {need}; {owner.kind} {owner.name} does not provide it"
+                )
         available.update(choice.cls.provides)
     if problems:
         raise SpecError(problems)
@@ -128,17 +132,18 @@ def build(resolved: ResolvedSpec, *, dry_run: bool = True) -> Model:
     """Check the chain, build every component and (by default) run a dry forward pass."""
     check_chain(resolved)
     d = resolved.spec.data
-    ctx = BuildContext(channels=d.channels, frames=d.frames, resolution=tuple(d.resolution))
+    ctx = BuildContext(channels=d.channels, frames=d.frames, resolution=tuple(d.resolution), registry=resolved.registry)
     ctx.dims.update({f"batch.extras.{name}": tuple(shape) for name, shape in d.extras.items()})
-    components: dict[str, Component] = {}
+    components: dict[str, Any] = {"objectives": []}
     for choice in resolved.components:
-        try:
-            components[choice.stage] = choice.cls(choice.params, ctx)
-            ctx.built[choice.stage] = components[choice.stage]
-        except (SpecError, UserError):
-            raise
-        except (ValueError, TypeError) as exc:
-            raise SpecError([f"model.{choice.stage}: {choice.kind} {choice.name} cannot be built: {exc}"]) from exc
+        comp = ctx.construct(
+            choice.cls, choice.params, kind=choice.kind, name=choice.name, where=f"model.{choice.stage}"
+        )
+        ctx.built[choice.stage] = comp
+        if stage(choice.kind).many:
+            components[stage(choice.kind).key].append(comp)
+        else:
+            components[choice.stage] = comp
     model = Model(resolved, components, ctx)
     if dry_run:
         dry_forward(model)
@@ -155,7 +160,9 @@ def dry_forward(model: Model, batch_size: int = 2) -> State:
     except (SpecError, UserError):
         raise
     except Exception as exc:
-        raise SpecError([f"dry run on a batch of shape {list(batch.frames.shape)} failed: {type(exc).__name__}: {exc}"]) from exc
+        raise SpecError(
+            [f"dry run on a batch of shape {list(batch.frames.shape)} failed: {type(exc).__name__}: {exc}"]
+        ) from exc
     finally:
         model.train(was_training)
     return state
@@ -164,18 +171,18 @@ def dry_forward(model: Model, batch_size: int = 2) -> State:
 def report(model: Model, state: State, registry=None) -> list[StageReport]:
     """One row per stage: its component, plugin, parameter count and output shapes."""
     rows = []
-    records = {"encoder": state.features, "grouper": state.latents, "prior": state.prior, "decoder": state.rendering}
-    for stage, comp in model.stages().items():
+    for label, comp in model.stages().items():
         plugin = ""
         if registry is not None:
-            plugin = registry.entry(comp.kind, comp.registered_name).plugin
+            plugin = registry.entry(comp.kind, comp.name).plugin
         n = sum(p.numel() for p in comp.parameters())
-        if stage.startswith("objectives."):
+        record = stage(comp.kind).record
+        if record is None:
             with torch.no_grad():
                 outputs = {k: tuple(v.shape) for k, v in comp(state).items()}
         else:
-            outputs = _shapes(records.get(stage))
-        rows.append(StageReport(stage, comp.kind, comp.registered_name, plugin, n, outputs))
+            outputs = _shapes(getattr(state, record))
+        rows.append(StageReport(label, comp.kind, comp.name, plugin, n, outputs))
     return rows
 
 

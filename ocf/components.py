@@ -17,16 +17,17 @@ than its predecessor's record (raw frames, the posterior) just declares it in ``
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from torch import Tensor, nn
+from torch import nn
 
-from ocf.errors import SpecError
-from ocf.records import Features, Latents, PriorTerms, Rendering, State
+from ocf.errors import RegistryError, SpecError, UserError
+from ocf.records import Features, Latents, PriorTerms, Rendering, State, path_problem, valid_paths
 
 
 class ComponentSpec(BaseModel):
@@ -44,6 +45,9 @@ class BuildContext:
         (``"features.tokens"`` → token channels, ``"latents.objects"`` → slot dim,
         ``"latents.num_slots"`` → k).  A component writes the sizes it provides.
     built: the components built before this one, by stage.
+    kind, name, where: the component being built (``"prior"``, ``"sri.prior"``,
+        ``"model.prior"``); ``label`` joins the first two for messages.
+    registry: the registry the spec was resolved against (used by :meth:`build`).
     """
 
     channels: int
@@ -52,23 +56,89 @@ class BuildContext:
     dims: dict[str, Any] = field(default_factory=dict)
     #: The components built so far, by stage (``"encoder"``, ``"decoder"``, ...), so a
     #: later one can share an earlier one's modules (e.g. an objective that renders other
-    #: latents with the model's decoder).  Keep such references out of your own
-    #: ``nn.Module`` registration (they are already part of the model).
+    #: latents with the model's decoder): wrap such a reference in :class:`Shared` so it
+    #: stays out of your own ``nn.Module`` registration (it is already part of the model).
     built: dict[str, Any] = field(default_factory=dict)
+    registry: Any = field(default=None, repr=False)
+    kind: str = ""
+    name: str = ""
+    where: str = ""
 
-    def dim(self, key: str, component: str = "this component") -> Any:
+    @property
+    def label(self) -> str:
+        """``"prior sri.prior"``: the component being built, for messages."""
+        return f"{self.kind} {self.name}".strip() or "this component"
+
+    def dim(self, key: str, component: str | None = None) -> Any:
+        """The size an earlier component recorded under ``key``; a SpecError naming the
+        component being built (or ``component``) when none did."""
         if key not in self.dims:
             known = ", ".join(sorted(self.dims)) or "none"
-            raise SpecError([f"{component} needs the size of {key}, which no earlier component provides (known: {known})"])
+            who = component or self.label
+            raise SpecError([f"{who} needs the size of {key}, which no earlier component provides (known: {known})"])
         return self.dims[key]
+
+    def build(self, kind: str, entry: Any, where: str) -> "Component":
+        """Build a nested component from a spec entry ``{type: <name>, ...}`` through the
+        model's registry, with this context; ``where`` names the parameter holding the
+        entry (``"decoder"``), so problems read ``model.objectives.1.decoder.type: ...``."""
+        path = f"{self.where}.{where}" if self.where else where
+        if self.registry is None:
+            raise SpecError([f"{path}: {self.label} builds a nested {kind}, but no registry was given to the build"])
+        name, cls, params = self.registry.resolve(kind, entry, path)
+        return self.construct(cls, params, kind=kind, name=name, where=path)
+
+    def construct(self, cls: type["Component"], params: Any, *, kind: str, name: str, where: str) -> "Component":
+        """``cls(params, self)`` with this context describing it (kind, name, where); a
+        ValueError or TypeError from the constructor becomes a SpecError naming ``where``."""
+        saved = (self.kind, self.name, self.where)
+        self.kind, self.name, self.where = kind, name, where
+        try:
+            return cls(params, self)
+        except UserError:
+            raise
+        except (ValueError, TypeError) as exc:
+            raise SpecError([f"{where}: {kind} {name} cannot be built: {exc}"]) from exc
+        finally:
+            self.kind, self.name, self.where = saved
+
+
+class Shared:
+    """A component another stage owns, called from this one without registering it again
+    (its parameters stay under the owning stage, counted and saved once)."""
+
+    __slots__ = ("component",)
+
+    def __init__(self, component: nn.Module) -> None:
+        self.component = component
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.component(*args, **kwargs)
+
+
+class _RegisteredName:
+    """``registered_name``: deprecated alias of ``name``."""
+
+    def __get__(self, obj: Any, owner: type) -> str:
+        warnings.warn(
+            "registered_name is deprecated and will be removed in the next release: use name (declare "
+            "name = '<plugin>.<component>' on the class) or label in messages",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return (owner if obj is None else obj).name
 
 
 class Component(nn.Module):
     kind: ClassVar[str] = ""
+    #: The registered name, declared on the class (``name = "sri.prior"``).  An instance
+    #: carries the name it was built under (an alias, or the name given to the old
+    #: ``registry.add``).
+    name: ClassVar[str] = ""
     needs: ClassVar[tuple[str, ...]] = ()
     provides: ClassVar[tuple[str, ...]] = ()
-    #: Set by the registry loader: the registered name (e.g. ``"slot_attention.grouper"``).
-    registered_name: ClassVar[str] = ""
+    #: Deprecated alias of ``name``.
+    registered_name = _RegisteredName()
     #: Parameters for the conformance check and docs when the Spec has required fields.
     example: ClassVar[dict[str, Any]] = {}
 
@@ -78,11 +148,26 @@ class Component(nn.Module):
     def __init__(self, spec: ComponentSpec, ctx: BuildContext) -> None:
         super().__init__()
         self.spec = spec
+        built_as = getattr(ctx, "name", "")  # ctx may be None for a component used on its own
+        if built_as:
+            self.name = built_as  # type: ignore[misc]
+
+    @property
+    def label(self) -> str:
+        """``"prior sri.prior"``: kind and name, for messages."""
+        return f"{self.kind} {self.name or type(self).__name__}"
 
     @classmethod
     def describe(cls) -> str:
+        """The docstring's first paragraph, on one line (the class name if none)."""
         doc = (cls.__doc__ or "").strip()
-        return doc.splitlines()[0] if doc else cls.__name__
+        return " ".join(doc.split("\n\n")[0].split()) or cls.__name__
+
+    def forward(self, state: State) -> Any:
+        """Read ``state`` (the fields in ``needs``) and return this stage's record."""
+        returns = stage(self.kind).record_type if self.kind in BASES else None
+        what = returns.__name__ if returns is not None else "a dict of scalar loss terms"
+        raise NotImplementedError(f"{self.label} does not implement forward(state) -> {what}")
 
     def pictures(self, state: State, out_dir: Path) -> list[Path]:
         """Pictures particular to this component, drawn by ``ocf viz`` from an evaluation
@@ -97,21 +182,15 @@ class Encoder(Component):
     kind = "encoder"
     needs = ("batch.frames",)
 
-    def forward(self, state: State) -> Features:  # pragma: no cover - abstract
-        raise NotImplementedError
-
 
 class Grouper(Component):
     """Features → :class:`~ocf.records.Latents`.
 
-    ``train_only``/``eval_only`` groupers: set ``eval_only = True`` for a grouper that
-    runs only at evaluation (e.g. clustering), after the decoder."""
+    Set ``eval_only = True`` for a grouper that runs only at evaluation (e.g. clustering
+    the decoder's output), after the decoder; training skips it."""
 
     kind = "grouper"
     eval_only: ClassVar[bool] = False
-
-    def forward(self, state: State) -> Latents:  # pragma: no cover - abstract
-        raise NotImplementedError
 
 
 class Prior(Component):
@@ -119,8 +198,15 @@ class Prior(Component):
 
     kind = "prior"
 
-    def forward(self, state: State) -> PriorTerms:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def __init__(self, spec: ComponentSpec, ctx: BuildContext) -> None:
+        super().__init__(spec, ctx)
+        # follows .to(device / dtype), so sample() draws where the model lives
+        self.register_buffer("_anchor", torch.zeros(()), persistent=False)
+
+    @property
+    def factory_kwargs(self) -> dict[str, Any]:
+        """``device`` and ``dtype`` of the model, for tensors ``sample`` creates."""
+        return {"device": self._anchor.device, "dtype": self._anchor.dtype}
 
     def sample(
         self,
@@ -140,16 +226,13 @@ class Prior(Component):
         the spec's ``data.frames``).  Priors that are not generative do not override
         this method.
         """
-        raise NotImplementedError(f"prior {self.registered_name} cannot sample")
+        raise NotImplementedError(f"{self.label} cannot sample")
 
 
 class Decoder(Component):
     """Latents → :class:`~ocf.records.Rendering`."""
 
     kind = "decoder"
-
-    def forward(self, state: State) -> Rendering:  # pragma: no cover - abstract
-        raise NotImplementedError
 
 
 class ObjectiveSpec(ComponentSpec):
@@ -165,14 +248,79 @@ class Objective(Component):
     class Spec(ObjectiveSpec):
         pass
 
-    def forward(self, state: State) -> dict[str, Tensor]:  # pragma: no cover - abstract
-        raise NotImplementedError
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a model.
+
+    kind: the registry kind and the base class's ``kind`` (``"objective"``).
+    key: where the stage sits in a spec's ``model`` section and on the built model
+        (``"objectives"``, a list).
+    base: the class every component of this kind subclasses.
+    record: the :class:`~ocf.records.State` attribute its output is stored in (``None``
+        for objectives, whose terms are summed into the loss).
+    record_type: the record class its ``forward`` returns.
+    order: position in the run order (an ``eval_only`` grouper runs after the decoder).
+    many: a spec lists any number of this stage (objectives).
+    """
+
+    kind: str
+    key: str
+    base: type[Component]
+    record: str | None
+    record_type: type | None
+    order: int
+    many: bool = False
 
 
-BASES: dict[str, type[Component]] = {
-    "encoder": Encoder,
-    "grouper": Grouper,
-    "prior": Prior,
-    "decoder": Decoder,
-    "objective": Objective,
-}
+#: The stage table: the one place that says which stages exist, in what order they run,
+#: which base class each component subclasses and which record each one writes.
+STAGES: tuple[Stage, ...] = (
+    Stage("encoder", "encoder", Encoder, "features", Features, 0),
+    Stage("grouper", "grouper", Grouper, "latents", Latents, 1),
+    Stage("prior", "prior", Prior, "prior", PriorTerms, 2),
+    Stage("decoder", "decoder", Decoder, "rendering", Rendering, 3),
+    Stage("objective", "objectives", Objective, None, None, 4, many=True),
+)
+
+#: The component kinds, in stage order.
+KINDS: tuple[str, ...] = tuple(s.kind for s in STAGES)
+#: kind → base class (derived from :data:`STAGES`).
+BASES: dict[str, type[Component]] = {s.kind: s.base for s in STAGES}
+
+
+def stage(kind: str) -> Stage:
+    """The :class:`Stage` of a component kind (``"grouper"``)."""
+    for s in STAGES:
+        if s.kind == kind:
+            return s
+    raise KeyError(f"unknown component kind {kind!r}; kinds are {', '.join(KINDS)}")
+
+
+def run_position(component: type[Component] | Component) -> float:
+    """Where a component runs: its stage's order, except that an ``eval_only`` grouper
+    runs after the decoder (it needs the rendering and is skipped in training)."""
+    s = stage(component.kind)
+    if getattr(component, "eval_only", False):
+        return stage("decoder").order + 0.5
+    return s.order
+
+
+def check_class(kind: str, name: str, cls: object) -> None:
+    """Check a class registered as a component of ``kind``: a subclass of the stage's base
+    whose ``needs``/``provides`` name record fields.  Raises RegistryError naming the class."""
+    base = BASES[kind]
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise RegistryError(f"{kind} {name!r} must be a subclass of ocf.components.{base.__name__}, got {cls!r}")
+    problems = [
+        f"{attr} {problem}"
+        for attr in ("needs", "provides")
+        for path in getattr(cls, attr)
+        if (problem := path_problem(path)) is not None
+    ]
+    if problems:
+        raise RegistryError(
+            f"{kind} {name!r} ({cls.__module__}.{cls.__qualname__}): "
+            + "; ".join(problems)
+            + f". Valid fields: {', '.join(valid_paths())} (and keys inside batch.extras, prior.terms and the extras)"
+        )

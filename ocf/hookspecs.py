@@ -1,6 +1,7 @@
 """The hooks a plugin may implement.  Each receives a registry; call
-``registry.add(kind, name, obj)`` for every thing you supply.  Hook docstrings are the
-reference documentation (docs/plugins/hooks.md is checked against them)."""
+``registry.register(Cls, ...)`` for every class you supply (each declares its ``name``; the
+kind follows from its base class).  Hook docstrings are the reference documentation
+(docs/plugins/hooks.md is checked against them)."""
 
 import pluggy
 
@@ -10,24 +11,26 @@ hookimpl = pluggy.HookimplMarker("ocf")
 
 @hookspec
 def ocf_register_components(registry):
-    """Register model components: ``registry.add(kind, name, cls)`` with kind one of
-    encoder, grouper, prior, decoder, objective and ``cls`` a subclass of the matching
-    base in :mod:`ocf.components`.  Name them ``<plugin>.<component>``."""
+    """Register model components: ``registry.register(EncoderCls, GrouperCls, ...)`` with
+    each class a subclass of a base in :mod:`ocf.components` (encoder, grouper, prior,
+    decoder, objective) declaring ``name = "<plugin>.<component>"``.  Its ``needs`` and
+    ``provides`` must name record fields; a typo fails the plugin at load."""
 
 
 @hookspec
 def ocf_register_datasets(registry):
-    """Register procedural dataset generators: ``registry.add("dataset", name, cls)`` with
-    ``cls`` a subclass of :class:`ocf.data.Generator`."""
+    """Register procedural dataset generators: ``registry.register(GeneratorCls, ...)`` with
+    each class a subclass of :class:`ocf.data.Generator` declaring its ``name``."""
 
 
 @hookspec
 def ocf_register_metrics(registry):
-    """Register evaluation metrics: ``registry.add("metric", name, cls)`` with ``cls`` a
-    subclass of :class:`ocf.metrics.EvalMetric`."""
+    """Register evaluation metrics: ``registry.register(MetricCls, ...)`` with each class a
+    subclass of :class:`ocf.metrics.EvalMetric` declaring its ``name``."""
 
 
 @hookspec
 def ocf_register_converters(registry):
-    """Register dataset converters for ``ocf data convert``: ``registry.add("converter",
-    name, cls)`` with ``cls`` a subclass of :class:`ocf.data.convert.Converter`."""
+    """Register dataset converters for ``ocf data convert``: ``registry.register(ConverterCls)``
+    with each class a subclass of :class:`ocf.data.convert.Converter` declaring its ``name``
+    (the old ``registry.add("converter", name, cls)`` still works, with a DeprecationWarning)."""

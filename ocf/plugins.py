@@ -23,8 +23,7 @@ from typing import Iterable
 import pluggy
 
 from ocf import hookspecs
-from ocf.components import BASES
-from ocf.errors import RegistryError
+from ocf.components import check_class
 from ocf.registry import COMPONENT_KINDS, Registry
 
 ENTRY_POINT_GROUP = "ocf"
@@ -98,7 +97,9 @@ class Plugins:
     def add_module(self, module: ModuleType | object, name: str, *, info: PluginInfo | None = None) -> PluginInfo:
         """Register a plugin object (module or class instance with hook implementations)
         and run its hooks.  Used for entry points and, in tests, for local plugins."""
-        info = info or self.info.setdefault(name, PluginInfo(name=name, source="local", module=getattr(module, "__name__", "")))
+        info = info or self.info.setdefault(
+            name, PluginInfo(name=name, source="local", module=getattr(module, "__name__", ""))
+        )
         self.info[name] = info
         try:
             self.pm.register(module, name=name)
@@ -124,8 +125,8 @@ class Plugins:
                     if impl.plugin_name == name:
                         impl.function(**{a: bound for a in impl.argnames if a == "registry"})
             for entry in self.registry.entries(plugin=name):
-                if entry.kind in COMPONENT_KINDS:
-                    _check_component(entry.kind, entry.name, entry.obj)
+                if entry.kind in COMPONENT_KINDS:  # register() checked these already; add() did not
+                    check_class(entry.kind, entry.name, entry.obj)
         except Exception as exc:
             self.registry.remove_plugin(name)
             self.pm.unregister(name=name)
@@ -142,13 +143,6 @@ class Plugins:
 
     def failed(self) -> list[PluginInfo]:
         return [i for i in self.info.values() if i.status == "failed"]
-
-
-def _check_component(kind: str, name: str, cls: object) -> None:
-    base = BASES[kind]
-    if not (isinstance(cls, type) and issubclass(cls, base)):
-        raise RegistryError(f"{kind} {name!r} must be a subclass of ocf.components.{base.__name__}, got {cls!r}")
-    cls.registered_name = name  # type: ignore[attr-defined]
 
 
 def _name_list(value: str | None) -> list[str] | None:
@@ -175,7 +169,3 @@ def default() -> Plugins:
     if _DEFAULT is None:
         _DEFAULT = load()
     return _DEFAULT
-
-
-def registry() -> Registry:
-    return default().registry

@@ -1,5 +1,5 @@
-"""Probabilistic helpers shared by every plugin: Gaussians, Bernoulli / binary concrete,
-analytic KL and the numerically safe mixture likelihood.
+"""Probabilistic helpers shared by every plugin: the diagonal Gaussian (with its analytic
+KL), Bernoulli log-probabilities and the numerically safe mixture likelihood.
 
 Everything here is elementwise (no reduction) unless said otherwise, so priors and
 objectives choose their own reductions.  Shapes use the glossary in :mod:`ocf.records`.
@@ -8,27 +8,55 @@ objectives choose their own reductions.  Shapes use the glossary in :mod:`ocf.re
 from __future__ import annotations
 
 import math
+import warnings
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ocf.records import DiagonalGaussian
 
 __all__ = [
     "DiagonalGaussian",
     "gaussian_from_params",
     "gaussian_log_likelihood",
-    "kl_normal_normal",
     "bernoulli_log_prob",
-    "relaxed_bernoulli_sample",
-    "relaxed_bernoulli_log_prob",
     "mixture_log_likelihood",
 ]
 
 LOG_2PI = math.log(2 * math.pi)
 MAX_LOG_STD = 3.0  # exp(3) ≈ 20: as SIMONe's clamp(log_scale, -10, 3)
+
+
+@dataclass
+class DiagonalGaussian:
+    """A diagonal Gaussian ``N(mean, std**2)``; ``mean`` and ``std`` share any shape."""
+
+    mean: Tensor
+    std: Tensor
+
+    def rsample(self, generator: torch.Generator | None = None) -> Tensor:
+        eps = torch.randn(self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
+        return self.mean + self.std * eps
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """Elementwise log-density (no reduction)."""
+        var = self.std**2
+        return -0.5 * ((x - self.mean) ** 2 / var + torch.log(2 * torch.pi * var))
+
+    def kl(self, other: "DiagonalGaussian | None" = None) -> Tensor:
+        """Elementwise ``KL(self || other)`` (no reduction); ``other = None`` is ``N(0, 1)``."""
+        if other is None:
+            return 0.5 * (self.std**2 + self.mean**2 - 1.0) - torch.log(self.std)
+        var_ratio = (self.std / other.std) ** 2
+        t1 = ((self.mean - other.mean) / other.std) ** 2
+        return 0.5 * (var_ratio + t1 - 1.0 - torch.log(var_ratio))
+
+    def kl_to_standard_normal(self) -> Tensor:
+        """Deprecated spelling of ``kl()``."""
+        _deprecated("DiagonalGaussian.kl_to_standard_normal()", "q.kl()")
+        return self.kl()
 
 
 def gaussian_from_params(
@@ -58,8 +86,15 @@ def gaussian_log_likelihood(x: Tensor, mean: Tensor, sigma: float | Tensor) -> T
 
 
 def kl_normal_normal(q: DiagonalGaussian, p: DiagonalGaussian | None = None) -> Tensor:
-    """Elementwise ``KL(q || p)`` of diagonal Gaussians; ``p = None`` is ``N(0, 1)``."""
-    return q.kl_to_standard_normal() if p is None else q.kl(p)
+    """Deprecated spelling of ``q.kl(p)``."""
+    _deprecated("ocf.prob.kl_normal_normal(q, p)", "q.kl(p)")
+    return q.kl(p)
+
+
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(
+        f"{old} is deprecated and will be removed in the next release; write {new}", DeprecationWarning, stacklevel=3
+    )
 
 
 def bernoulli_log_prob(logits: Tensor, x: Tensor) -> Tensor:
@@ -67,36 +102,9 @@ def bernoulli_log_prob(logits: Tensor, x: Tensor) -> Tensor:
     return -F.binary_cross_entropy_with_logits(logits, x, reduction="none")
 
 
-def relaxed_bernoulli_sample(
-    logits: Tensor,
-    temperature: float,
-    *,
-    hard: bool = False,
-    generator: torch.Generator | None = None,
+def mixture_log_likelihood(
+    x: Tensor, rgb: Tensor, mask_logits: Tensor, sigma: float | Tensor, *, per_channel: bool = True
 ) -> Tensor:
-    """A reparameterised binary concrete sample in (0, 1) (Maddison et al., 2017):
-    ``sigmoid((logits + log u - log(1 - u)) / temperature)``, ``u ~ U(0, 1)``.
-    ``hard``: round to {0, 1} in the forward pass, straight-through gradient."""
-    u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
-    u = u.clamp(1e-6, 1 - 1e-6)
-    y = torch.sigmoid((logits + u.log() - (-u).log1p()) / temperature)
-    if hard:
-        y = y + ((y > 0.5).to(y.dtype) - y).detach()
-    return y
-
-
-def relaxed_bernoulli_log_prob(y: Tensor, logits: Tensor, temperature: float, eps: float = 1e-6) -> Tensor:
-    """Elementwise log-density of a binary concrete sample ``y`` in (0, 1)."""
-    y = y.clamp(eps, 1 - eps)
-    log_y, log_1my = y.log(), (-y).log1p()
-    t = temperature
-    return (
-        math.log(t) + logits - (t + 1) * (log_y + log_1my)
-        - 2 * torch.logaddexp(logits - t * log_y, -t * log_1my)
-    )
-
-
-def mixture_log_likelihood(x: Tensor, rgb: Tensor, mask_logits: Tensor, sigma: float | Tensor, *, per_channel: bool = True) -> Tensor:
     """Per-pixel log-likelihood of a spatial mixture of Gaussians.
 
     x: ``[b t c h w]``; rgb: ``[b t k c h w]`` component means; mask_logits:

@@ -30,33 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-
-@dataclass
-class DiagonalGaussian:
-    """A diagonal Gaussian ``N(mean, std**2)``; ``mean`` and ``std`` share any shape."""
-
-    mean: Tensor
-    std: Tensor
-
-    def rsample(self, generator: torch.Generator | None = None) -> Tensor:
-        eps = torch.randn(self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
-        return self.mean + self.std * eps
-
-    def log_prob(self, x: Tensor) -> Tensor:
-        """Elementwise log-density (no reduction)."""
-        var = self.std**2
-        return -0.5 * ((x - self.mean) ** 2 / var + torch.log(2 * torch.pi * var))
-
-    def kl_to_standard_normal(self) -> Tensor:
-        """Elementwise KL(q || N(0, 1)) (no reduction)."""
-        var = self.std**2
-        return 0.5 * (var + self.mean**2 - 1.0) - torch.log(self.std)
-
-    def kl(self, other: "DiagonalGaussian") -> Tensor:
-        """Elementwise KL(self || other) (no reduction)."""
-        var_ratio = (self.std / other.std) ** 2
-        t1 = ((self.mean - other.mean) / other.std) ** 2
-        return 0.5 * (var_ratio + t1 - 1.0 - torch.log(var_ratio))
+from ocf.prob import DiagonalGaussian  # noqa: F401 - part of the records' vocabulary (Latents.posterior)
 
 
 @dataclass
@@ -157,6 +131,14 @@ class Rendering:
     target: Tensor | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def compose(cls, rgb: Tensor, mask_logits: Tensor, **fields: Any) -> "Rendering":
+        """The rendering of per-slot appearances ``rgb [b t k c h w]`` mixed by the masks
+        (softmax over k of ``mask_logits [b t k h w]``): ``recon = Σ_k mask_k · rgb_k``.
+        ``fields``: the other fields (``target``, ``extras``)."""
+        recon = (mask_logits.softmax(dim=2).unsqueeze(3) * rgb).sum(dim=2)  # [b t c h w]
+        return cls(recon=recon, rgb=rgb, mask_logits=mask_logits, **fields)
+
     @property
     def masks(self) -> Tensor | None:
         """``[b t k h w]`` softmax over k (slots compete for pixels)."""
@@ -202,13 +184,35 @@ class State:
         return None
 
 
+_RECORDS = {"batch": Batch, "features": Features, "latents": Latents, "prior": PriorTerms, "rendering": Rendering}
+
+#: The fields of each record a component may name in ``needs``/``provides``
+#: (``"latents.frames"``); checked when a component registers.
 RECORD_FIELDS: dict[str, tuple[str, ...]] = {
-    name: tuple(f.name for f in dataclasses.fields(cls))
-    for name, cls in {
-        "batch": Batch,
-        "features": Features,
-        "latents": Latents,
-        "prior": PriorTerms,
-        "rendering": Rendering,
-    }.items()
+    name: tuple(f.name for f in dataclasses.fields(cls)) for name, cls in _RECORDS.items()
 }
+#: The fields that are dicts, so a path may go one level deeper (``"batch.extras.counts"``).
+_DICT_FIELDS = {
+    f"{name}.{f.name}" for name, cls in _RECORDS.items() for f in dataclasses.fields(cls) if f.default_factory is dict
+}
+
+
+def valid_paths() -> list[str]:
+    """Every ``record.field`` path, for messages."""
+    return [f"{record}.{f}" for record, fields in RECORD_FIELDS.items() for f in fields]
+
+
+def path_problem(path: str) -> str | None:
+    """``None`` if ``path`` names a State field (``record.field``, or a key inside a dict
+    field such as ``"rendering.extras.rotating"``), else what is wrong with it."""
+    parts = path.split(".") if isinstance(path, str) else []
+    if len(parts) < 2 or parts[0] not in RECORD_FIELDS:
+        return f"{path!r} does not start with a record ({', '.join(RECORD_FIELDS)}) and a field"
+    record, fld = parts[0], parts[1]
+    if fld not in RECORD_FIELDS[record]:
+        return f"{path!r}: {record} has no field {fld!r} (its fields: {', '.join(RECORD_FIELDS[record])})"
+    if len(parts) > 2 and f"{record}.{fld}" not in _DICT_FIELDS:
+        return f"{path!r}: {record}.{fld} is not a dict, so a path cannot go inside it"
+    if not all(parts):
+        return f"{path!r} has an empty part"
+    return None

@@ -1,7 +1,9 @@
 """The registry: which plugin supplies which component, dataset and metric.
 
 Plugins add entries through the hooks in :mod:`ocf.hookspecs` by calling
-``registry.add(kind, name, obj)``.  The registry records the plugin that added each name,
+``registry.register(Cls, ...)``: each class declares its ``name`` and the kind follows from
+its base class (a component base in :mod:`ocf.components`, :class:`ocf.data.Generator` or
+:class:`ocf.metrics.EvalMetric`).  The registry records the plugin that added each name,
 refuses a duplicate naming both plugins, and suggests close matches for an unknown name.
 It is an ordinary object, so a test can build an isolated one.
 """
@@ -9,12 +11,16 @@ It is an ordinary object, so a test can build an isolated one.
 from __future__ import annotations
 
 import difflib
+import warnings
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from ocf.errors import RegistryError
+from pydantic import ValidationError
 
-COMPONENT_KINDS = ("encoder", "grouper", "prior", "decoder", "objective")
+from ocf.components import BASES, check_class
+from ocf.components import KINDS as COMPONENT_KINDS  # the stage table's kinds, in stage order
+from ocf.errors import RegistryError, SpecError
+
 KINDS = COMPONENT_KINDS + ("dataset", "metric", "converter")
 
 
@@ -26,18 +32,60 @@ class Entry:
     plugin: str
 
 
+def kind_of(obj: Any) -> str:
+    """The registry kind of a class, from its base class."""
+    if isinstance(obj, type):
+        for kind, base in BASES.items():
+            if issubclass(obj, base):
+                return kind
+        from ocf.data.generator import Generator
+
+        if issubclass(obj, Generator):
+            return "dataset"
+        from ocf.metrics import EvalMetric
+
+        if issubclass(obj, EvalMetric):
+            return "metric"
+        from ocf.data.convert.base import Converter
+
+        if issubclass(obj, Converter):
+            return "converter"
+    raise RegistryError(
+        f"cannot tell what {obj!r} is: register subclasses of ocf.Encoder, ocf.Grouper, ocf.Prior, ocf.Decoder, "
+        "ocf.Objective, ocf.Generator (datasets), ocf.EvalMetric (metrics) or ocf.data.convert.Converter"
+    )
+
+
 class Registry:
     def __init__(self) -> None:
         self._entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
-        self._current_plugin: str = "<direct>"
 
-    def add(self, kind: str, name: str, obj: Any, *, plugin: str | None = None) -> None:
-        """Register ``obj`` under ``kind``/``name``; a duplicate name is an error."""
+    def register(self, *objs: Any, name: str | None = None, plugin: str = "<direct>") -> None:
+        """Register classes under the ``name`` each declares, the kind inferred from its
+        base class.  ``name=`` registers one class under another name (an alias)."""
+        if name is not None and len(objs) != 1:
+            raise RegistryError(f"name={name!r} names one class; got {len(objs)}")
+        for obj in objs:
+            kind = kind_of(obj)
+            n = name or vars(obj).get("name", "")  # declared on the class itself, not inherited
+            if not n or not isinstance(n, str):
+                inherited = getattr(obj, "name", "")
+                hint = f" (it inherits {inherited!r}, which names its base class)" if inherited else ""
+                raise RegistryError(
+                    f"{kind} {obj.__module__}.{obj.__qualname__} declares no name{hint}: set "
+                    "name = '<plugin>.<thing>' on the class (or pass name=...)"
+                )
+            if kind in COMPONENT_KINDS:
+                check_class(kind, n, obj)
+            self.add(kind, n, obj, plugin=plugin)
+
+    def add(self, kind: str, name: str, obj: Any, *, plugin: str = "<direct>") -> None:
+        """Register ``obj`` under ``kind``/``name``; a duplicate name is an error.  The
+        low-level form (no checks of ``obj``); plugins call :meth:`register`."""
         if kind not in self._entries:
             raise RegistryError(f"unknown kind {kind!r}; kinds are {', '.join(KINDS)}")
         if not name or not isinstance(name, str):
             raise RegistryError(f"a {kind} needs a non-empty string name, got {name!r}")
-        plugin = plugin or self._current_plugin
         existing = self._entries[kind].get(name)
         if existing is not None:
             raise RegistryError(
@@ -66,6 +114,23 @@ class Registry:
     def get(self, kind: str, name: str) -> Any:
         return self.entry(kind, name).obj
 
+    def resolve(self, kind: str, entry: Any, where: str) -> tuple[str, type, Any]:
+        """A spec entry ``{type: <name>, <parameter>: <value>, ...}`` → ``(name, cls,
+        validated Spec)``; raises SpecError with every problem, each prefixed by ``where``
+        (``model.grouper``)."""
+        if not isinstance(entry, dict) or "type" not in entry:
+            raise SpecError([f"{where}: expected a mapping with a 'type' key naming a registered {kind}"])
+        name = str(entry["type"])
+        try:
+            cls = self.get(kind, name)
+        except RegistryError as exc:
+            raise SpecError([f"{where}.type: {exc}"]) from None
+        try:
+            params = cls.Spec.model_validate({k: v for k, v in entry.items() if k != "type"})
+        except ValidationError as exc:
+            raise SpecError(validation_problems(exc, prefix=where)) from None
+        return name, cls, params
+
     def names(self, kind: str) -> list[str]:
         return sorted(self._entries[kind])
 
@@ -86,11 +151,42 @@ class Registry:
 
 
 class BoundRegistry:
-    """What a hook receives: ``add`` records the calling plugin's name."""
+    """What a hook receives: ``register`` records the calling plugin's name."""
 
     def __init__(self, registry: Registry, plugin: str) -> None:
         self._registry = registry
         self.plugin = plugin
 
+    def register(self, *objs: Any, name: str | None = None) -> None:
+        """``registry.register(EncoderCls, GrouperCls, ...)``: each class under the
+        ``name`` it declares, the kind from its base class; ``name=`` for an alias."""
+        self._registry.register(*objs, name=name, plugin=self.plugin)
+
     def add(self, kind: str, name: str, obj: Any) -> None:
+        """Deprecated: declare ``name`` on the class and call :meth:`register`."""
+        warnings.warn(
+            f"registry.add({kind!r}, {name!r}, ...) is deprecated and will be removed in the next release: "
+            f"declare name = {name!r} on the class and call registry.register(Cls) (plugin {self.plugin!r})",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         self._registry.add(kind, name, obj, plugin=self.plugin)
+
+
+def validation_problems(exc: ValidationError, prefix: str = "") -> list[str]:
+    """One ``path: message`` line per pydantic error, paths prefixed (``model.grouper``)."""
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        path = ".".join(p for p in (prefix, loc) if p)
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            out.append(f"{path}: unknown key")
+            continue
+        if err["type"] == "missing":
+            out.append(f"{path}: required")
+            continue
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        out.append(f"{path}: {msg}, got {err.get('input')!r}")
+    return out

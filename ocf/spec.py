@@ -17,11 +17,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ocf.components import STAGES as _STAGE_TABLE
 from ocf.components import ComponentSpec
-from ocf.errors import RegistryError, SpecError, UserError
-from ocf.registry import Registry
+from ocf.errors import SpecError, UserError
+from ocf.registry import Registry, validation_problems
 
-STAGES = ("encoder", "grouper", "prior", "decoder")
+#: The single stages' keys in a spec's ``model`` section (derived from :data:`ocf.components.STAGES`).
+STAGES = tuple(s.key for s in _STAGE_TABLE if not s.many)
 
 
 class _Strict(BaseModel):
@@ -152,6 +154,7 @@ class ComponentChoice:
     name: str
     cls: type
     params: ComponentSpec
+    index: int | None = None  # position in the spec's list for a stage a spec lists (objectives)
 
 
 @dataclass
@@ -172,8 +175,8 @@ class ResolvedSpec:
         out = self.spec.model_dump(mode="json")
         for c in self.components:
             entry = {"type": c.name, **c.params.model_dump(mode="json")}
-            if c.kind == "objective":
-                out["model"]["objectives"][int(c.stage.split(".")[1])] = entry
+            if c.index is not None:
+                out["model"][c.stage.split(".")[0]][c.index] = entry
             else:
                 out["model"][c.stage] = entry
         return out
@@ -202,21 +205,25 @@ def resolve(data: dict[str, Any], registry: Registry) -> ResolvedSpec:
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
-        problems.extend(_format(exc))
+        problems.extend(validation_problems(exc))
         spec = None
     components: list[ComponentChoice] = []
     model = data.get("model") if isinstance(data.get("model"), dict) else None
     if model is not None:
-        slots: list[tuple[str, str, Any]] = [(s, s, model.get(s)) for s in STAGES]
-        objectives = model.get("objectives") or []
-        if isinstance(objectives, list):
-            slots += [(f"objectives.{i}", "objective", o) for i, o in enumerate(objectives)]
-        for stage, kind, entry in slots:
-            if entry is None:
+        for stage in _STAGE_TABLE:
+            entries = model.get(stage.key)
+            if not stage.many:
+                entries = [entries]
+            elif not isinstance(entries, list):
                 continue
-            choice = _resolve_component(stage, kind, entry, registry, problems)
-            if choice is not None:
-                components.append(choice)
+            for i, entry in enumerate(entries):
+                if entry is None:
+                    continue
+                where = f"{stage.key}.{i}" if stage.many else stage.key
+                choice = _resolve_component(where, stage.kind, entry, registry, problems)
+                if choice is not None:
+                    choice.index = i if stage.many else None
+                    components.append(choice)
     if problems:
         raise SpecError(problems)
     assert spec is not None
@@ -234,39 +241,10 @@ def load(path: str | Path, registry: Registry, overrides: list[str] = ()) -> Res
 
 
 def _resolve_component(stage: str, kind: str, entry: Any, registry: Registry, problems: list[str]) -> ComponentChoice | None:
-    where = f"model.{stage}"
-    if not isinstance(entry, dict) or "type" not in entry:
-        problems.append(f"{where}: expected a mapping with a 'type' key naming a registered {kind}")
-        return None
-    name = entry["type"]
     try:
-        cls = registry.get(kind, str(name))
-    except RegistryError as exc:
-        problems.append(f"{where}.type: {exc}")
+        name, cls, params = registry.resolve(kind, entry, f"model.{stage}")
+    except SpecError as exc:
+        problems.extend(exc.problems)
         return None
-    params = {k: v for k, v in entry.items() if k != "type"}
-    try:
-        spec = cls.Spec.model_validate(params)
-    except ValidationError as exc:
-        problems.extend(_format(exc, prefix=where))
-        return None
-    return ComponentChoice(stage, kind, str(name), cls, spec)
+    return ComponentChoice(stage, kind, name, cls, params)
 
-
-def _format(exc: ValidationError, prefix: str = "") -> list[str]:
-    out = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        path = ".".join(p for p in (prefix, loc) if p)
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-            out.append(f"{path}: {msg}")
-            continue
-        if err["type"] == "missing":
-            out.append(f"{path}: required")
-            continue
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
-        out.append(f"{path}: {msg}, got {err.get('input')!r}")
-    return out

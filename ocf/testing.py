@@ -7,22 +7,26 @@ on a tiny batch, and checks its contract.
 It fakes the State fields the component ``needs`` (random tensors of documented shapes),
 then checks that the output is the right record, that every field it ``provides`` is
 present and finite, that its documented shapes hold, and that every parameter receives a
-gradient.  A component whose needs are unusual overrides the classmethod
-``example_state(ctx, batch_size)`` to supply its own inputs.
+gradient.  A component whose needs are unusual supplies its own inputs with
+``example_state``: a classmethod ``example_state(ctx, batch_size) -> State``, or a string
+``"package.fixtures:function"`` naming such a function in a test-support module (which
+keeps fixtures, and the imports they need, out of the component's module).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import importlib
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
 
-from ocf.components import BuildContext, Component
+from ocf.components import STAGES, BuildContext, Component, stage
 from ocf.records import Batch, DiagonalGaussian, Features, Latents, PriorTerms, Rendering, State
 
-RECORD_TYPES = {"encoder": Features, "grouper": Latents, "prior": PriorTerms, "decoder": Rendering}
+#: kind → the record its forward returns (derived from :data:`ocf.components.STAGES`).
+RECORD_TYPES = {s.kind: s.record_type for s in STAGES if s.record is not None}
 
 
 class ConformanceError(AssertionError):
@@ -62,7 +66,7 @@ def example_state(needs: tuple[str, ...], ctx: BuildContext, batch_size: int = 2
     if any(f.startswith("rendering.") for f in fields):
         logits = rnd(b, t, k, h, w)
         rgb = rnd(b, t, k, c, h, w)
-        state.rendering = Rendering(recon=(logits.softmax(2).unsqueeze(3) * rgb).sum(2), rgb=rgb, mask_logits=logits)
+        state.rendering = Rendering.compose(rgb, logits)
     return state
 
 
@@ -75,37 +79,22 @@ def check_component(
     resolution: tuple[int, int] = (16, 16),
     batch_size: int = 2,
     allow_no_grad: tuple[str, ...] = (),
+    registry: Any = None,
 ) -> Any:
     """Build ``cls`` from its spec (defaults plus ``params``), run it on a tiny batch and
-    check its contract; returns the output record.  Raises ConformanceError."""
+    check its contract; returns the output record.  Raises ConformanceError.
+
+    registry: what nested components (``ctx.build``) resolve through; default: the
+    process-wide plugins' registry, loaded on first use."""
     spec = cls.Spec.model_validate({**getattr(cls, "example", {}), **(params or {})})
-    ctx = BuildContext(channels=channels, frames=frames, resolution=resolution)
-    factory = getattr(cls, "example_state", None)
-    state = factory(ctx, batch_size) if factory is not None else example_state(cls.needs, ctx, batch_size)
+    ctx = BuildContext(channels=channels, frames=frames, resolution=resolution, registry=registry or _DefaultRegistry())
+    state = _fixture(cls)(ctx, batch_size)
     torch.manual_seed(0)
-    comp = cls(spec, ctx)
+    name, kind = cls.name or cls.__name__, cls.kind
+    comp = ctx.construct(cls, spec, kind=kind, name=name, where=kind)
     comp.train()
     out = comp(state)
-    name = cls.registered_name or cls.__name__
-    kind = cls.kind
-    if kind == "objective":
-        if not isinstance(out, dict) or not out:
-            raise ConformanceError(f"objective {name} must return a non-empty dict of scalar terms, got {type(out).__name__}")
-        tensors = list(out.values())
-        for term, v in out.items():
-            if v.dim() != 0 and v.numel() != 1:
-                raise ConformanceError(f"objective {name}: term {term!r} is not a scalar (shape {list(v.shape)})")
-    else:
-        expected = RECORD_TYPES[kind]
-        if not isinstance(out, expected):
-            raise ConformanceError(f"{kind} {name} must return {expected.__name__}, got {type(out).__name__}")
-        record = kind if kind != "grouper" else "latents"
-        record = {"encoder": "features", "decoder": "rendering"}.get(kind, record)
-        setattr(state, record, out)
-        for path in cls.provides:
-            if state.get(path) is None:
-                raise ConformanceError(f"{kind} {name} declares it provides {path}, but it is None")
-        tensors = _tensors(out)
+    tensors = _check_output(cls, out, state, name)
     for v in tensors:
         if v.is_floating_point() and not torch.isfinite(v).all():
             raise ConformanceError(f"{kind} {name} produced non-finite values")
@@ -116,10 +105,59 @@ def check_component(
         if not isinstance(loss, Tensor):
             raise ConformanceError(f"{kind} {name} has parameters but its output does not depend on them")
         loss.backward()
-        missing = [n for n, p in params_ if (p.grad is None or not torch.isfinite(p.grad).all()) and not n.startswith(allow_no_grad)]
+        missing = [
+            n
+            for n, p in params_
+            if (p.grad is None or not torch.isfinite(p.grad).all()) and not n.startswith(allow_no_grad)
+        ]
         if missing:
             raise ConformanceError(f"{kind} {name}: parameters without a finite gradient: {', '.join(missing)}")
     return out
+
+
+def _check_output(cls: type[Component], out: Any, state: State, name: str) -> list[Tensor]:
+    """Check the output's type (and, for a stage record, that it holds what ``cls``
+    provides, storing it in ``state``); returns its tensors."""
+    kind, record = cls.kind, stage(cls.kind).record
+    if record is None:
+        if not isinstance(out, dict) or not out:
+            raise ConformanceError(
+                f"objective {name} must return a non-empty dict of scalar terms, got {type(out).__name__}"
+            )
+        for term, v in out.items():
+            if v.dim() != 0 and v.numel() != 1:
+                raise ConformanceError(f"objective {name}: term {term!r} is not a scalar (shape {list(v.shape)})")
+        return list(out.values())
+    expected = RECORD_TYPES[kind]
+    if not isinstance(out, expected):
+        raise ConformanceError(f"{kind} {name} must return {expected.__name__}, got {type(out).__name__}")
+    setattr(state, record, out)
+    for path in cls.provides:
+        if state.get(path) is None:
+            raise ConformanceError(f"{kind} {name} declares it provides {path}, but it is None")
+    return _tensors(out)
+
+
+def _fixture(cls: type[Component]) -> Callable[[BuildContext, int], State]:
+    """The class's conformance fixture: its ``example_state`` (a classmethod, or a
+    ``"module:function"`` string naming a function in a fixtures module, imported only
+    here), else the generic :func:`example_state` of its ``needs``."""
+    factory = getattr(cls, "example_state", None)
+    if isinstance(factory, str):
+        module, _, attr = factory.partition(":")
+        factory = getattr(importlib.import_module(module), attr)
+    if factory is None:
+        return lambda ctx, batch_size: example_state(cls.needs, ctx, batch_size)
+    return factory
+
+
+class _DefaultRegistry:
+    """The process-wide plugins' registry, loaded only when a component builds a nested one."""
+
+    def resolve(self, kind: str, entry: Any, where: str) -> Any:
+        from ocf import plugins
+
+        return plugins.default().registry.resolve(kind, entry, where)
 
 
 def _tensors(record: Any) -> list[Tensor]:
@@ -154,8 +192,12 @@ def _check_shapes(state: State, kind: str, name: str, b: int, t: int, c: int, hw
         # a decoder that renders a subset (frames, resolution) says so with rendering.target
         bt = (b, t) if r.target is None else tuple(r.target.shape[:2])
         if r.mask_logits is not None and (r.mask_logits.dim() != 5 or tuple(r.mask_logits.shape[:2]) != bt):
-            problems.append(f"rendering.mask_logits should be [b t k h w] with [b t] = {list(bt)}, got {list(r.mask_logits.shape)}")
+            problems.append(
+                f"rendering.mask_logits should be [b t k h w] with [b t] = {list(bt)}, got {list(r.mask_logits.shape)}"
+            )
         if r.recon is not None and r.target is not None and r.recon.shape != r.target.shape:
-            problems.append(f"rendering.recon {list(r.recon.shape)} does not match rendering.target {list(r.target.shape)}")
+            problems.append(
+                f"rendering.recon {list(r.recon.shape)} does not match rendering.target {list(r.target.shape)}"
+            )
     if problems:
         raise ConformanceError(f"{kind} {name}: " + "; ".join(problems))

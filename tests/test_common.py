@@ -3,7 +3,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.distributions import Bernoulli, Normal, RelaxedBernoulli, kl_divergence
+from torch.distributions import Bernoulli, Normal, kl_divergence
 
 import ocf_common
 from ocf import prob
@@ -50,28 +50,23 @@ def test_gaussian_log_likelihood_matches_torch():
     assert torch.allclose(prob.gaussian_log_likelihood(x, m, 0.3), Normal(m, 0.3).log_prob(x), atol=1e-5)
 
 
-def test_kl_normal_normal_matches_torch():
+def test_gaussian_kl_matches_torch():
     q = DiagonalGaussian(torch.randn(6), torch.rand(6) + 0.1)
     p = DiagonalGaussian(torch.randn(6), torch.rand(6) + 0.1)
     ref = kl_divergence(Normal(q.mean, q.std), Normal(p.mean, p.std))
-    assert torch.allclose(prob.kl_normal_normal(q, p), ref, atol=1e-5)
+    assert torch.allclose(q.kl(p), ref, atol=1e-5)
     ref0 = kl_divergence(Normal(q.mean, q.std), Normal(0.0, 1.0))
-    assert torch.allclose(prob.kl_normal_normal(q), ref0, atol=1e-5)
+    assert torch.allclose(q.kl(), ref0, atol=1e-5)
+    # the old spellings still work, with a warning saying what to write
+    with pytest.warns(DeprecationWarning, match=r"write q.kl\(p\)"):
+        assert torch.equal(prob.kl_normal_normal(q, p), q.kl(p))
+    with pytest.warns(DeprecationWarning, match=r"write q.kl\(\)"):
+        assert torch.equal(q.kl_to_standard_normal(), q.kl())
 
 
-def test_bernoulli_and_relaxed_bernoulli():
+def test_bernoulli_log_prob_matches_torch():
     logits, x = torch.randn(20), torch.randint(0, 2, (20,)).float()
     assert torch.allclose(prob.bernoulli_log_prob(logits, x), Bernoulli(logits=logits).log_prob(x), atol=1e-5)
-    logits.requires_grad_()
-    y = prob.relaxed_bernoulli_sample(logits, 0.5)
-    assert ((y > 0) & (y < 1)).all()
-    y.sum().backward()
-    assert logits.grad is not None and (logits.grad != 0).any()
-    hard = prob.relaxed_bernoulli_sample(logits, 0.5, hard=True)
-    assert set(hard.unique().tolist()) <= {0.0, 1.0} and hard.requires_grad
-    y = y.detach().clamp(0.05, 0.95)
-    ref = RelaxedBernoulli(torch.tensor(0.5), logits=logits.detach()).log_prob(y)
-    assert torch.allclose(prob.relaxed_bernoulli_log_prob(y, logits.detach(), 0.5), ref, atol=1e-4)
 
 
 def test_mixture_log_likelihood_matches_direct_computation():

@@ -18,9 +18,10 @@ from ocf.metrics import fg_ari
 from ocf.records import Batch, Rendering, State
 from ocf.spec import resolve
 from ocf.testing import check_component
-from ocf_rotating.cluster import RotatingCluster, agglomerative, kmeans, orientations
+from ocf_rotating.grouper import RotatingCluster, agglomerative, kmeans, orientations
 from ocf_rotating.layers import add_rotation_dims, magnitude, rotating_conv, rotating_conv_transpose, rotating_linear
-from ocf_rotating.model import RotatingDecoder, RotatingEncoder
+from ocf_rotating.decoder import RotatingDecoder
+from ocf_rotating.encoder import RotatingEncoder
 from ocf_rotating.viz import orientation_colours, rotating_figure
 
 REGISTRY = plugins.default().registry

@@ -1,6 +1,6 @@
 """Rotating Features on precomputed feature maps (the DINO setting): the generic
 ``data.extras`` option (shape checked against the file, faked in the dry run, sizes in
-ctx.dims), ``ocf_rotating.features.add_features``, and a few training steps end to end."""
+ctx.dims), ``ocf_rotating.data.add_features``, and a few training steps end to end."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from ocf.errors import UserError
 from ocf.run.evaluate import evaluate_model
 from ocf.spec import resolve
 from ocf.run.train import run
-from ocf_rotating.features import add_features
+from ocf_rotating.data import add_features
 
 REGISTRY = plugins.default().registry
 

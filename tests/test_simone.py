@@ -18,7 +18,8 @@ from ocf.testing import check_component
 from ocf_simone.decoder import PixelMLPDecoder
 from ocf_simone.encoder import SimoneEncoder, sinusoidal_3d
 from ocf_simone.grouper import SimonePooling
-from ocf_simone.losses import SimoneLikelihood, SimonePrior
+from ocf_simone.objective import SimoneLikelihood
+from ocf_simone.prior import SimonePrior
 from ocf_simone.viz import plot_frame_latents
 
 REGISTRY = plugins.default().registry

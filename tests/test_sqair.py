@@ -253,11 +253,10 @@ def test_mask_propagated_blanks_what_propagation_explains():
     discovery_t1 = seen[k + 2 * k:]  # frame 0: k discovery glimpses; frame 1: 2 per propagated slot, then discovery
     assert len(discovery_t1) == k
     img = discovery_t1[0]
-    from ocf_common.glimpse import where_to_boxes
-
     for i in range(2):
         for j in range(k):
-            x0, y0, x1, y1 = where_to_boxes(ex["where"][i, 1, j], 24).tolist()
+            sx, sy, tx, ty = ex["where"][i, 1, j].tolist()
+            x0, y0, x1, y1 = (tx - sx + 1) * 12, (ty - sy + 1) * 12, (tx + sx + 1) * 12, (ty + sy + 1) * 12
             cx, cy = int((x0 + x1) / 2), int((y0 + y1) / 2)
             if 0 <= cx < 24 and 0 <= cy < 24 and x1 - x0 > 4 and y1 - y0 > 4:
                 assert img[i, 0, cy, cx] == 0  # the box centre is blanked

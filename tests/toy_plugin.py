@@ -11,6 +11,7 @@ from ocf.records import Features, Latents, Rendering
 class ToyEncoder(Encoder):
     """Flatten pixels into tokens through a linear map."""
 
+    name = "toy.encoder"
     provides = ("features.tokens",)
 
     class Spec(ComponentSpec):
@@ -29,6 +30,7 @@ class ToyEncoder(Encoder):
 class ToyGrouper(Grouper):
     """Mean-pool tokens into slots."""
 
+    name = "toy.grouper"
     needs = ("features.tokens",)
     provides = ("latents.objects",)
 
@@ -51,6 +53,7 @@ class ToyGrouper(Grouper):
 class FrameDecoder(Decoder):
     """A decoder that needs per-frame latents (which the toy grouper lacks)."""
 
+    name = "toy.frame_decoder"
     needs = ("latents.frames",)
     provides = ("rendering.recon",)
 
@@ -61,6 +64,7 @@ class FrameDecoder(Decoder):
 class ToyDecoder(Decoder):
     """Broadcast the slot mean to an image."""
 
+    name = "toy.decoder"
     needs = ("latents.objects",)
     provides = ("rendering.recon",)
 
@@ -79,6 +83,7 @@ class ToyDecoder(Decoder):
 class ToyMSE(Objective):
     """Mean squared error."""
 
+    name = "toy.mse"
     needs = ("rendering.recon",)
 
     def forward(self, state):
@@ -87,11 +92,7 @@ class ToyMSE(Objective):
 
 @hookimpl
 def ocf_register_components(registry):
-    registry.add("encoder", "toy.encoder", ToyEncoder)
-    registry.add("grouper", "toy.grouper", ToyGrouper)
-    registry.add("decoder", "toy.decoder", ToyDecoder)
-    registry.add("decoder", "toy.frame_decoder", FrameDecoder)
-    registry.add("objective", "toy.mse", ToyMSE)
+    registry.register(ToyEncoder, ToyGrouper, ToyDecoder, FrameDecoder, ToyMSE)
 
 
 def spec_dict(**grouper):

@@ -61,7 +61,7 @@ def _show(plugins, name: str, as_json: bool) -> int:
 
 def _describe(obj) -> str:
     doc = (getattr(obj, "__doc__", "") or "").strip()
-    return doc.splitlines()[0] if doc else ""
+    return " ".join(doc.split("\n\n")[0].split())  # the first paragraph, on one line
 
 
 def component_doc(entry, as_json: bool = False) -> str:

@@ -1,6 +1,6 @@
 """Procedural dataset generators and :func:`make_dataset`.
 
-A generator is a class registered with ``registry.add("dataset", name, cls)``:
+A generator is a class registered with ``registry.register(GeneratorCls)``:
 
 .. code-block:: python
 

@@ -25,7 +25,7 @@ def can_generate(model: Model) -> str | None:
         return ("the model has no prior (model.prior); generation needs a generative prior such as `normal` or "
                 "`sri.prior`")
     if type(model.prior).sample is Prior.sample:
-        return f"prior {model.prior.registered_name!r} does not implement sampling; it cannot generate scenes"
+        return f"prior {model.prior.name!r} does not implement sampling; it cannot generate scenes"
     if model.decoder is None:
         return "the model has no decoder to render sampled latents"
     return None

@@ -7,18 +7,16 @@ from ocf.hookspecs import hookimpl
 
 @hookimpl
 def ocf_register_components(registry):
-    from ocf_common import components
+    from ocf_common.components import CLASSES
 
-    for kind, name, cls in components.COMPONENTS:
-        registry.add(kind, name, cls)
+    registry.register(*CLASSES)
 
 
 @hookimpl
 def ocf_register_datasets(registry):
     from ocf_common.datasets import GENERATORS
 
-    for name, cls in GENERATORS.items():
-        registry.add("dataset", name, cls)
+    registry.register(*GENERATORS.values())
 
 
 @hookimpl
@@ -26,5 +24,4 @@ def ocf_register_metrics(registry):
     from ocf.metrics import GENERATION_METRICS, METRICS
     from ocf_common.relation import RelationAccuracy
 
-    for name, cls in {**METRICS, **GENERATION_METRICS, RelationAccuracy.name: RelationAccuracy}.items():
-        registry.add("metric", name, cls)
+    registry.register(*METRICS.values(), *GENERATION_METRICS.values(), RelationAccuracy)

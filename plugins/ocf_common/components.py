@@ -1,21 +1,24 @@
-"""The common plugin's generic components: ``COMPONENTS`` lists ``(kind, name, cls)``."""
+"""The common plugin's generic components: ``CLASSES`` (registered as they are) and
+``COMPONENTS``, the same as ``(kind, name, cls)``."""
 
 from ocf_common.decoders import SpatialBroadcastDecoder
 from ocf_common.encoders import CNNEncoder
 from ocf_common.objectives import GaussianNLLObjective, KLObjective, MixtureNLLObjective, MSEObjective
 from ocf_common.priors import NormalPrior
 
-COMPONENTS = [
-    ("encoder", "cnn", CNNEncoder),
-    ("decoder", "spatial_broadcast", SpatialBroadcastDecoder),
-    ("prior", "normal", NormalPrior),
-    ("objective", "mse", MSEObjective),
-    ("objective", "gaussian_nll", GaussianNLLObjective),
-    ("objective", "mixture_nll", MixtureNLLObjective),
-    ("objective", "kl", KLObjective),
-]
+CLASSES = (
+    CNNEncoder,
+    SpatialBroadcastDecoder,
+    NormalPrior,
+    MSEObjective,
+    GaussianNLLObjective,
+    MixtureNLLObjective,
+    KLObjective,
+)
+COMPONENTS = [(cls.kind, cls.name, cls) for cls in CLASSES]
 
 __all__ = [
+    "CLASSES",
     "COMPONENTS",
     "CNNEncoder",
     "SpatialBroadcastDecoder",

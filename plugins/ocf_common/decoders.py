@@ -14,35 +14,54 @@ from ocf_common.layers import Broadcast, BroadcastConv
 
 
 class SpatialBroadcastDecoder(Decoder):
-    """Broadcasts each slot to a grid, adds a position embedding, and decodes RGB + a mask logit per slot; masks are a softmax over slots."""
+    """Broadcasts each slot to a grid, adds a position embedding, and decodes RGB + a mask logit per slot; masks are
+    a softmax over slots."""
 
+    name = "spatial_broadcast"
     needs = ("latents.objects",)
     provides = ("rendering.recon", "rendering.rgb", "rendering.mask_logits")
 
     class Spec(ComponentSpec):
-        channels: list[PositiveInt] = Field([32, 32, 32, 32], min_length=1, description="output channels of each hidden layer (each followed by ReLU); the first `upsample` layers are stride-2 transposed convs")
+        channels: list[PositiveInt] = Field(
+            [32, 32, 32, 32],
+            min_length=1,
+            description="output channels of each hidden layer (each followed by ReLU); the first `upsample` layers are "
+            "stride-2 transposed convs",
+        )
         kernel_size: PositiveInt = Field(3, description="odd square kernel of the hidden layers")
         out_kernel_size: PositiveInt = Field(3, description="odd square kernel of the output layer (rgb + mask logit)")
-        broadcast_size: tuple[PositiveInt, PositiveInt] | None = Field(None, description="[h, w] grid each slot is broadcast to (null: the data resolution divided by 2^upsample)")
-        upsample: NonNegativeInt = Field(0, description="number of stride-2 transposed convs; broadcast_size * 2^upsample must equal the data resolution")
-        rgb_activation: Literal["none", "sigmoid"] = Field("none", description="applied to each slot's rgb (the paper uses none)")
+        broadcast_size: tuple[PositiveInt, PositiveInt] | None = Field(
+            None, description="[h, w] grid each slot is broadcast to (null: the data resolution divided by 2^upsample)"
+        )
+        upsample: NonNegativeInt = Field(
+            0,
+            description="number of stride-2 transposed convs; broadcast_size * 2^upsample must equal the data "
+            "resolution",
+        )
+        rgb_activation: Literal["none", "sigmoid"] = Field(
+            "none", description="applied to each slot's rgb (the paper uses none)"
+        )
 
         @model_validator(mode="after")
         def _check(self):
             if self.kernel_size % 2 == 0 or self.out_kernel_size % 2 == 0:
                 raise ValueError("kernel_size and out_kernel_size must be odd")
             if self.upsample > len(self.channels):
-                raise ValueError(f"upsample ({self.upsample}) cannot exceed the number of layers ({len(self.channels)})")
+                raise ValueError(
+                    f"upsample ({self.upsample}) cannot exceed the number of layers ({len(self.channels)})"
+                )
             return self
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)
-        d = ctx.dim("latents.objects", "decoder spatial_broadcast")
+        d = ctx.dim("latents.objects")
         h, w = ctx.resolution
         f = 2**spec.upsample
         size = tuple(spec.broadcast_size) if spec.broadcast_size else (h // f, w // f)
         if (size[0] * f, size[1] * f) != (h, w):
-            raise ValueError(f"broadcast_size {list(size)} × 2^{spec.upsample} does not give the data resolution {[h, w]}")
+            raise ValueError(
+                f"broadcast_size {list(size)} × 2^{spec.upsample} does not give the data resolution {[h, w]}"
+            )
         self.size, self.channels, self.frames = size, ctx.channels, ctx.frames
         k, pad = spec.kernel_size, spec.kernel_size // 2
         layers: list[nn.Module] = []
@@ -73,9 +92,7 @@ class SpatialBroadcastDecoder(Decoder):
         rgb, mask_logits = out[:, :, :, : self.channels], out[:, :, :, self.channels]
         if self.spec.rgb_activation == "sigmoid":
             rgb = rgb.sigmoid()
-        recon = (mask_logits.softmax(dim=2).unsqueeze(3) * rgb).sum(dim=2)  # [b t c h w]
-        if tz == 1 and t > 1:
-            recon = recon.expand(b, t, *recon.shape[2:])
-            rgb = rgb.expand(b, t, *rgb.shape[2:])
-            mask_logits = mask_logits.expand(b, t, *mask_logits.shape[2:])
-        return Rendering(recon=recon, rgb=rgb, mask_logits=mask_logits)
+        r = Rendering.compose(rgb, mask_logits)
+        if tz == 1 and t > 1:  # one frame's slots, shown at every frame
+            r.recon, r.rgb, r.mask_logits = (x.expand(b, t, *x.shape[2:]) for x in (r.recon, r.rgb, r.mask_logits))
+        return r

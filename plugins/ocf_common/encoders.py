@@ -14,21 +14,36 @@ from ocf_common.layers import SoftPositionEmbed, conv_out_size, mlp
 class CNNEncoder(Encoder):
     """Per-frame CNN + soft position embedding, then LayerNorm and MLP on the tokens (Slot Attention's encoder)."""
 
+    name = "cnn"
     needs = ("batch.frames",)
     provides = ("features.tokens", "features.grid")
 
     class Spec(ComponentSpec):
-        channels: list[PositiveInt] = Field([32, 32, 32, 32], min_length=1, description="output channels of each conv layer (each followed by ReLU)")
-        kernel_size: PositiveInt | list[PositiveInt] = Field(3, description="square kernel of every conv layer, or one per layer (as long as channels); each padded by kernel_size // 2")
-        strides: list[PositiveInt] | None = Field(None, description="stride of each conv layer, as long as channels (null: all 1)")
-        mlp_hidden: PositiveInt | None = Field(None, description="hidden width of the token MLP (null: last conv channels); tokens keep the last conv's channels")
+        channels: list[PositiveInt] = Field(
+            [32, 32, 32, 32], min_length=1, description="output channels of each conv layer (each followed by ReLU)"
+        )
+        kernel_size: PositiveInt | list[PositiveInt] = Field(
+            3,
+            description="square kernel of every conv layer, or one per layer (as long as channels); each padded by "
+            "kernel_size // 2",
+        )
+        strides: list[PositiveInt] | None = Field(
+            None, description="stride of each conv layer, as long as channels (null: all 1)"
+        )
+        mlp_hidden: PositiveInt | None = Field(
+            None,
+            description="hidden width of the token MLP (null: last conv channels); tokens keep the last conv's "
+            "channels",
+        )
 
         @model_validator(mode="after")
         def _strides_match(self):
             if self.strides is not None and len(self.strides) != len(self.channels):
                 raise ValueError(f"strides has {len(self.strides)} entries but channels has {len(self.channels)}")
             if isinstance(self.kernel_size, list) and len(self.kernel_size) != len(self.channels):
-                raise ValueError(f"kernel_size has {len(self.kernel_size)} entries but channels has {len(self.channels)}")
+                raise ValueError(
+                    f"kernel_size has {len(self.kernel_size)} entries but channels has {len(self.channels)}"
+                )
             return self
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["where_to_theta", "extract", "place", "where_to_boxes", "MIN_SCALE"]
+__all__ = ["where_to_theta", "extract", "place", "MIN_SCALE"]
 
 #: Scales are clamped to at least this when inverted (placing a patch divides by them).
 MIN_SCALE = 1e-3
@@ -41,7 +41,9 @@ def _check(name: str, x: Tensor, where: Tensor) -> tuple[tuple[int, ...], int]:
         raise ValueError(f"{name}: where must end in 4 values (sx, sy, tx, ty), got shape {tuple(where.shape)}")
     lead = tuple(where.shape[:-1])
     if x.dim() != len(lead) + 3 or tuple(x.shape[: len(lead)]) != lead:
-        raise ValueError(f"{name}: images must be [... c h w] with the leading axes {list(lead)} of where, got {tuple(x.shape)}")
+        raise ValueError(
+            f"{name}: images must be [... c h w] with the leading axes {list(lead)} of where, got {tuple(x.shape)}"
+        )
     n = 1
     for s in lead:
         n *= s
@@ -71,12 +73,3 @@ def place(patches: Tensor, where: Tensor, size: tuple[int, int] | int) -> Tensor
     lead, n = _check("place", patches, where)
     theta = _inverse_theta(where.reshape(n, 4).to(patches.dtype))
     return _warp(patches, theta, lead, n, (size, size) if isinstance(size, int) else tuple(size))
-
-
-def where_to_boxes(where: Tensor, size: tuple[int, int] | int) -> Tensor:
-    """Pixel boxes ``[... 4]`` as ``(x0, y0, x1, y1)`` on an image of ``size`` (h, w)."""
-    h, w = (size, size) if isinstance(size, int) else size
-    sx, sy, tx, ty = where.unbind(-1)
-    x0, x1 = (tx - sx + 1) * w / 2, (tx + sx + 1) * w / 2
-    y0, y1 = (ty - sy + 1) * h / 2, (ty + sy + 1) * h / 2
-    return torch.stack([x0, y0, x1, y1], -1)

@@ -35,6 +35,7 @@ def reduce_nll(log_lik: Tensor, reduction: Reduction) -> Tensor:
 class MSEObjective(Objective):
     """Mean squared error between the reconstruction and the target pixels (term ``mse``)."""
 
+    name = "mse"
     needs = ("rendering.recon",)
 
     class Spec(ObjectiveSpec):
@@ -47,6 +48,7 @@ class MSEObjective(Objective):
 class GaussianNLLObjective(Objective):
     """Negative log-likelihood of the target under N(recon, sigma²) with fixed sigma (term ``nll``)."""
 
+    name = "gaussian_nll"
     needs = ("rendering.recon",)
 
     class Spec(ObjectiveSpec):
@@ -59,8 +61,10 @@ class GaussianNLLObjective(Objective):
 
 
 class MixtureNLLObjective(Objective):
-    """Negative log-likelihood of the target under the spatial Gaussian mixture of per-slot rgb and masks (term ``nll``)."""
+    """Negative log-likelihood of the target under the spatial Gaussian mixture of per-slot rgb and masks (term
+    ``nll``)."""
 
+    name = "mixture_nll"
     needs = ("rendering.rgb", "rendering.mask_logits")
 
     class Spec(ObjectiveSpec):
@@ -76,10 +80,13 @@ class MixtureNLLObjective(Objective):
 class KLObjective(Objective):
     """Sum of the prior's KL / negative log-prob terms (all, or those listed in ``terms``), as one term."""
 
+    name = "kl"
     needs = ("prior.terms",)
 
     class Spec(ObjectiveSpec):
-        terms: list[str] | None = Field(None, min_length=1, description="prior terms to sum (null: all), e.g. [frame_kl] to weight it separately")
+        terms: list[str] | None = Field(
+            None, min_length=1, description="prior terms to sum (null: all), e.g. [frame_kl] to weight it separately"
+        )
         name: str = Field("kl", min_length=1, description="name of the returned loss term")
 
     def forward(self, state: State) -> dict[str, Tensor]:
@@ -87,5 +94,7 @@ class KLObjective(Objective):
         names = self.spec.terms if self.spec.terms is not None else list(terms)
         missing = [n for n in names if n not in terms]
         if missing:
-            raise ValueError(f"objective kl: the prior has no term {', '.join(missing)} (it has {', '.join(terms) or 'none'})")
+            raise ValueError(
+                f"objective kl: the prior has no term {', '.join(missing)} (it has {', '.join(terms) or 'none'})"
+            )
         return {self.spec.name: sum(terms[n] for n in names)}

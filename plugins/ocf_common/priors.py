@@ -7,18 +7,19 @@ from torch import Tensor
 
 from ocf.errors import UserError
 from ocf.components import BuildContext, ComponentSpec, Prior
-from ocf.prob import kl_normal_normal
 from ocf.records import Latents, PriorTerms, State
 
 
 def _kl_per_sample(posterior) -> Tensor:
     """KL(posterior || N(0, I)) summed over every axis but b, averaged over b."""
-    return kl_normal_normal(posterior).flatten(1).sum(1).mean()
+    return posterior.kl().flatten(1).sum(1).mean()
 
 
 class NormalPrior(Prior):
-    """Standard normal prior N(0, I) on the slot posterior (and the frame posterior, if any): analytic KL and sampling."""
+    """Standard normal prior N(0, I) on the slot posterior (and the frame posterior, if any): analytic KL and
+    sampling."""
 
+    name = "normal"
     needs = ("latents.posterior",)
     provides = ("prior.terms",)
 
@@ -27,11 +28,10 @@ class NormalPrior(Prior):
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)
-        self.num_slots = ctx.dim("latents.num_slots", "prior normal")
-        self.slot_dim = ctx.dim("latents.objects", "prior normal")
+        self.num_slots = ctx.dim("latents.num_slots")
+        self.slot_dim = ctx.dim("latents.objects")
         self.frame_dim = ctx.dims.get("latents.frames")
         self.frames = ctx.frames
-        self.register_buffer("_anchor", torch.zeros(()), persistent=False)  # follows .to(device)
 
     def forward(self, state: State) -> PriorTerms:
         """``kl``: KL of ``latents.posterior``; ``frame_kl``: of ``latents.frame_posterior``
@@ -42,12 +42,21 @@ class NormalPrior(Prior):
             terms["frame_kl"] = _kl_per_sample(latents.frame_posterior)
         return PriorTerms(terms=terms)
 
-    def sample(self, n: int, *, temperature: float = 1.0, generator: torch.Generator | None = None,
-               condition: State | None = None, frames: int | None = None) -> Latents:
+    def sample(
+        self,
+        n: int,
+        *,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        condition: State | None = None,
+        frames: int | None = None,
+    ) -> Latents:
         """``objects [n k d]`` (and ``frames [n t d]`` when the grouper has frame latents)."""
         if condition is not None:
-            raise UserError(f"prior {self.registered_name} draws independent scenes; it cannot continue observed frames (drop --condition)")
-        like = dict(device=self._anchor.device, dtype=self._anchor.dtype, generator=generator)
+            raise UserError(
+                f"{self.label} draws independent scenes; it cannot continue observed frames (drop --condition)"
+            )
+        like = dict(**self.factory_kwargs, generator=generator)
         objects = temperature * torch.randn(n, self.num_slots, self.slot_dim, **like)
         frame_latents = None
         if self.frame_dim is not None:

@@ -10,10 +10,6 @@ def ocf_register_components(registry):
     from ocf_contrastive.deprecated import ALIASES
     from ocf_contrastive.objective import BYOL, DINO, MoCo, NTXent, SimSiam
 
-    registry.add("objective", "contrastive.ntxent", NTXent)
-    registry.add("objective", "contrastive.moco", MoCo)
-    registry.add("objective", "contrastive.byol", BYOL)
-    registry.add("objective", "contrastive.simsiam", SimSiam)
-    registry.add("objective", "contrastive.dino", DINO)
+    registry.register(NTXent, MoCo, BYOL, SimSiam, DINO)
     for old, alias in ALIASES.items():
-        registry.add("objective", old, alias)
+        registry.register(alias, name=old)

@@ -13,14 +13,11 @@ def ocf_register_components(registry):
     from ocf_genesis.grouper import ICSBPGrouper
     from ocf_genesis.prior import AutoregressivePrior
 
-    registry.add("encoder", "genesis.unet", UNetEncoder)
-    registry.add("grouper", "genesis.icsbp", ICSBPGrouper)
-    registry.add("decoder", "genesis.decoder", GenesisDecoder)
-    registry.add("prior", "genesis.ar_prior", AutoregressivePrior)
+    registry.register(UNetEncoder, ICSBPGrouper, GenesisDecoder, AutoregressivePrior)
 
 
 @hookimpl
 def ocf_register_metrics(registry):
     from ocf_genesis.metrics import AttentionFgAri
 
-    registry.add("metric", AttentionFgAri.name, AttentionFgAri)
+    registry.register(AttentionFgAri)

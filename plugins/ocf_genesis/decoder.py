@@ -19,16 +19,27 @@ from ocf_genesis.grouper import coordinate_grid
 
 
 class GenesisDecoder(Decoder):
-    """GENESIS-v2 decoder: broadcast to image/2^L with coordinate channels, L stride-2 transposed convs with GroupNorm, RGB (sigmoid) + mask logit per slot, softmax over slots."""
+    """GENESIS-v2 decoder: broadcast to image/2^L with coordinate channels, L stride-2 transposed convs with
+    GroupNorm, RGB (sigmoid) + mask logit per slot, softmax over slots."""
 
+    name = "genesis.decoder"
     needs = ("latents.objects",)
     provides = ("rendering.recon", "rendering.rgb", "rendering.mask_logits")
 
     class Spec(ComponentSpec):
-        channels: list[PositiveInt] = Field([64, 64, 64, 64], min_length=1, description="output channels of each stride-2 transposed conv (GENESIS-v2: c, c, min(c, 64), min(c, 64) with c = feat_dim); each doubles h and w")
+        channels: list[PositiveInt] = Field(
+            [64, 64, 64, 64],
+            min_length=1,
+            description="output channels of each stride-2 transposed conv (GENESIS-v2: c, c, min(c, 64), min(c, 64) "
+            "with c = feat_dim); each doubles h and w",
+        )
         kernel_size: PositiveInt = Field(5, description="odd square kernel of the transposed convs")
-        groups: PositiveInt = Field(8, description="GroupNorm groups after each transposed conv (must divide its channels)")
-        rgb_activation: Literal["sigmoid", "none"] = Field("sigmoid", description="applied to each slot's RGB (GENESIS-v2 pixel_bound: sigmoid)")
+        groups: PositiveInt = Field(
+            8, description="GroupNorm groups after each transposed conv (must divide its channels)"
+        )
+        rgb_activation: Literal["sigmoid", "none"] = Field(
+            "sigmoid", description="applied to each slot's RGB (GENESIS-v2 pixel_bound: sigmoid)"
+        )
 
         @model_validator(mode="after")
         def _check(self):
@@ -41,11 +52,14 @@ class GenesisDecoder(Decoder):
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)
-        d = ctx.dim("latents.objects", f"decoder {self.registered_name or 'genesis.decoder'}")
+        d = ctx.dim("latents.objects")
         h, w = ctx.resolution
         f = 2 ** len(spec.channels)
         if h % f or w % f:
-            raise ValueError(f"{len(spec.channels)} stride-2 layers need a resolution divisible by {f}; the data is {h}x{w} (use fewer channels entries)")
+            raise ValueError(
+                f"{len(spec.channels)} stride-2 layers need a resolution divisible by {f}; the data is {h}x{w} (use "
+                "fewer channels entries)"
+            )
         self.size = (h // f, w // f)
         self.channels, self.frames = ctx.channels, ctx.frames
         self.register_buffer("coords", coordinate_grid(*self.size), persistent=False)
@@ -53,8 +67,11 @@ class GenesisDecoder(Decoder):
         layers: list[nn.Module] = []
         c_in = d + 2
         for c_out in spec.channels:
-            layers += [nn.ConvTranspose2d(c_in, c_out, k, stride=2, padding=pad, output_padding=1),
-                       nn.GroupNorm(spec.groups, c_out), nn.ReLU()]
+            layers += [
+                nn.ConvTranspose2d(c_in, c_out, k, stride=2, padding=pad, output_padding=1),
+                nn.GroupNorm(spec.groups, c_out),
+                nn.ReLU(),
+            ]
             c_in = c_out
         layers.append(PointwiseConv(c_in, ctx.channels + 1))
         self.net = nn.Sequential(*layers)
@@ -78,9 +95,7 @@ class GenesisDecoder(Decoder):
         rgb, logits = self.decode(rearrange(z, "b t k d -> (b t k) d"))
         rgb = rearrange(rgb, "(b t k) c h w -> b t k c h w", b=b, t=tz)
         mask_logits = rearrange(logits, "(b t k) h w -> b t k h w", b=b, t=tz)
-        recon = (mask_logits.softmax(dim=2).unsqueeze(3) * rgb).sum(dim=2)  # softmax over k
-        if tz == 1 and t > 1:
-            recon = recon.expand(b, t, *recon.shape[2:])
-            rgb = rgb.expand(b, t, *rgb.shape[2:])
-            mask_logits = mask_logits.expand(b, t, *mask_logits.shape[2:])
-        return Rendering(recon=recon, rgb=rgb, mask_logits=mask_logits)
+        r = Rendering.compose(rgb, mask_logits)
+        if tz == 1 and t > 1:  # one frame's slots, shown at every frame
+            r.recon, r.rgb, r.mask_logits = (x.expand(b, t, *x.shape[2:]) for x in (r.recon, r.rgb, r.mask_logits))
+        return r

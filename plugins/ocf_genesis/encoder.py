@@ -54,14 +54,24 @@ def unet_blocks(resolution: tuple[int, int], blocks: int | None) -> tuple[int, t
 
 
 class UNetEncoder(Encoder):
-    """GENESIS-v2 UNet: GroupNorm conv blocks, depth from the image size (bottom 4×4), bottleneck MLP, skip connections; full-resolution feature tokens."""
+    """GENESIS-v2 UNet: GroupNorm conv blocks, depth from the image size (bottom 4×4), bottleneck MLP, skip
+    connections; full-resolution feature tokens."""
 
+    name = "genesis.unet"
     needs = ("batch.frames",)
     provides = ("features.tokens", "features.grid")
 
     class Spec(ComponentSpec):
-        filters: PositiveInt = Field(64, description="c, the channels of the first block (GENESIS-v2: min(feat_dim, 64)); deeper blocks use 2c; the output has c channels")
-        blocks: PositiveInt | None = Field(None, ge=2, description="down/up blocks (null: log2(min(h, w)) - 1, so a 64x64 image gets 5 and a 4x4 bottom)")
+        filters: PositiveInt = Field(
+            64,
+            description="c, the channels of the first block (GENESIS-v2: min(feat_dim, 64)); deeper blocks use 2c; the "
+            "output has c channels",
+        )
+        blocks: PositiveInt | None = Field(
+            None,
+            ge=2,
+            description="down/up blocks (null: log2(min(h, w)) - 1, so a 64x64 image gets 5 and a 4x4 bottom)",
+        )
         mlp_hidden: PositiveInt = Field(128, description="hidden width of the bottleneck MLP (two hidden layers)")
         groups: PositiveInt = Field(8, description="GroupNorm groups (must divide filters)")
 
@@ -81,9 +91,12 @@ class UNetEncoder(Encoder):
         flat = enc_out[-1] * bh * bw
         self.mlp = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(flat, spec.mlp_hidden), nn.ReLU(),
-            nn.Linear(spec.mlp_hidden, spec.mlp_hidden), nn.ReLU(),
-            nn.Linear(spec.mlp_hidden, flat), nn.ReLU(),
+            nn.Linear(flat, spec.mlp_hidden),
+            nn.ReLU(),
+            nn.Linear(spec.mlp_hidden, spec.mlp_hidden),
+            nn.ReLU(),
+            nn.Linear(spec.mlp_hidden, flat),
+            nn.ReLU(),
         )
         self.bottom = (enc_out[-1], bh, bw)
         ctx.dims["features.tokens"] = dec_out[-1]

@@ -58,20 +58,44 @@ class SemiConv(nn.Module):
 
 
 class ICSBPGrouper(Grouper):
-    """GENESIS-v2 IC-SBP: pixel embeddings with coordinate channels, K−1 random-seed stick-breaking steps with a Gaussian kernel, mask-pooled Gaussian slot posterior."""
+    """GENESIS-v2 IC-SBP: pixel embeddings with coordinate channels, K−1 random-seed stick-breaking steps with a
+    Gaussian kernel, mask-pooled Gaussian slot posterior."""
 
+    name = "genesis.icsbp"
     needs = ("features.tokens", "features.grid")
     provides = ("latents.objects", "latents.posterior", "latents.masks", "latents.attention")
 
     class Spec(ComponentSpec):
-        num_slots: PositiveInt = Field(7, ge=2, description="K, the number of slots (K − 1 stick-breaking steps; the last slot is the remaining scope)")
+        num_slots: PositiveInt = Field(
+            7,
+            ge=2,
+            description="K, the number of slots (K − 1 stick-breaking steps; the last slot is the remaining scope)",
+        )
         latent_dim: PositiveInt = Field(64, description="d, the slot latent size (GENESIS-v2 feat_dim)")
-        embed_dim: PositiveInt = Field(8, ge=2, description="pixel embedding ('colour') size, coordinate channels included")
-        kernel: Literal["gaussian", "laplacian", "epanechnikov"] = Field("gaussian", description="α from the embedding distance d to the seed: exp(−d²/σ), exp(−d/σ) or relu(1 − d²/σ)")
-        sigma_init: float | None = Field(None, gt=0, description="initial kernel σ (learned); null: 1/(K ln 2) gaussian, 1/(√K ln 2) laplacian, 2/K epanechnikov")
-        semiconv: bool = Field(True, description="add fixed (y, x) coordinate channels to a gated (init 0) 1x1 conv; false: a plain 1x1 conv")
-        clamp: tuple[float, float] = Field((0.01, 0.99), description="α is clamped to this range (straight-through gradients) so log α and log(1 − α) stay finite")
-        eval_sample: bool = Field(False, description="in evaluation latents.objects are posterior samples too (default: the posterior means)")
+        embed_dim: PositiveInt = Field(
+            8, ge=2, description="pixel embedding ('colour') size, coordinate channels included"
+        )
+        kernel: Literal["gaussian", "laplacian", "epanechnikov"] = Field(
+            "gaussian",
+            description="α from the embedding distance d to the seed: exp(−d²/σ), exp(−d/σ) or relu(1 − d²/σ)",
+        )
+        sigma_init: float | None = Field(
+            None,
+            gt=0,
+            description="initial kernel σ (learned); null: 1/(K ln 2) gaussian, 1/(√K ln 2) laplacian, 2/K "
+            "epanechnikov",
+        )
+        semiconv: bool = Field(
+            True,
+            description="add fixed (y, x) coordinate channels to a gated (init 0) 1x1 conv; false: a plain 1x1 conv",
+        )
+        clamp: tuple[float, float] = Field(
+            (0.01, 0.99),
+            description="α is clamped to this range (straight-through gradients) so log α and log(1 − α) stay finite",
+        )
+        eval_sample: bool = Field(
+            False, description="in evaluation latents.objects are posterior samples too (default: the posterior means)"
+        )
 
         @model_validator(mode="after")
         def _check(self):
@@ -82,11 +106,10 @@ class ICSBPGrouper(Grouper):
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)
-        name = f"grouper {self.registered_name or 'genesis.icsbp'}"
-        c = ctx.dim("features.tokens", name)
-        grid = ctx.dim("features.grid", name)
+        c = ctx.dim("features.tokens")
+        grid = ctx.dim("features.grid")
         if grid is None:
-            raise ValueError(f"{name} needs features on a spatial grid (features.grid), got none")
+            raise ValueError(f"{self.label} needs features on a spatial grid (features.grid), got none")
         self.grid = tuple(grid)
         k, d = spec.num_slots, spec.latent_dim
         groups = math.gcd(8, c)
@@ -94,8 +117,14 @@ class ICSBPGrouper(Grouper):
         self.embed = SemiConv(c, spec.embed_dim, self.grid) if spec.semiconv else PointwiseConv(c, spec.embed_dim)
         self.feat_head = nn.Sequential(conv_gn_relu(c, c, groups), PointwiseConv(c, 2 * d))
         self.z_head = nn.Sequential(nn.LayerNorm(2 * d), nn.Linear(2 * d, 2 * d), nn.ReLU(), nn.Linear(2 * d, 2 * d))
-        sigma = spec.sigma_init or {"gaussian": 1.0 / (k * math.log(2)), "laplacian": 1.0 / (math.sqrt(k) * math.log(2)),
-                                    "epanechnikov": 2.0 / k}[spec.kernel]
+        sigma = (
+            spec.sigma_init
+            or {
+                "gaussian": 1.0 / (k * math.log(2)),
+                "laplacian": 1.0 / (math.sqrt(k) * math.log(2)),
+                "epanechnikov": 2.0 / k,
+            }[spec.kernel]
+        )
         self.log_sigma = nn.Parameter(torch.tensor(math.log(sigma)))
         ctx.dims["latents.objects"] = d
         ctx.dims["latents.num_slots"] = k
@@ -132,7 +161,9 @@ class ICSBPGrouper(Grouper):
         h, w = state.features.grid
         x = rearrange(tokens, "b t (h w) c -> (b t) c h w", h=h, w=w)
         embeddings = rearrange(self.embed(self.seg_head(x)), "bt e h w -> bt e (h w)")
-        noise = torch.rand(embeddings.shape[0], h * w, device=x.device, dtype=x.dtype)  # torch RNG: seeded evaluation is reproducible
+        noise = torch.rand(
+            embeddings.shape[0], h * w, device=x.device, dtype=x.dtype
+        )  # torch RNG: seeded evaluation is reproducible
         log_masks, seeds = self.stick_breaking(embeddings, noise)  # [(b t) k n]
         masks = log_masks.exp()
         feats = rearrange(self.feat_head(x), "bt c h w -> bt c (h w)")

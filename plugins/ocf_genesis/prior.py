@@ -17,13 +17,17 @@ from ocf.records import DiagonalGaussian, Latents, PriorTerms, State
 
 
 class AutoregressivePrior(Prior):
-    """GENESIS-v2 autoregressive slot prior: N(0, I) for the first slot, an LSTM over the preceding slots for the rest; term ``kl``; sample(n)."""
+    """GENESIS-v2 autoregressive slot prior: N(0, I) for the first slot, an LSTM over the preceding slots for the
+    rest; term ``kl``; sample(n)."""
 
+    name = "genesis.ar_prior"
     needs = ("latents.objects", "latents.posterior")
     provides = ("prior.terms",)
 
     class Spec(ComponentSpec):
-        hidden: PositiveInt | None = Field(None, description="LSTM hidden size (null: 4·d, which is GENESIS-v2's 256 for d = 64)")
+        hidden: PositiveInt | None = Field(
+            None, description="LSTM hidden size (null: 4·d, which is GENESIS-v2's 256 for d = 64)"
+        )
         kl: Literal["montecarlo", "analytic"] = Field(
             "montecarlo",
             description="montecarlo: log q(z) − log p(z | z_<k) at the posterior sample (the GENESIS code); analytic: "
@@ -32,9 +36,8 @@ class AutoregressivePrior(Prior):
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)
-        name = f"prior {self.registered_name or 'genesis.ar_prior'}"
-        self.num_slots = ctx.dim("latents.num_slots", name)
-        self.dim = ctx.dim("latents.objects", name)
+        self.num_slots = ctx.dim("latents.num_slots")
+        self.dim = ctx.dim("latents.objects")
         hidden = spec.hidden or 4 * self.dim
         self.lstm = nn.LSTM(self.dim, hidden, batch_first=True)
         self.head = nn.Linear(hidden, 2 * self.dim)
@@ -67,15 +70,26 @@ class AutoregressivePrior(Prior):
         else:
             kl = q2.kl(p)
         kl = kl.reshape(*lead, -1).flatten(1).sum(1).mean()
-        return PriorTerms(terms={"kl": kl}, extras={"prior_mean": p.mean.reshape(z.shape), "prior_std": p.std.reshape(z.shape)})
+        return PriorTerms(
+            terms={"kl": kl}, extras={"prior_mean": p.mean.reshape(z.shape), "prior_std": p.std.reshape(z.shape)}
+        )
 
     @torch.no_grad()
-    def sample(self, n: int, *, temperature: float = 1.0, generator: torch.Generator | None = None,
-               condition: State | None = None, frames: int | None = None) -> Latents:
+    def sample(
+        self,
+        n: int,
+        *,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        condition: State | None = None,
+        frames: int | None = None,
+    ) -> Latents:
         """``objects [n k d]``: z_1 ~ N(0, I), then z_k ~ p(z_k | z_<k) one step at a time;
         ``temperature`` scales every draw's noise."""
         if condition is not None:
-            raise UserError(f"prior {self.registered_name} generates whole scenes; it cannot continue observed frames (drop --condition)")
+            raise UserError(
+                f"{self.label} generates whole scenes; it cannot continue observed frames (drop --condition)"
+            )
         like = dict(device=self.head.weight.device, dtype=self.head.weight.dtype)
 
         def noise() -> Tensor:

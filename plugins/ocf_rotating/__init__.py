@@ -1,17 +1,17 @@
 """Rotating Features (Löwe et al., NeurIPS 2023) and the Complex AutoEncoder (its n = 2
 case) as an ocf plugin: rotating layers, the 4Shapes autoencoder and the clustering of
-output orientations that turns them into object masks.  The loss is MSE (``rotating.mse``, the same as the common ``mse``)."""
+output orientations that turns them into object masks.  The loss is MSE (``rotating.mse``,
+the common ``mse`` under the plugin's name)."""
 
 from ocf.hookspecs import hookimpl
 
 
 @hookimpl
 def ocf_register_components(registry):
-    from ocf_rotating.cluster import RotatingCluster
-    from ocf_rotating.model import RotatingDecoder, RotatingEncoder
-    from ocf_rotating.objective import RotatingMSE
+    from ocf_common.objectives import MSEObjective
+    from ocf_rotating.decoder import RotatingDecoder
+    from ocf_rotating.encoder import RotatingEncoder
+    from ocf_rotating.grouper import RotatingCluster
 
-    registry.add("encoder", "rotating.encoder", RotatingEncoder)
-    registry.add("decoder", "rotating.decoder", RotatingDecoder)
-    registry.add("grouper", "rotating.cluster", RotatingCluster)
-    registry.add("objective", "rotating.mse", RotatingMSE)
+    registry.register(RotatingEncoder, RotatingDecoder, RotatingCluster)
+    registry.register(MSEObjective, name="rotating.mse")  # the common mse under the plugin's name

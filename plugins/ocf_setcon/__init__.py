@@ -9,13 +9,11 @@ def ocf_register_components(registry):
     from ocf_setcon.grouper import SetConGrouper
     from ocf_setcon.objectives import SetInfoNCE, SlotContrast
 
-    registry.add("grouper", "setcon.grouper", SetConGrouper)
-    registry.add("objective", "setcon.set_infonce", SetInfoNCE)
-    registry.add("objective", "setcon.slot_contrast", SlotContrast)
+    registry.register(SetConGrouper, SetInfoNCE, SlotContrast)
 
 
 @hookimpl
 def ocf_register_metrics(registry):
     from ocf_setcon.metrics import SetRetrieval
 
-    registry.add("metric", "setcon.retrieval", SetRetrieval)
+    registry.register(SetRetrieval)

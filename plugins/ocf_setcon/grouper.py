@@ -47,31 +47,43 @@ class SetEmbedding(nn.Module):
 
 
 class SetConGrouper(SlotAttentionGrouper):
-    """Slot Attention over video (frame t starts from frame t−1's slots), SetCon's slot transition and DeepSets set embedding."""
+    """Slot Attention over video (frame t starts from frame t−1's slots), SetCon's slot transition and DeepSets set
+    embedding."""
 
+    name = "setcon.grouper"
     needs = ("features.tokens",)
     provides = ("latents.objects", "latents.attention", "latents.masks", "latents.extras")
 
     class Spec(SlotAttentionGrouper.Spec):
         slot_init: Literal["glorot", "unit", "learned"] = Field(
             "glorot",
-            description="slots of the first frame: 'glorot'/'unit' sample a learned Gaussian (Slot Attention's init, see "
-            "slot_attention.grouper); 'learned' uses k learned fixed vectors, one per slot (the unofficial public code)",
+            description="slots of the first frame: 'glorot'/'unit' sample a learned Gaussian (Slot Attention's init, "
+            "see "
+            "slot_attention.grouper); 'learned' uses k learned fixed vectors, one per slot (the unofficial public "
+            "code)",
         )
         later_iterations: PositiveInt = Field(
-            1, description="attention rounds for frames t > 0 when slots are carried over (the paper: fewer than `iterations`)"
+            1,
+            description="attention rounds for frames t > 0 when slots are carried over (the paper: fewer than "
+            "`iterations`)",
         )
         carry: bool = Field(
-            True, description="start frame t from frame t−1's slots (the paper); false: every frame starts from the init (the public code)"
+            True,
+            description="start frame t from frame t−1's slots (the paper); false: every frame starts from the init "
+            "(the public code)",
         )
-        transition_hidden: PositiveInt = Field(128, description="hidden width h of the transition f: Linear(3d→h) → LayerNorm → Linear(h→d)")
+        transition_hidden: PositiveInt = Field(
+            128, description="hidden width h of the transition f: Linear(3d→h) → LayerNorm → Linear(h→d)"
+        )
         set_hidden: PositiveInt = Field(128, description="hidden width of the DeepSets set embedding g")
         set_dim: PositiveInt | None = Field(
-            64, description="output size e of the set embedding g (null: no set embedding, e.g. for a slot-wise objective)"
+            64,
+            description="output size e of the set embedding g (null: no set embedding, e.g. for a slot-wise objective)",
         )
         objects: Literal["inferred", "predicted"] = Field(
             "inferred",
-            description="what latents.objects holds for frames t >= 2: the slots Slot Attention infers (default), or the "
+            description="what latents.objects holds for frames t >= 2: the slots Slot Attention infers (default), or "
+            "the "
             "transition's predictions from frames t-2 and t-1 (to score future prediction with a decoder probe)",
         )
 

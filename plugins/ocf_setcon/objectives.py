@@ -19,9 +19,12 @@ def _extra(state: State, key: str, who: str) -> Tensor:
     extras = state.latents.extras if state.latents is not None else {}
     if key not in extras:
         t = state.batch.frames.shape[1]
-        hint = (f"clips of at least 3 frames (data.frames is {t})" if t < 3
-                else "the grouper setcon.grouper (with set_dim set, for set embeddings)")
-        raise ValueError(f"objective {who} needs latents.extras[{key!r}], which needs {hint}")
+        hint = (
+            f"clips of at least 3 frames (data.frames is {t})"
+            if t < 3
+            else "the grouper setcon.grouper (with set_dim set, for set embeddings)"
+        )
+        raise ValueError(f"{who} needs latents.extras[{key!r}], which needs {hint}")
     return extras[key]
 
 
@@ -42,15 +45,20 @@ def _setcon_state(ctx: BuildContext, batch_size: int, frames: int = 4, k: int = 
 
 
 class SetInfoNCE(Objective):
-    """Set-level InfoNCE: g(predicted set) against g(actual set) of the same (video, time), every other (video, time) a negative."""
+    """Set-level InfoNCE: g(predicted set) against g(actual set) of the same (video, time), every other (video, time)
+    a negative."""
 
+    name = "setcon.set_infonce"
     needs = ("latents.extras",)
 
     class Spec(ObjectiveSpec):
-        temperature: PositiveFloat = Field(0.1, description="τ dividing the cosine similarities (the public code's NT-Xent: 0.5)")
+        temperature: PositiveFloat = Field(
+            0.1, description="τ dividing the cosine similarities (the public code's NT-Xent: 0.5)"
+        )
         form: Literal["infonce", "nt_xent"] = Field(
             "infonce",
-            description="infonce: anchors are predicted sets, candidates the actual sets of every (video, time) in the batch "
+            description="infonce: anchors are predicted sets, candidates the actual sets of every (video, time) in the "
+            "batch "
             "(the paper); nt_xent: SimCLR's symmetric loss over predicted and actual sets of the predicted frames, "
             "each set's other view its positive (the unofficial public code)",
         )
@@ -60,12 +68,13 @@ class SetInfoNCE(Objective):
         return _setcon_state(ctx, batch_size)
 
     def forward(self, state: State) -> dict[str, Tensor]:
-        name = self.registered_name or "setcon.set_infonce"
-        pred = _extra(state, "set_predicted", name)  # [b t-2 e]
-        actual = _extra(state, "set_actual", name)  # [b t e]
+        pred = _extra(state, "set_predicted", self.label)  # [b t-2 e]
+        actual = _extra(state, "set_actual", self.label)  # [b t e]
         if self.spec.form == "nt_xent":
             tp = pred.shape[1]
-            loss = nt_xent(pred.reshape(-1, pred.shape[-1]), actual[:, -tp:].reshape(-1, actual.shape[-1]), self.spec.temperature)
+            loss = nt_xent(
+                pred.reshape(-1, pred.shape[-1]), actual[:, -tp:].reshape(-1, actual.shape[-1]), self.spec.temperature
+            )
             return {"set_nt_xent": loss}
         anchors, candidates, positive = set_pairs(pred, actual)
         loss, _ = info_nce(anchors, candidates, positive, self.spec.temperature)
@@ -73,15 +82,18 @@ class SetInfoNCE(Objective):
 
 
 class SlotContrast(Objective):
-    """Slot-wise InfoNCE (the control SetCon argues against): each predicted slot against the actual slot it predicts, slots of other (video, time) as negatives."""
+    """Slot-wise InfoNCE (the control SetCon argues against): each predicted slot against the actual slot it
+    predicts, slots of other (video, time) as negatives."""
 
+    name = "setcon.slot_contrast"
     needs = ("latents.extras",)
 
     class Spec(ObjectiveSpec):
         temperature: PositiveFloat = Field(0.1, description="τ dividing the cosine similarities")
         same_set_negatives: bool = Field(
             False,
-            description="also use the other slots of the same (video, time) as negatives; off by default, as in the slot-wise "
+            description="also use the other slots of the same (video, time) as negatives; off by default, as in the "
+            "slot-wise "
             "losses the paper discusses, which putting the same object in every slot satisfies",
         )
 
@@ -90,18 +102,19 @@ class SlotContrast(Objective):
         return _setcon_state(ctx, batch_size)
 
     def forward(self, state: State) -> dict[str, Tensor]:
-        name = self.registered_name or "setcon.slot_contrast"
-        pred = _extra(state, "predicted", name)  # [b t' k d]
-        slots = _extra(state, "slots", name)  # [b t k d]
+        pred = _extra(state, "predicted", self.label)  # [b t' k d]
+        slots = _extra(state, "slots", self.label)  # [b t k d]
         b, tp, k, d = pred.shape
         t = slots.shape[1]
-        set_index = torch.arange(b * t, device=slots.device).view(b, t)[:, t - tp :].reshape(-1)  # [b t'] set of each anchor set
+        set_index = (
+            torch.arange(b * t, device=slots.device).view(b, t)[:, t - tp :].reshape(-1)
+        )  # [b t'] set of each anchor set
         anchor_set = set_index.repeat_interleave(k)  # [(b t' k)]
         positive = anchor_set * k + torch.arange(k, device=slots.device).repeat(b * tp)  # same slot, same (video, time)
         exclude = None
         if not self.spec.same_set_negatives:  # leave out the other slots of the positive's set
             cand_set = torch.arange(b * t, device=slots.device).repeat_interleave(k)  # [(b t k)]
-            exclude = (cand_set[None, :] == anchor_set[:, None])
+            exclude = cand_set[None, :] == anchor_set[:, None]
             exclude[torch.arange(len(positive)), positive] = False
         loss, _ = info_nce(pred.reshape(-1, d), slots.reshape(-1, d), positive, self.spec.temperature, exclude=exclude)
         return {"slot_infonce": loss}

@@ -9,10 +9,7 @@ def ocf_register_components(registry):
     from ocf_simone.decoder import PixelMLPDecoder
     from ocf_simone.encoder import SimoneEncoder
     from ocf_simone.grouper import SimonePooling
-    from ocf_simone.losses import SimoneLikelihood, SimonePrior
+    from ocf_simone.objective import SimoneLikelihood
+    from ocf_simone.prior import SimonePrior
 
-    registry.add("encoder", "simone.encoder", SimoneEncoder)
-    registry.add("grouper", "simone.pooling", SimonePooling)
-    registry.add("prior", "simone.prior", SimonePrior)
-    registry.add("decoder", "simone.pixel_mlp", PixelMLPDecoder)
-    registry.add("objective", "simone.likelihood", SimoneLikelihood)
+    registry.register(SimoneEncoder, SimonePooling, SimonePrior, PixelMLPDecoder, SimoneLikelihood)

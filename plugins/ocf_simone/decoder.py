@@ -15,25 +15,48 @@ from ocf_common.layers import mlp
 
 
 class PixelMLPDecoder(Decoder):
-    """SIMONe per-pixel MLP on [object sample, frame sample, t, x, y] → rgb + mask logit; mask logits layer-normalised over [t k h w], softmax over slots."""
+    """SIMONe per-pixel MLP on [object sample, frame sample, t, x, y] → rgb + mask logit; mask logits layer-
+    normalised over [t k h w], softmax over slots."""
 
+    name = "simone.pixel_mlp"
     needs = ("latents.posterior", "latents.frame_posterior", "batch.frames")
     provides = ("rendering.recon", "rendering.rgb", "rendering.mask_logits")
 
     class Spec(ComponentSpec):
-        hidden: list[PositiveInt] = Field([512] * 5, min_length=1, description="hidden widths of the per-pixel MLP (ReLU); the paper has 5 × 512")
-        mask_norm: bool = Field(True, description="layer-normalise the mask logits over [t k h w] jointly, per video (paper: on)")
-        mask_norm_affine: bool = Field(True, description="a learned scalar scale and bias after that layer norm (paper: on; the public reproduction: off). Scalar because the normalised shape differs between training and evaluation")
-        train_frames: PositiveInt | None = Field(None, description="frames decoded per training step, a random sorted subset drawn from torch's RNG (null: T/2, at least 1)")
-        train_stride: PositiveInt = Field(2, description="in training decode every train_stride-th pixel along h and w (2: half resolution)")
-        chunk_size: PositiveInt = Field(65536, description="(t k h w) locations per MLP call, rounded down to whole frames (at least one): bounds memory when evaluation decodes every pixel")
-        eval_sample: bool = Field(True, description="in evaluation, also draw a fresh sample per location (as in training and the public reproduction); false: decode the posterior means")
+        hidden: list[PositiveInt] = Field(
+            [512] * 5, min_length=1, description="hidden widths of the per-pixel MLP (ReLU); the paper has 5 × 512"
+        )
+        mask_norm: bool = Field(
+            True, description="layer-normalise the mask logits over [t k h w] jointly, per video (paper: on)"
+        )
+        mask_norm_affine: bool = Field(
+            True,
+            description="a learned scalar scale and bias after that layer norm (paper: on; the public reproduction: "
+            "off). Scalar because the normalised shape differs between training and evaluation",
+        )
+        train_frames: PositiveInt | None = Field(
+            None,
+            description="frames decoded per training step, a random sorted subset drawn from torch's RNG (null: T/2, "
+            "at least 1)",
+        )
+        train_stride: PositiveInt = Field(
+            2, description="in training decode every train_stride-th pixel along h and w (2: half resolution)"
+        )
+        chunk_size: PositiveInt = Field(
+            65536,
+            description="(t k h w) locations per MLP call, rounded down to whole frames (at least one): bounds memory "
+            "when evaluation decodes every pixel",
+        )
+        eval_sample: bool = Field(
+            True,
+            description="in evaluation, also draw a fresh sample per location (as in training and the public "
+            "reproduction); false: decode the posterior means",
+        )
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)
-        name = f"decoder {self.registered_name or 'simone.pixel_mlp'}"
-        self.object_dim = ctx.dim("latents.objects", name)
-        self.frame_dim = ctx.dim("latents.frames", name)
+        self.object_dim = ctx.dim("latents.objects")
+        self.frame_dim = ctx.dim("latents.frames")
         self.channels, self.resolution = ctx.channels, tuple(ctx.resolution)
         self.mlp = mlp([self.object_dim + self.frame_dim + 3, *spec.hidden, ctx.channels + 1])
         if spec.mask_norm and spec.mask_norm_affine:
@@ -74,13 +97,8 @@ class PixelMLPDecoder(Decoder):
         total_t, df = mean_f.shape[1:]
         dev, dt = mean_o.device, mean_o.dtype
         t_index = t_index.to(dev)
-        h, w = size
-        ys, xs = torch.arange(0, h, stride, device=dev), torch.arange(0, w, stride, device=dev)
-        hh, ww = len(ys), len(xs)
-        # location indicators: t in [0, 1] over the T frames, x and y in [-1, 1] over the full grid
-        t_coord = torch.linspace(0, 1, total_t, device=dev, dtype=dt)[t_index]  # [t']
-        y_coord = torch.linspace(-1, 1, h, device=dev, dtype=dt)[ys].view(1, 1, hh, 1, 1)
-        x_coord = torch.linspace(-1, 1, w, device=dev, dtype=dt)[xs].view(1, 1, 1, ww, 1)
+        t_coord, y_coord, x_coord = _locations(total_t, t_index, size, stride, dt)
+        hh, ww = y_coord.shape[2], x_coord.shape[3]
         td = len(t_index)
         n_frames = b * td  # decoded frames, in (b t') order
         per_chunk = max(1, self.spec.chunk_size // (k * hh * ww))
@@ -126,9 +144,13 @@ class PixelMLPDecoder(Decoder):
     def forward(self, state: State) -> Rendering:
         lat = state.latents
         # generation from a prior gives point latents without posteriors: decode them as given
-        objects = lat.posterior if lat.posterior is not None else DiagonalGaussian(lat.objects, torch.zeros_like(lat.objects))
+        objects = (
+            lat.posterior if lat.posterior is not None else DiagonalGaussian(lat.objects, torch.zeros_like(lat.objects))
+        )
         frame_latents = (
-            lat.frame_posterior if lat.frame_posterior is not None else DiagonalGaussian(lat.frames, torch.zeros_like(lat.frames))
+            lat.frame_posterior
+            if lat.frame_posterior is not None
+            else DiagonalGaussian(lat.frames, torch.zeros_like(lat.frames))
         )
         frames = state.batch.frames if state.batch is not None else None
         size = tuple(frames.shape[-2:]) if frames is not None else self.resolution
@@ -137,8 +159,18 @@ class PixelMLPDecoder(Decoder):
         sample = self.training or self.spec.eval_sample
         rgb, logits = self.decode(objects, frame_latents, t_index, size, stride, sample=sample)
         mask_logits = self.normalise(logits)  # [b t' k h' w']
-        recon = (mask_logits.softmax(dim=2).unsqueeze(3) * rgb).sum(dim=2)  # softmax over k: [b t' c h' w']
         target = None
         if frames is not None and (len(t_index) < total_t or stride > 1):
             target = frames[:, t_index.to(frames.device), :, ::stride, ::stride]  # the pixels decoded
-        return Rendering(recon=recon, rgb=rgb, mask_logits=mask_logits, target=target, extras={"t_index": t_index})
+        return Rendering.compose(rgb, mask_logits, target=target, extras={"t_index": t_index})  # [b t' c h' w']
+
+
+def _locations(total_t: int, t_index: Tensor, size: tuple[int, int], stride: int, dtype: torch.dtype):
+    """The location indicators of the decoded pixels: t in [0, 1] over the T frames ``[t']``,
+    y ``[1 1 h' 1 1]`` and x ``[1 1 1 w' 1]`` in [-1, 1] over the full grid."""
+    dev, (h, w) = t_index.device, size
+    ys, xs = torch.arange(0, h, stride, device=dev), torch.arange(0, w, stride, device=dev)
+    t_coord = torch.linspace(0, 1, total_t, device=dev, dtype=dtype)[t_index]  # [t']
+    y_coord = torch.linspace(-1, 1, h, device=dev, dtype=dtype)[ys].view(1, 1, len(ys), 1, 1)
+    x_coord = torch.linspace(-1, 1, w, device=dev, dtype=dtype)[xs].view(1, 1, 1, len(xs), 1)
+    return t_coord, y_coord, x_coord

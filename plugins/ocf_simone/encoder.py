@@ -49,30 +49,59 @@ def transformer_stack(width: int, heads: int, ffn: int, layers: int) -> nn.Modul
 
 
 class SimoneEncoder(Encoder):
-    """SIMONe encoder: per-frame CNN, 3-D position encoding and a transformer over the clip, scaled 2×2 pooling, a second position encoding and transformer."""
+    """SIMONe encoder: per-frame CNN, 3-D position encoding and a transformer over the clip, scaled 2×2 pooling, a
+    second position encoding and transformer."""
 
+    name = "simone.encoder"
     needs = ("batch.frames",)
     provides = ("features.tokens", "features.grid")
 
     class Spec(ComponentSpec):
-        conv_channels: list[PositiveInt] = Field([128, 128, 128], min_length=1, description="output channels of each per-frame conv layer (each followed by ReLU)")
+        conv_channels: list[PositiveInt] = Field(
+            [128, 128, 128],
+            min_length=1,
+            description="output channels of each per-frame conv layer (each followed by ReLU)",
+        )
         conv_kernel: PositiveInt = Field(4, description="square kernel of every conv layer")
-        conv_strides: list[PositiveInt] | None = Field(None, description="stride of each conv layer, as long as conv_channels (null: all 2)")
+        conv_strides: list[PositiveInt] | None = Field(
+            None, description="stride of each conv layer, as long as conv_channels (null: all 2)"
+        )
         conv_padding: NonNegativeInt = Field(1, description="zero padding of every conv layer")
-        width: PositiveInt = Field(320, description="transformer width (the CNN output is projected to it by a linear map without bias)")
+        width: PositiveInt = Field(
+            320, description="transformer width (the CNN output is projected to it by a linear map without bias)"
+        )
         heads: PositiveInt = Field(5, description="attention heads; must divide width")
         ffn: PositiveInt = Field(1024, description="hidden width of each transformer layer's feed-forward block")
-        layers: PositiveInt = Field(4, description="transformer layers in each of the two stacks (paper: 4 full model, 1 small)")
-        pool_size: PositiveInt = Field(2, description="per-frame average pooling window (and stride) between the stacks; 1: no pooling")
-        input_scale: float = Field(1.0, description="frames enter the CNN as input_scale·x + input_shift (x in [0, 1]); 2 and −1 map them to [−1, 1]")
+        layers: PositiveInt = Field(
+            4, description="transformer layers in each of the two stacks (paper: 4 full model, 1 small)"
+        )
+        pool_size: PositiveInt = Field(
+            2, description="per-frame average pooling window (and stride) between the stacks; 1: no pooling"
+        )
+        input_scale: float = Field(
+            1.0,
+            description="frames enter the CNN as input_scale·x + input_shift (x in [0, 1]); 2 and −1 map them to [−1, "
+            "1]",
+        )
         input_shift: float = Field(0.0, description="see input_scale")
-        embed_norm: bool = Field(False, description="layer-normalise the projected CNN features before the first position encoding, so the content starts as large as the encoding instead of ~1/60 of it on dark frames")
-        pool_scale: PositiveFloat = Field(0.5, description="multiplies the pooled tokens: 0.5 = sqrt(K/(h·w)) as REFERENCE reads the paper; 2.0 = the public reproduction's avg_pool·4/2 (sum-pooling scaled by 0.5)")
+        embed_norm: bool = Field(
+            False,
+            description="layer-normalise the projected CNN features before the first position encoding, so the content "
+            "starts as large as the encoding instead of ~1/60 of it on dark frames",
+        )
+        pool_scale: PositiveFloat = Field(
+            0.5,
+            description="multiplies the average-pooled tokens: 0.5 reads the paper's sqrt(K/(h·w)) scaling of "
+            "sum-pooling; "
+            "2.0 is the public reproduction's sum-pooling × 0.5 (docs/plugins/simone.md compares the two)",
+        )
 
         @model_validator(mode="after")
         def _check(self):
             if self.conv_strides is not None and len(self.conv_strides) != len(self.conv_channels):
-                raise ValueError(f"conv_strides has {len(self.conv_strides)} entries but conv_channels has {len(self.conv_channels)}")
+                raise ValueError(
+                    f"conv_strides has {len(self.conv_strides)} entries but conv_channels has {len(self.conv_channels)}"
+                )
             if self.width % self.heads:
                 raise ValueError(f"heads ({self.heads}) must divide width ({self.width})")
             return self
@@ -91,7 +120,9 @@ class SimoneEncoder(Encoder):
             raise ValueError(f"the convs shrink a {list(ctx.resolution)} frame to nothing")
         p = spec.pool_size
         if h % p or w % p:
-            raise ValueError(f"pool_size {p} does not divide the {h}x{w} grid the convs produce from {list(ctx.resolution)} frames")
+            raise ValueError(
+                f"pool_size {p} does not divide the {h}x{w} grid the convs produce from {list(ctx.resolution)} frames"
+            )
         self.convs = nn.Sequential(*layers)
         self.project = nn.Linear(c_in, spec.width, bias=False)
         self.embed_norm = nn.LayerNorm(spec.width) if spec.embed_norm else nn.Identity()
@@ -114,7 +145,9 @@ class SimoneEncoder(Encoder):
         x = self.embed_norm(self.project(rearrange(x, "(b t) c h w -> b t h w c", b=b)))  # [b t h w c]
         _, _, h, w, c = x.shape
         x = x + sinusoidal_3d(t, h, w, c, device=x.device, dtype=x.dtype)
-        x = self._run(self.stack_1, rearrange(x, "b t h w c -> b (t h w) c"))  # every token of the clip attends to every other
+        x = self._run(
+            self.stack_1, rearrange(x, "b t h w c -> b (t h w) c")
+        )  # every token of the clip attends to every other
         x = rearrange(x, "b (t h w) c -> (b t) c h w", t=t, h=h)
         x = F.avg_pool2d(x, self.spec.pool_size) * self.spec.pool_scale  # per frame: [(b t) c h/2 w/2]
         x = rearrange(x, "(b t) c h w -> b t h w c", b=b)

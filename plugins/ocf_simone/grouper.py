@@ -15,31 +15,51 @@ from ocf_common.layers import mlp
 
 
 class SimonePooling(Grouper):
-    """SIMONe latents: K object posteriors from the time-mean of the tokens, T frame posteriors from the space-mean, each through its own MLP."""
+    """SIMONe latents: K object posteriors from the time-mean of the tokens, T frame posteriors from the space-mean,
+    each through its own MLP."""
 
+    name = "simone.pooling"
     needs = ("features.tokens", "features.grid")
     provides = ("latents.objects", "latents.frames", "latents.posterior", "latents.frame_posterior")
 
     class Spec(ComponentSpec):
         latent_dim: PositiveInt = Field(32, description="dimension d of every object and frame latent")
-        hidden: list[PositiveInt] = Field([1024], description="hidden widths of the two MLPs (ReLU); each ends in a linear map to 2·d = (mean, log-scale)")
-        log_scale_min: float = Field(-10.0, description="lower clamp of the log-scale (scale = exp(clamp(log_scale, min, max)))")
+        hidden: list[PositiveInt] = Field(
+            [1024],
+            description="hidden widths of the two MLPs (ReLU); each ends in a linear map to 2·d = (mean, log-scale)",
+        )
+        log_scale_min: float = Field(
+            -10.0, description="lower clamp of the log-scale (scale = exp(clamp(log_scale, min, max)))"
+        )
         log_scale_max: float = Field(3.0, description="upper clamp of the log-scale")
-        init_log_scale: float | None = Field(None, description="start both MLPs' log-scale outputs near this value (the bias of their last layer; null: PyTorch's default init, log-scale ≈ 0, scale ≈ 1). The decoder draws a fresh sample per location, so a unit initial scale drowns the clip-dependent part of the means (~0.06 at init) in per-pixel noise")
-        tie_objects: bool = Field(False, description="control experiment: one object posterior from the mean over all tokens, shared by every slot, so slots cannot differ (a model that still segments is not using its object latents)")
-        eval_sample: bool = Field(False, description="in evaluation, latents.objects/frames are samples too (default: the posterior means); the decoder samples from the posteriors itself")
+        init_log_scale: float | None = Field(
+            None,
+            description="start both MLPs' log-scale outputs near this value (the bias of their last layer; null: "
+            "PyTorch's default init, log-scale ≈ 0, scale ≈ 1)",
+        )
+        tie_objects: bool = Field(
+            False,
+            description="control experiment: one object posterior from the mean over all tokens, shared by every slot, "
+            "so slots cannot differ (a model that still segments is not using its object latents)",
+        )
+        eval_sample: bool = Field(
+            False,
+            description="in evaluation, latents.objects/frames are samples too (default: the posterior means); the "
+            "decoder samples from the posteriors itself",
+        )
 
         @model_validator(mode="after")
         def _check(self):
             if self.log_scale_min >= self.log_scale_max:
-                raise ValueError(f"log_scale_min ({self.log_scale_min}) must be below log_scale_max ({self.log_scale_max})")
+                raise ValueError(
+                    f"log_scale_min ({self.log_scale_min}) must be below log_scale_max ({self.log_scale_max})"
+                )
             return self
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)
-        name = f"grouper {self.registered_name or 'simone.pooling'}"
-        c = ctx.dim("features.tokens", name)
-        gh, gw = ctx.dim("features.grid", name)
+        c = ctx.dim("features.tokens")
+        gh, gw = ctx.dim("features.grid")
         dims = [c, *spec.hidden, 2 * spec.latent_dim]
         self.object_mlp = mlp(dims)
         self.frame_mlp = mlp(dims)

@@ -7,5 +7,4 @@ from ocf.hookspecs import hookimpl
 def ocf_register_components(registry):
     from ocf_slot_attention.grouper import GaussianSlotAttentionGrouper, SlotAttentionGrouper
 
-    registry.add("grouper", "slot_attention.grouper", SlotAttentionGrouper)
-    registry.add("grouper", "slot_attention.gaussian_grouper", GaussianSlotAttentionGrouper)
+    registry.register(SlotAttentionGrouper, GaussianSlotAttentionGrouper)

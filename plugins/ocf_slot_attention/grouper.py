@@ -18,6 +18,7 @@ from ocf.records import Latents, State
 class SlotAttentionGrouper(Grouper):
     """Slot Attention: learned-Gaussian slot init, iterative attention with softmax over slots, GRU + MLP updates."""
 
+    name = "slot_attention.grouper"
     needs = ("features.tokens",)
     provides = ("latents.objects", "latents.attention")
 
@@ -28,16 +29,20 @@ class SlotAttentionGrouper(Grouper):
         iterations: PositiveInt = Field(3, description="attention rounds")
         epsilon: PositiveFloat = Field(1e-8, description="added to the attention before renormalising over tokens")
         qkv_bias: bool = Field(False, description="biases in the q/k/v projections (the paper has none)")
-        implicit_grad: bool = Field(False, description="detach the slots before the last round (implicit differentiation, Chang et al. 2022)")
+        implicit_grad: bool = Field(
+            False, description="detach the slots before the last round (implicit differentiation, Chang et al. 2022)"
+        )
         slot_init: Literal["glorot", "unit"] = Field(
             "glorot",
-            description="initial value of the slot Gaussian's parameters: 'glorot' draws mu and log sigma from Glorot-uniform "
-            "(±0.30 for d = 64, the official code); 'unit' sets mu ~ N(0, 0.1²) and sigma = 1 (learned faster in our CPU runs)",
+            description="initial value of the slot Gaussian's parameters: 'glorot' draws mu and log sigma from "
+            "Glorot-uniform "
+            "(±0.30 for d = 64, the official code); 'unit' sets mu ~ N(0, 0.1²) and sigma = 1 (see "
+            "docs/plugins/slot_attention.md)",
         )
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)
-        c = ctx.dim("features.tokens", f"grouper {self.registered_name or 'slot_attention'}")
+        c = ctx.dim("features.tokens")
         d = spec.slot_dim
         if spec.slot_init == "glorot":
             self.mu = nn.Parameter(nn.init.xavier_uniform_(torch.empty(1, d)))
@@ -81,9 +86,9 @@ class SlotAttentionGrouper(Grouper):
             weights = attn + s.epsilon
             weights = weights / weights.sum(dim=-1, keepdim=True)  # over n: a weighted mean
             updates = einsum(weights, v, "b k n, b n d -> b k d")
-            slots = self.gru(
-                rearrange(updates, "b k d -> (b k) d"), rearrange(slots, "b k d -> (b k) d")
-            ).view_as(slots)  # [b k d]
+            slots = self.gru(rearrange(updates, "b k d -> (b k) d"), rearrange(slots, "b k d -> (b k) d")).view_as(
+                slots
+            )  # [b k d]
             slots = slots + self.mlp(self.norm_mlp(slots))
         return slots, attn
 
@@ -104,14 +109,21 @@ class SlotAttentionGrouper(Grouper):
 
 
 class GaussianSlotAttentionGrouper(SlotAttentionGrouper):
-    """Slot Attention whose slots are the means of a Gaussian posterior (learned std head); objects are reparameterised samples."""
+    """Slot Attention whose slots are the means of a Gaussian posterior (learned std head); objects are
+    reparameterised samples."""
 
+    name = "slot_attention.gaussian_grouper"
     provides = SlotAttentionGrouper.provides + ("latents.posterior",)
 
     class Spec(SlotAttentionGrouper.Spec):
-        std_kind: Literal["softplus", "exp_clamp"] = Field("softplus", description="how the std head's output becomes a std (softplus + min_std, or exp of a clamped log-std)")
+        std_kind: Literal["softplus", "exp_clamp"] = Field(
+            "softplus",
+            description="how the std head's output becomes a std (softplus + min_std, or exp of a clamped log-std)",
+        )
         min_std: PositiveFloat = Field(1e-3, description="lower bound on the posterior std")
-        eval_sample: bool = Field(False, description="in evaluation, sample the objects too (default: use the posterior mean)")
+        eval_sample: bool = Field(
+            False, description="in evaluation, sample the objects too (default: use the posterior mean)"
+        )
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)
@@ -125,4 +137,3 @@ class GaussianSlotAttentionGrouper(SlotAttentionGrouper):
         sample = self.training or self.spec.eval_sample
         objects = posterior.rsample() if sample else posterior.mean
         return Latents(objects=objects, attention=attn, posterior=posterior)
-

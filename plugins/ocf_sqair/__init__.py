@@ -13,16 +13,11 @@ def ocf_register_components(registry):
     from ocf_sqair.objective import IwaeObjective
     from ocf_sqair.prior import SqairPrior
 
-    registry.add("encoder", "sqair.encoder", FrameEncoder)
-    registry.add("grouper", "sqair.grouper", SqairGrouper)
-    registry.add("prior", "sqair.prior", SqairPrior)
-    registry.add("decoder", "sqair.glimpse", GlimpseDecoder)
-    registry.add("objective", "sqair.iwae", IwaeObjective)
+    registry.register(FrameEncoder, SqairGrouper, SqairPrior, GlimpseDecoder, IwaeObjective)
 
 
 @hookimpl
 def ocf_register_metrics(registry):
     from ocf_sqair.metrics import DiscoveryRate, IwaeBound
 
-    registry.add("metric", IwaeBound.name, IwaeBound)
-    registry.add("metric", DiscoveryRate.name, DiscoveryRate)
+    registry.register(IwaeBound, DiscoveryRate)

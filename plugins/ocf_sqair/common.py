@@ -58,7 +58,9 @@ def where_log_prob(dist: DiagonalGaussian, where_raw: Tensor, square: bool = Fal
     return (lp[..., [0, 2, 3]] if square else lp).sum(-1)
 
 
-def gaussian(out: Tensor, *, std_offset: float = 0.0, min_std: float = 1e-4, mean_offset: Tensor | None = None) -> DiagonalGaussian:
+def gaussian(
+    out: Tensor, *, std_offset: float = 0.0, min_std: float = 1e-4, mean_offset: Tensor | None = None
+) -> DiagonalGaussian:
     """``out [... 2m]`` → N(mean (+ mean_offset), softplus(raw + std_offset) + min_std)."""
     mean, raw = out.chunk(2, -1)
     if mean_offset is not None:
@@ -70,6 +72,3 @@ def bernoulli_sample(logits: Tensor, generator: torch.Generator | None = None) -
     """``{0, 1}`` samples of Bernoulli(sigmoid(logits)), no gradient."""
     u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
     return (u < torch.sigmoid(logits.detach())).to(logits.dtype)
-
-
-PARTICLE_KEYS = ("what", "where_raw", "where", "presence", "propagated", "discovered", "prop_decided", "free", "disc_decided")

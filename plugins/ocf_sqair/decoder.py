@@ -15,24 +15,39 @@ from ocf_sqair.common import net
 
 
 class GlimpseDecoder(Decoder):
-    """Glimpse decoder MLP → patch × learnable output scale, placed by the inverse transformer, summed over present objects, plus a learnable background; fixed-σ Gaussian likelihood per particle."""
+    """Glimpse decoder MLP → patch × learnable output scale, placed by the inverse transformer, summed over present
+    objects, plus a learnable background; fixed-σ Gaussian likelihood per particle."""
 
+    name = "sqair.glimpse"
     needs = ("latents.objects", "latents.presence", "latents.where")
     provides = ("rendering.recon", "rendering.rgb", "rendering.extras")
 
     class Spec(ComponentSpec):
         glimpse_size: PositiveInt = Field(20, description="side of the decoded square patch (paper 20)")
-        hidden: list[PositiveInt] = Field([256, 256], min_length=1, description="hidden widths of the glimpse decoder MLP (ELU)")
-        output_scale: float = Field(0.25, description="initial value of the learnable scale multiplying every patch (reference 0.25)")
-        output_bias: float = Field(-2.0, description="initial bias of the patch logits (patch = scale·sigmoid(logits)); negative starts empty glimpses near blank (pyro's fix)")
-        sigma: PositiveFloat = Field(0.3, description="fixed σ of the Gaussian likelihood N(x; canvas, σ²) (reference 0.3; learning it collapses inference)")
+        hidden: list[PositiveInt] = Field(
+            [256, 256], min_length=1, description="hidden widths of the glimpse decoder MLP (ELU)"
+        )
+        output_scale: float = Field(
+            0.25, description="initial value of the learnable scale multiplying every patch (reference 0.25)"
+        )
+        output_bias: float = Field(
+            -2.0,
+            description="initial bias of the patch logits (patch = scale·sigmoid(logits)); negative starts empty "
+            "glimpses near blank (pyro's fix)",
+        )
+        sigma: PositiveFloat = Field(
+            0.3,
+            description="fixed σ of the Gaussian likelihood N(x; canvas, σ²) (reference 0.3; learning it collapses "
+            "inference)",
+        )
         learn_background: bool = Field(True, description="learn a background (mean) image, initialised to 0")
 
     example = {"glimpse_size": 4, "hidden": [8]}
+    example_state = "ocf_sqair.fixtures:decoder_state"  # conformance fixture
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)
-        d = ctx.dim("latents.objects", f"decoder {self.registered_name or 'sqair.glimpse'}")
+        d = ctx.dim("latents.objects")
         self.channels, self.size, g = ctx.channels, ctx.resolution, spec.glimpse_size
         self.net = net([d, *spec.hidden, ctx.channels * g * g])
         with torch.no_grad():
@@ -43,12 +58,6 @@ class GlimpseDecoder(Decoder):
             self.background = nn.Parameter(bg)
         else:
             self.register_buffer("background", bg)
-
-    @classmethod
-    def example_state(cls, ctx: BuildContext, batch_size: int) -> State:
-        from ocf_sqair.example import tiny_state
-
-        return tiny_state(ctx, batch_size, upto="prior", frames=ctx.frames)
 
     def render(self, what: Tensor, presence: Tensor, where: Tensor) -> tuple[Tensor, Tensor]:
         """``what [n t k d]``, ``presence [n t k]``, ``where [n t k 4]`` → canvas ``[n t c h w]``
@@ -71,6 +80,9 @@ class GlimpseDecoder(Decoder):
         reps = canvas.shape[0] // b
         target = frames.repeat(reps, 1, 1, 1, 1)
         if target.shape != canvas.shape:
-            raise ValueError(f"decoder sqair.glimpse: the canvas {tuple(canvas.shape)} does not match the frames {tuple(frames.shape)} repeated")
+            raise ValueError(
+                f"decoder sqair.glimpse: the canvas {tuple(canvas.shape)} does not match the frames "
+                f"{tuple(frames.shape)} repeated"
+            )
         log_lik = gaussian_log_likelihood(target, canvas, self.spec.sigma).flatten(2).sum(-1)  # [(p b) t]
         return Rendering(recon=canvas[:b], rgb=layers[:b], extras={"log_lik": log_lik, "canvas": canvas})

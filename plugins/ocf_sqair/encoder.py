@@ -14,11 +14,16 @@ from ocf_common.layers import mlp
 class FrameEncoder(Encoder):
     """Per-frame MLP (ELU) on the flattened image: one token per frame, the image encoding AIR's discovery RNN reads."""
 
+    name = "sqair.encoder"
     needs = ("batch.frames",)
     provides = ("features.tokens", "features.grid")
 
     class Spec(ComponentSpec):
-        hidden: list[PositiveInt] = Field([256, 256], min_length=1, description="widths of the MLP layers (ELU after each); the last is the token size")
+        hidden: list[PositiveInt] = Field(
+            [256, 256],
+            min_length=1,
+            description="widths of the MLP layers (ELU after each); the last is the token size",
+        )
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)

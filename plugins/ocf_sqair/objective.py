@@ -28,29 +28,37 @@ def log_weights(state: State, freeze_discrete: bool = False) -> tuple[Tensor, Te
 
 
 class IwaeObjective(Objective):
-    """Negative importance-weighted ELBO over the grouper's k particles (term ``nll_iwae``) plus VIMCO's score-function term for presence (``vimco``, value 0)."""
+    """Negative importance-weighted ELBO over the grouper's k particles (term ``nll_iwae``) plus VIMCO's score-
+    function term for presence (``vimco``, value 0)."""
 
+    name = "sqair.iwae"
     needs = ("latents.extras", "prior.extras", "rendering.extras")
+    example_state = "ocf_sqair.fixtures:objective_state"  # conformance fixture
 
     class Spec(ObjectiveSpec):
         signal: Literal["reference", "vimco", "reinforce", "none"] = Field(
-            "reference", description="learning signal for the presence choices: reference (SQAIR code: log w_j − L̂_−j), vimco (paper: L̂ − L̂_−j), reinforce (no baseline), none")
-        presence_warmup: int = Field(0, ge=0, description="training steps at the start during which q's presence probabilities get no gradient at all (they keep their initial values while the decoder and the locations learn); 0: none, as the papers")
+            "reference",
+            description="learning signal for the presence choices: reference (SQAIR code: log w_j − L̂_−j), vimco "
+            "(paper: L̂ − L̂_−j), reinforce (no baseline), none",
+        )
+        presence_warmup: int = Field(
+            0,
+            ge=0,
+            description="training steps at the start during which q's presence probabilities get no gradient at all "
+            "(they keep their initial values while the decoder and the locations learn); 0: none, as the "
+            "papers",
+        )
 
     def __init__(self, spec: Spec, ctx) -> None:
         super().__init__(spec, ctx)
-        self.register_buffer("steps", torch.zeros((), dtype=torch.long))  # training forward passes, saved in checkpoints
+        self.register_buffer(
+            "steps", torch.zeros((), dtype=torch.long)
+        )  # training forward passes, saved in checkpoints
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # checkpoints written before the counter existed load with it at 0
         state_dict.setdefault(prefix + "steps", torch.zeros((), dtype=torch.long))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
-    @classmethod
-    def example_state(cls, ctx, batch_size: int) -> State:
-        from ocf_sqair.example import tiny_state
-
-        return tiny_state(ctx, batch_size, upto="decoder")
 
     def forward(self, state: State) -> dict[str, Tensor]:
         frozen = bool(self.steps < self.spec.presence_warmup)

@@ -9,5 +9,4 @@ def ocf_register_components(registry):
     from ocf_sri.objective import OrderedNLL
     from ocf_sri.prior import SRIPrior
 
-    registry.add("prior", "sri.prior", SRIPrior)
-    registry.add("objective", "sri.ordered_nll", OrderedNLL)
+    registry.register(SRIPrior, OrderedNLL)

@@ -9,7 +9,7 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from ocf.components import BuildContext, Objective, ObjectiveSpec
+from ocf.components import BuildContext, Objective, ObjectiveSpec, Shared
 from ocf.errors import SpecError
 from ocf.prob import mixture_log_likelihood
 from ocf.records import Latents, State
@@ -17,14 +17,21 @@ from ocf_common.objectives import REDUCTION_HELP, Reduction, reduce_nll
 
 
 class OrderedNLL(Objective):
-    """Negative log-likelihood of the input under the slots in SRI's learned order (term ``ordered_nll``), via the shared or a separate decoder."""
+    """Negative log-likelihood of the input under the slots in SRI's learned order (term ``ordered_nll``), via the
+    shared or a separate decoder."""
 
+    name = "sri.ordered_nll"
     needs = ("prior.extras",)
 
     class Spec(ObjectiveSpec):
         sigma: float = Field(0.7, gt=0, description="standard deviation of each mixture component (GENESIS-v2: 0.7)")
         reduction: Reduction = Field("sum", description=REDUCTION_HELP)
-        decoder: dict[str, Any] | None = Field(None, description="null: render with the model's decoder (shared weights, as the paper's text); a decoder spec such as {type: spatial_broadcast, channels: [32, 32]}: a second decoder trained by this term only")
+        decoder: dict[str, Any] | None = Field(
+            None,
+            description="null: render with the model's decoder (shared weights, as the paper's text); a decoder spec "
+            "such as {type: spatial_broadcast, channels: [32, 32]}: a second decoder trained by this term "
+            "only",
+        )
 
     #: for the conformance check, which builds the objective without a model
     example = {"decoder": {"type": "spatial_broadcast", "channels": [8]}}
@@ -43,39 +50,31 @@ class OrderedNLL(Objective):
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)
-        name = f"objective {self.registered_name or 'sri.ordered_nll'}"
-        if spec.decoder is None:
-            shared = ctx.built.get("decoder")
-            if shared is None:
-                raise SpecError([f"{name} shares the model's decoder, but the spec has none; add model.decoder or give this objective its own decoder"])
-            self.own = None
-            self.__dict__["_shared"] = shared  # part of the model already; not registered twice
+        self.own, self._shared = None, None
+        if spec.decoder is not None:  # a second decoder, trained by this term only
+            self.own = ctx.build("decoder", spec.decoder, "decoder")
+        elif "decoder" in ctx.built:  # the model's decoder: called, not registered a second time
+            self._shared = Shared(ctx.built["decoder"])
         else:
-            from pydantic import ValidationError
-
-            from ocf import plugins
-            from ocf.errors import RegistryError
-
-            entry = dict(spec.decoder)
-            try:
-                cls = plugins.default().registry.get("decoder", str(entry.pop("type", None)))
-                params = cls.Spec.model_validate(entry)
-            except RegistryError as exc:
-                raise SpecError([f"{name}.decoder.type: {exc}"]) from None
-            except ValidationError as exc:
-                raise SpecError([f"{name}.decoder.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]) from None
-            self.own = cls(params, ctx)
+            raise SpecError(
+                [
+                    f"{self.label} shares the model's decoder, but the spec has none; "
+                    "add model.decoder or give this objective its own decoder"
+                ]
+            )
 
     @property
     def decoder(self):
-        return self.own if self.own is not None else self.__dict__["_shared"]
+        return self.own if self.own is not None else self._shared.component
 
     def forward(self, state: State) -> dict[str, Tensor]:
         ordered = state.prior.extras.get("ordered")
         if ordered is None:
             raise ValueError("objective sri.ordered_nll needs prior.extras['ordered'] (the sri.prior provides it)")
         frames = state.latents.frames if state.latents is not None else None
-        rendering = self.decoder(State(state.batch, features=state.features, latents=Latents(objects=ordered, frames=frames)))
+        rendering = self.decoder(
+            State(state.batch, features=state.features, latents=Latents(objects=ordered, frames=frames))
+        )
         if rendering.rgb is None or rendering.mask_logits is None:
             raise ValueError("objective sri.ordered_nll needs a decoder that gives per-slot rgb and mask logits")
         target = rendering.target if rendering.target is not None else state.batch.frames

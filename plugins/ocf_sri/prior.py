@@ -101,43 +101,57 @@ class SlotLSTM(nn.Module):
 
 
 class SRIPrior(Prior):
-    """SRI: scene variable from the slots, scene-conditioned autoregressive slot prior, learned slot order imposed on the posterior."""
+    """SRI: scene variable from the slots, scene-conditioned autoregressive slot prior, learned slot order imposed on
+    the posterior."""
 
+    name = "sri.prior"
     needs = ("latents.posterior",)
     provides = ("prior.terms", "prior.extras")
 
     class Spec(ComponentSpec):
-        scene_dim: PositiveInt | None = Field(None, description="dimension of the scene variable s (default: twice the slot dim, as the paper)")
+        scene_dim: PositiveInt | None = Field(
+            None, description="dimension of the scene variable s (default: twice the slot dim, as the paper)"
+        )
         width: PositiveInt = Field(128, description="width of the scene encoder's set self-attention layers")
         layers: PositiveInt = Field(3, description="residual set self-attention layers L (paper 3)")
         heads: PositiveInt = Field(4, description="attention heads; must divide width")
         lstm_hidden: PositiveInt = Field(256, description="hidden units of the prior and posterior LSTMs (paper 256)")
         matching: Literal["greedy", "hungarian"] = Field(
-            "greedy", description="greedy O(K²) in rollout order (paper) or optimal (Hungarian, per scene)")
-        min_std: PositiveFloat = Field(1e-3, description="added to every predicted standard deviation (softplus + min_std)")
-        segregation_kl: bool = Field(True, description="also return the segregation VAE's own KL of the randomly ordered posterior to N(0, I) (term segregation_kl), as when GENESIS-v2 trains jointly with SRI")
+            "greedy",
+            description="greedy O(K²) in rollout order (paper) or optimal (Hungarian per scene, "
+            "scipy's linear_sum_assignment)",
+        )
+        min_std: PositiveFloat = Field(
+            1e-3, description="added to every predicted standard deviation (softplus + min_std)"
+        )
+        segregation_kl: bool = Field(
+            True,
+            description="also return the segregation VAE's own KL of the randomly ordered posterior to N(0, I) (term "
+            "segregation_kl), as when GENESIS-v2 trains jointly with SRI",
+        )
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)
-        name = f"prior {self.registered_name or 'sri.prior'}"
-        self.num_slots = ctx.dim("latents.num_slots", name)
-        self.slot_dim = ctx.dim("latents.objects", name)
+        self.num_slots = ctx.dim("latents.num_slots")
+        self.slot_dim = ctx.dim("latents.objects")
         self.frame_dim = ctx.dims.get("latents.frames")
         self.frames = ctx.frames
         if spec.width % spec.heads:
-            raise SpecError([f"{name}: heads ({spec.heads}) must divide width ({spec.width})"])
+            raise SpecError([f"{self.label}: heads ({spec.heads}) must divide width ({spec.width})"])
         self.scene_dim = spec.scene_dim or 2 * self.slot_dim
         self.relate = SceneEncoder(self.slot_dim, spec.width, spec.layers, spec.heads, self.scene_dim, spec.min_std)
         self.slot_prior = SlotLSTM(self.slot_dim, self.scene_dim, spec.lstm_hidden, spec.min_std)
         self.posterior_scales = SlotLSTM(self.slot_dim, self.scene_dim, spec.lstm_hidden, spec.min_std, with_mean=False)
         _xavier(self)
-        self.register_buffer("_anchor", torch.zeros(()), persistent=False)
 
     def forward(self, state: State) -> PriorTerms:
         lat = state.latents
         post = lat.posterior
         if post.mean.dim() != 3:
-            raise UserError(f"prior sri.prior needs a slot posterior [b k d]; got {list(post.mean.shape)} (a grouper with time-varying slots is not supported)")
+            raise UserError(
+                f"prior sri.prior needs a slot posterior [b k d]; got {list(post.mean.shape)} (a grouper with "
+                "time-varying slots is not supported)"
+            )
         k = post.mean.shape[1]
         # Segregate → Relate: the scene posterior from detached slot samples.
         mu = post.mean.detach()
@@ -156,24 +170,33 @@ class SRIPrior(Prior):
         prior_mean, prior_std = self.slot_prior.teacher_forced(s, z)
         p_slots = DiagonalGaussian(prior_mean, prior_std)
         terms = {
-            "scene_kl": q_scene.kl_to_standard_normal().sum(-1).mean(),
+            "scene_kl": q_scene.kl().sum(-1).mean(),
             "slot_kl": q_ordered.kl(p_slots).sum(dim=(1, 2)).mean(),
             "cross_order_kl": q_ordered.kl(rollout).sum(dim=(1, 2)).mean(),
         }
         if self.spec.segregation_kl:
-            terms["segregation_kl"] = post.kl_to_standard_normal().flatten(1).sum(1).mean()
+            terms["segregation_kl"] = post.kl().flatten(1).sum(1).mean()
         if lat.frame_posterior is not None:  # frame latents (SIMONe) keep an independent N(0, I)
-            terms["frame_kl"] = lat.frame_posterior.kl_to_standard_normal().flatten(1).sum(1).mean()
+            terms["frame_kl"] = lat.frame_posterior.kl().flatten(1).sum(1).mean()
         extras = {"ordered": z, "order": order, "imagined": imagined, "scene": s}
         return PriorTerms(terms=terms, extras=extras)
 
     @torch.no_grad()
-    def sample(self, n: int, *, temperature: float = 1.0, generator: torch.Generator | None = None,
-               condition: State | None = None, frames: int | None = None) -> Latents:
+    def sample(
+        self,
+        n: int,
+        *,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        condition: State | None = None,
+        frames: int | None = None,
+    ) -> Latents:
         """s ~ N(0, T²I), then the slot LSTM imagines K slots in its learned order."""
         if condition is not None:
-            raise UserError("prior sri.prior generates whole scenes; it cannot continue observed frames (drop --condition)")
-        like = dict(device=self._anchor.device, dtype=self._anchor.dtype, generator=generator)
+            raise UserError(
+                "prior sri.prior generates whole scenes; it cannot continue observed frames (drop --condition)"
+            )
+        like = dict(**self.factory_kwargs, generator=generator)
         s = temperature * torch.randn(n, self.scene_dim, **like)
         noise = temperature * torch.randn(n, self.num_slots, self.slot_dim, **like)
         slots, _ = self.slot_prior.rollout(s, self.num_slots, noise)

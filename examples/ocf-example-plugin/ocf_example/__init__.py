@@ -7,13 +7,13 @@ pixel towards one slot (crisp masks).
 
 from pydantic import Field
 
-from ocf.components import Objective, ObjectiveSpec
-from ocf.hookspecs import hookimpl
+from ocf import Objective, ObjectiveSpec, hookimpl
 
 
 class MaskEntropy(Objective):
     """Mean per-pixel entropy of the masks over slots (lower: crisper masks)."""
 
+    name = "example.mask_entropy"  # <plugin>.<component>: what a spec's `type:` names
     needs = ("rendering.mask_logits",)
 
     class Spec(ObjectiveSpec):
@@ -27,4 +27,4 @@ class MaskEntropy(Objective):
 
 @hookimpl
 def ocf_register_components(registry):
-    registry.add("objective", "example.mask_entropy", MaskEntropy)
+    registry.register(MaskEntropy)  # the kind (objective) follows from the base class

@@ -5,8 +5,8 @@ Multi-dSprites, Tetrominoes, Objects Room, CATER with masks), :mod:`~ocf.data.co
 :mod:`~ocf.data.convert.movi` (Kubric MOVi-A..E as tfds writes them) and
 :mod:`~ocf.data.convert.coco` (COCO-style instance annotations, also VOC). The built-in
 converters live in the core, so converting works with every plugin switched off; a plugin
-adds more through the ``ocf_register_converters`` hook (``registry.add("converter", name,
-cls)`` with ``cls`` a subclass of :class:`Converter`).
+adds more through the ``ocf_register_converters`` hook (``registry.register(ConverterCls)`` with each class a subclass of
+:class:`Converter` declaring its ``name``).
 
     from ocf.data.convert import convert
     convert("clevr_with_masks", ["clevr_with_masks_train.tfrecords"], "data/clevr.h5",
