@@ -36,7 +36,8 @@ _API = {
     **dict.fromkeys(["State", "Batch", "Features", "Latents", "PriorTerms", "Rendering"], "ocf.records"),
     **dict.fromkeys(["UserError", "SpecError"], "ocf.errors"),
     "check_component": "ocf.testing",
-    "EvalMetric": "ocf.metrics",
+    **dict.fromkeys(["EvalMetric", "ItemMean", "MetricSpec"], "ocf.metrics"),
+    "DiagonalGaussian": "ocf.prob",
     "Generator": "ocf.data",
 }
 

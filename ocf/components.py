@@ -193,10 +193,26 @@ class Grouper(Component):
     eval_only: ClassVar[bool] = False
 
 
+@dataclass(frozen=True)
+class SampleRequest:
+    """What :meth:`Prior.sample` was asked for, as :meth:`Prior.draw` receives it."""
+
+    n: int
+    temperature: float = 1.0
+    generator: torch.Generator | None = None
+    condition: State | None = None
+    frames: int | None = None
+
+    def unpack(self) -> tuple[int, float, torch.Generator | None, State | None, int | None]:
+        return self.n, self.temperature, self.generator, self.condition, self.frames
+
+
 class Prior(Component):
-    """Latents → named KL / negative log-prob terms; optionally ``sample``."""
+    """Latents → named KL / negative log-prob terms; optionally generative (:meth:`draw`)."""
 
     kind = "prior"
+    #: True for a prior that can continue observed frames (``sample(condition=...)``).
+    conditional: ClassVar[bool] = False
 
     def __init__(self, spec: ComponentSpec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)
@@ -217,16 +233,28 @@ class Prior(Component):
         condition: State | None = None,
         frames: int | None = None,
     ) -> Latents:
-        """Draw latents for ``n`` scenes (``ocf sample``, :func:`ocf.generate.generate`).
+        """Draw latents for ``n`` scenes (``ocf sample``, :func:`ocf.run.generate.generate`).
 
         temperature scales the prior's noise; generator makes draws reproducible.
         condition: the State of the model run (in eval mode) on observed frames; a prior
-        that can continue a sequence (SQAIR) rolls forward from it, others raise
-        :class:`~ocf.errors.UserError`.  frames: how many frames the latents cover (None:
-        the spec's ``data.frames``).  Priors that are not generative do not override
-        this method.
+        that can continue a sequence (SQAIR) sets ``conditional = True`` and rolls forward
+        from it, others raise :class:`~ocf.errors.UserError`.  frames: how many frames the
+        latents cover (None: the spec's ``data.frames``).  A generative prior implements
+        :meth:`draw`; this method checks the request and calls it.
         """
+        if condition is not None and not self.conditional:
+            raise UserError(f"{self.label} draws whole scenes; it cannot continue observed frames (drop --condition)")
+        return self.draw(SampleRequest(n, temperature, generator, condition, frames))
+
+    def draw(self, request: SampleRequest) -> Latents:
+        """The latents of ``request.n`` scenes; priors that are not generative do not
+        implement it."""
         raise NotImplementedError(f"{self.label} cannot sample")
+
+    @classmethod
+    def can_sample(cls) -> bool:
+        """Whether the class implements sampling (:meth:`draw`, or an override of ``sample``)."""
+        return cls.draw is not Prior.draw or cls.sample is not Prior.sample
 
 
 class Decoder(Component):

@@ -1,18 +1,10 @@
 """Deprecated: the generation metrics live in :mod:`ocf.metrics.generation` and are
 importable from :mod:`ocf.metrics` (``from ocf.metrics import Fid, Kid,
-GenerativeMetric``).  This module re-exports them for one release."""
+GenerativeMetric``).  This module forwards to it for one release."""
 
 import warnings
 
-from ocf.metrics.generation import (  # noqa: F401
-    GENERATION_METRICS,
-    Fid,
-    GenerativeMetric,
-    Kid,
-    RandomFeatures,
-    TorchScriptFeatures,
-    make_extractor,
-)
+from ocf.metrics import generation as _generation
 
 warnings.warn(
     "ocf.generation_metrics is deprecated and will be removed; import from ocf.metrics instead "
@@ -20,3 +12,7 @@ warnings.warn(
     DeprecationWarning,
     stacklevel=2,
 )
+
+
+def __getattr__(name: str):
+    return getattr(_generation, name)

@@ -33,23 +33,16 @@ class Entry:
 
 
 def kind_of(obj: Any) -> str:
-    """The registry kind of a class, from its base class."""
+    """The registry kind of a class: a component kind from its base class, else the ``kind``
+    its base declares (``ocf.data.Generator``: dataset, ``ocf.metrics.EvalMetric``: metric,
+    ``ocf.data.convert.Converter``: converter)."""
     if isinstance(obj, type):
         for kind, base in BASES.items():
             if issubclass(obj, base):
                 return kind
-        from ocf.data.generator import Generator
-
-        if issubclass(obj, Generator):
-            return "dataset"
-        from ocf.metrics import EvalMetric
-
-        if issubclass(obj, EvalMetric):
-            return "metric"
-        from ocf.data.convert.base import Converter
-
-        if issubclass(obj, Converter):
-            return "converter"
+        kind = getattr(obj, "kind", None)
+        if kind in KINDS and kind not in COMPONENT_KINDS:
+            return kind
     raise RegistryError(
         f"cannot tell what {obj!r} is: register subclasses of ocf.Encoder, ocf.Grouper, ocf.Prior, ocf.Decoder, "
         "ocf.Objective, ocf.Generator (datasets), ocf.EvalMetric (metrics) or ocf.data.convert.Converter"

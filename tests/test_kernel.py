@@ -224,7 +224,7 @@ def test_front_door_exports_the_plugin_api_lazily():
     import sys
 
     import ocf
-    from ocf import components, data, errors, hookspecs, metrics, records, testing
+    from ocf import components, data, errors, hookspecs, metrics, prob, records, testing
 
     expected = {
         "hookimpl": hookspecs.hookimpl,
@@ -247,6 +247,9 @@ def test_front_door_exports_the_plugin_api_lazily():
         "SpecError": errors.SpecError,
         "check_component": testing.check_component,
         "EvalMetric": metrics.EvalMetric,
+        "ItemMean": metrics.ItemMean,
+        "MetricSpec": metrics.MetricSpec,
+        "DiagonalGaussian": prob.DiagonalGaussian,
         "Generator": data.Generator,
     }
     for name, obj in expected.items():
@@ -296,3 +299,39 @@ def test_a_component_without_forward_says_so():
         Lazy(Lazy.Spec(), ctx)(None)
     with pytest.raises(NotImplementedError, match="objective LazyObjective does not .* a dict of scalar loss terms"):
         LazyObjective(LazyObjective.Spec(), ctx)(None)
+
+
+def test_prior_sampling_goes_through_draw_and_refuses_condition_unless_conditional():
+    from ocf.components import BuildContext, Prior, SampleRequest
+    from ocf.errors import UserError
+    from ocf.records import Latents, PriorTerms
+
+    class Drawn(Prior):
+        name = "t.drawn"
+
+        def forward(self, state):
+            return PriorTerms(terms={})
+
+        def draw(self, request: SampleRequest) -> Latents:
+            return Latents(objects=torch.full((request.n, 2, 3), request.temperature))
+
+    class OldStyle(Prior):  # overrides sample itself, as plugins written before draw() do
+        name = "t.old"
+
+        def sample(self, n, *, temperature=1.0, generator=None, condition=None, frames=None):
+            return Latents(objects=torch.zeros(n, 1, 1))
+
+    class NotGenerative(Prior):
+        name = "t.none"
+
+    ctx = BuildContext(channels=3, frames=1, resolution=(8, 8))
+    drawn = Drawn(Drawn.Spec(), ctx)
+    assert drawn.sample(4, temperature=0.5).objects.shape == (4, 2, 3)
+    assert drawn.sample(1, temperature=0.5).objects.unique().item() == 0.5
+    with pytest.raises(UserError, match="cannot continue observed frames"):
+        drawn.sample(1, condition=object())
+    Drawn.conditional = True
+    assert drawn.sample(1, condition=object()).objects.shape == (1, 2, 3)
+    assert Drawn.can_sample() and OldStyle.can_sample() and not NotGenerative.can_sample()
+    with pytest.raises(NotImplementedError, match="cannot sample"):
+        NotGenerative(NotGenerative.Spec(), ctx).sample(1)

@@ -42,6 +42,8 @@ class Generator:
     so that readers know which extras have a time axis.
     """
 
+    #: the registry kind (``registry.register`` reads it)
+    kind: ClassVar[str] = "dataset"
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     video: ClassVar[bool] = False

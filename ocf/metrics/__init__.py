@@ -56,6 +56,8 @@ from ocf.metrics.segmentation import (
     segmentation_labels,
 )
 
+from ocf.metrics import evaluators as _evaluators, generation as _generation  # noqa: E402 - for __all__
+
 __all__ = [
     "ari",
     "fg_ari",
@@ -67,26 +69,8 @@ __all__ = [
     "presence_counts",
     "object_counts",
     "segmentation_labels",
-    "MetricSpec",
-    "EvalMetric",
-    "MetricUnavailable",
-    "ItemMean",
-    "ratio",
-    "FgAri",
-    "FgAriMulti",
-    "Ari",
-    "Mbo",
-    "Miou",
-    "Mse",
-    "CountAccuracy",
-    "METRICS",
-    "GenerativeMetric",
-    "Fid",
-    "Kid",
-    "RandomFeatures",
-    "TorchScriptFeatures",
-    "make_extractor",
-    "GENERATION_METRICS",
+    *_evaluators.__all__,
+    *_generation.__all__,
 ]
 
 

@@ -75,6 +75,8 @@ class EvalMetric(torchmetrics.Metric):
     :meth:`update_state`, ``update`` and ``compute`` (the value over everything seen).
     """
 
+    #: the registry kind (``registry.register`` reads it)
+    kind: ClassVar[str] = "metric"
     name: ClassVar[str] = ""
     requires: ClassVar[tuple[str, ...]] = ()
     sums: ClassVar[dict[str, torch.dtype]] = {}

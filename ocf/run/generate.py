@@ -11,7 +11,6 @@ from __future__ import annotations
 import torch
 
 from ocf.assembly import Model
-from ocf.components import Prior
 from ocf.errors import UserError
 from ocf.data.batches import ordered_batch
 from ocf.records import Batch, State
@@ -24,7 +23,7 @@ def can_generate(model: Model) -> str | None:
     if model.prior is None:
         return ("the model has no prior (model.prior); generation needs a generative prior such as `normal` or "
                 "`sri.prior`")
-    if type(model.prior).sample is Prior.sample:
+    if not type(model.prior).can_sample():
         return f"prior {model.prior.name!r} does not implement sampling; it cannot generate scenes"
     if model.decoder is None:
         return "the model has no decoder to render sampled latents"

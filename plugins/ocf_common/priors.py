@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ocf.errors import UserError
-from ocf.components import BuildContext, ComponentSpec, Prior
+from ocf.components import BuildContext, ComponentSpec, Prior, SampleRequest
 from ocf.records import Latents, PriorTerms, State
 
 
@@ -42,20 +41,9 @@ class NormalPrior(Prior):
             terms["frame_kl"] = _kl_per_sample(latents.frame_posterior)
         return PriorTerms(terms=terms)
 
-    def sample(
-        self,
-        n: int,
-        *,
-        temperature: float = 1.0,
-        generator: torch.Generator | None = None,
-        condition: State | None = None,
-        frames: int | None = None,
-    ) -> Latents:
+    def draw(self, request: SampleRequest) -> Latents:
         """``objects [n k d]`` (and ``frames [n t d]`` when the grouper has frame latents)."""
-        if condition is not None:
-            raise UserError(
-                f"{self.label} draws independent scenes; it cannot continue observed frames (drop --condition)"
-            )
+        n, temperature, generator, _, frames = request.unpack()
         like = dict(**self.factory_kwargs, generator=generator)
         objects = temperature * torch.randn(n, self.num_slots, self.slot_dim, **like)
         frame_latents = None

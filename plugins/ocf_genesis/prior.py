@@ -11,8 +11,7 @@ import torch
 from pydantic import Field, PositiveInt
 from torch import Tensor, nn
 
-from ocf.components import BuildContext, ComponentSpec, Prior
-from ocf.errors import UserError
+from ocf.components import BuildContext, ComponentSpec, Prior, SampleRequest
 from ocf.records import DiagonalGaussian, Latents, PriorTerms, State
 
 
@@ -75,21 +74,10 @@ class AutoregressivePrior(Prior):
         )
 
     @torch.no_grad()
-    def sample(
-        self,
-        n: int,
-        *,
-        temperature: float = 1.0,
-        generator: torch.Generator | None = None,
-        condition: State | None = None,
-        frames: int | None = None,
-    ) -> Latents:
+    def draw(self, request: SampleRequest) -> Latents:
         """``objects [n k d]``: z_1 ~ N(0, I), then z_k ~ p(z_k | z_<k) one step at a time;
         ``temperature`` scales every draw's noise."""
-        if condition is not None:
-            raise UserError(
-                f"{self.label} generates whole scenes; it cannot continue observed frames (drop --condition)"
-            )
+        n, temperature, generator, _, frames = request.unpack()
         like = dict(device=self.head.weight.device, dtype=self.head.weight.dtype)
 
         def noise() -> Tensor:

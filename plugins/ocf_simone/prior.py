@@ -7,8 +7,7 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from ocf.components import BuildContext, ComponentSpec, Prior
-from ocf.errors import UserError
+from ocf.components import BuildContext, ComponentSpec, Prior, SampleRequest
 from ocf.records import Latents, PriorTerms, State
 
 
@@ -45,21 +44,10 @@ class SimonePrior(Prior):
         lat = state.latents
         return PriorTerms(terms={"object_kl": self._kl(lat.posterior), "frame_kl": self._kl(lat.frame_posterior)})
 
-    def sample(
-        self,
-        n: int,
-        *,
-        temperature: float = 1.0,
-        generator: torch.Generator | None = None,
-        condition: State | None = None,
-        frames: int | None = None,
-    ) -> Latents:
+    def draw(self, request: SampleRequest) -> Latents:
         """``objects [n k d]`` and ``frames [n t d]`` from their own N(0, I) priors.  SIMONe
         is not a proper generative model of scenes: these decode to incoherent videos."""
-        if condition is not None:
-            raise UserError(
-                f"{self.label} draws independent scenes; it cannot continue observed frames (drop --condition)"
-            )
+        n, temperature, generator, _, frames = request.unpack()
         like = dict(**self.factory_kwargs, generator=generator)
         objects = temperature * torch.randn(n, self.num_slots, self.object_dim, **like)
         frames = temperature * torch.randn(n, frames or self.frames, self.frame_dim, **like)

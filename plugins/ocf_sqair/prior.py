@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field, PositiveFloat, PositiveInt
 from torch import Tensor, nn
 
-from ocf.components import BuildContext, ComponentSpec, Prior
+from ocf.components import BuildContext, ComponentSpec, Prior, SampleRequest
 from ocf.prob import bernoulli_log_prob
 from ocf.records import DiagonalGaussian, Latents, PriorTerms, State
 from ocf_sqair.common import bernoulli_sample, constrain, gaussian, net, tie_scales, where_log_prob
@@ -23,6 +23,7 @@ class SqairPrior(Prior):
     what ~ N(0, I), recurrent where prior; propagation GRU per object (presence bias +10). Returns per-particle
     log p in extras."""
 
+    conditional = True  # sample(condition=...) continues observed frames
     name = "sqair.prior"
     needs = ("latents.extras",)
     provides = ("prior.terms", "prior.extras")
@@ -184,20 +185,13 @@ class SqairPrior(Prior):
         return PriorTerms(terms={}, extras={"log_p": self.log_prob(state.latents.extras)})
 
     # -- generation ---------------------------------------------------------------------------
-    def sample(
-        self,
-        n: int,
-        *,
-        temperature: float = 1.0,
-        generator: torch.Generator | None = None,
-        condition: State | None = None,
-        frames: int | None = None,
-    ) -> Latents:
+    def draw(self, request: SampleRequest) -> Latents:
         """Roll the prior forward: ``objects [n t k d]`` (what), ``presence [n t k]``,
         ``where [n t k 4]`` boxes, for ``frames`` frames (default: the data's).  With
         ``condition`` (the State of the model run on the first frames of n clips), those
         frames keep their inferred latents (particle 0) and the prior continues from them.
         ``temperature`` scales the standard deviations of every Gaussian."""
+        n, temperature, generator, condition, frames = request.unpack()
         frames = frames or self.frames
         k, d, hsz = self.k, self.d, self.spec.rnn_hidden
         like = dict(device=self.count_logits.device, dtype=self.count_logits.dtype)

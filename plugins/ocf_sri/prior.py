@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from pydantic import Field, PositiveFloat, PositiveInt
 from torch import Tensor, nn
 
-from ocf.components import BuildContext, ComponentSpec, Prior
+from ocf.components import BuildContext, ComponentSpec, Prior, SampleRequest
 from ocf.errors import SpecError, UserError
 from ocf.records import DiagonalGaussian, Latents, PriorTerms, State
 from ocf_sri.matching import MATCHERS
@@ -182,20 +182,9 @@ class SRIPrior(Prior):
         return PriorTerms(terms=terms, extras=extras)
 
     @torch.no_grad()
-    def sample(
-        self,
-        n: int,
-        *,
-        temperature: float = 1.0,
-        generator: torch.Generator | None = None,
-        condition: State | None = None,
-        frames: int | None = None,
-    ) -> Latents:
+    def draw(self, request: SampleRequest) -> Latents:
         """s ~ N(0, T²I), then the slot LSTM imagines K slots in its learned order."""
-        if condition is not None:
-            raise UserError(
-                "prior sri.prior generates whole scenes; it cannot continue observed frames (drop --condition)"
-            )
+        n, temperature, generator, _, frames = request.unpack()
         like = dict(**self.factory_kwargs, generator=generator)
         s = temperature * torch.randn(n, self.scene_dim, **like)
         noise = temperature * torch.randn(n, self.num_slots, self.slot_dim, **like)

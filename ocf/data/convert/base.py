@@ -166,6 +166,8 @@ class Converter:
     """A source dataset format. Subclasses set the class attributes and implement
     :meth:`records`; ``inputs`` are the paths the user gave."""
 
+    #: the registry kind (``registry.register`` reads it)
+    kind: ClassVar[str] = "converter"
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     variants: ClassVar[dict[str, str]] = {}
