@@ -27,8 +27,8 @@ demo: venv
 	$(BIN)/python -m ocf.demo
 
 bench: venv
-	$(BIN)/python benchmarks/fidelity.py configs/slot_attention/shapes_32.yaml --steps 1000 --seeds 0 1 --name slot_attention-shapes_32
-	$(BIN)/python benchmarks/report.py
+	$(BIN)/python -m benchmarks.fidelity configs/slot_attention/shapes_32.yaml --steps 1000 --seeds 0 1 --name slot_attention-shapes_32
+	$(BIN)/python -m benchmarks.report
 
 clean:
 	rm -rf runs data .pytest_cache

@@ -1,7 +1,7 @@
 """`ocf bench` on every shipped spec, paper configurations included: the speed table.
 
-    python benchmarks/bench_all.py [--only simone/paper_64 ...] [--steps 10] [--paper-steps 2]
-    python benchmarks/bench_all.py --only slot_attention/shapes_32 --option train.channels_last=true
+    python -m benchmarks.bench_all [--only simone/paper_64 ...] [--steps 10] [--paper-steps 2]
+    python -m benchmarks.bench_all --only slot_attention/shapes_32 --option train.channels_last=true
 
 For each ``configs/<dir>/<name>.yaml`` this runs ``ocf bench`` in its own process, one at
 a time, on a small freshly generated copy of the spec's dataset (``data.generate.n``,
@@ -48,10 +48,10 @@ def stand_in(path: Path, out: Path) -> Path:
         return out
     import numpy as np
     import yaml
+    from ocf_rotating.features import add_features
 
     from ocf import plugins
     from ocf.data.generator import make_dataset
-    from ocf_rotating.features import add_features
 
     data = yaml.safe_load(path.read_text())["data"]
     frames = data.get("frames", 1)

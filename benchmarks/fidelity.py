@@ -1,10 +1,10 @@
 """A fidelity run: train a spec for a fixed step budget under several seeds, evaluate each,
 and record the numbers (with the command that produced them) in benchmarks/results/.
 
-    python benchmarks/fidelity.py configs/slot_attention/shapes_32.yaml --steps 1500 --seeds 0 1 \
+    python -m benchmarks.fidelity configs/slot_attention/shapes_32.yaml --steps 1500 --seeds 0 1 \
         --name slot_attention-shapes_32 [key=value ...]
 
-Then `python benchmarks/report.py` rewrites docs/benchmarks.md from every result file.
+Then `python -m benchmarks.report` rewrites docs/benchmarks.md from every result file.
 """
 
 from __future__ import annotations
@@ -61,6 +61,26 @@ def summarise(record: dict) -> dict:
     return record
 
 
+def add_run_parser(sub, **defaults):
+    """The ``run`` sub-command the per-seed benchmark scripts share: SPEC [overrides] --steps --seed
+    --name [--runs]."""
+    r = sub.add_parser("run")
+    r.add_argument("spec")
+    r.add_argument("overrides", nargs="*")
+    r.add_argument("--steps", type=int, required=True)
+    r.add_argument("--seed", type=int, required=True)
+    r.add_argument("--name", required=True)
+    r.add_argument("--runs", default="runs/bench")
+    r.set_defaults(**defaults)
+    return r
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """This process's command as ``python -m benchmarks.NAME ARGS`` (for result records)."""
+    argv = sys.argv if argv is None else argv
+    return " ".join(["python", "-m", f"benchmarks.{Path(argv[0]).stem}", *(shlex.quote(a) for a in argv[1:])])
+
+
 def merge_records(name: str, records: list[dict]) -> dict:
     """Seeds run as separate processes (each a fidelity record) → one record, as if
     ``--seeds`` had run them in turn; commands are joined with ``&&``."""
@@ -85,7 +105,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     registry = plugins.default().registry
     record = {"name": args.name, "spec": args.spec, "steps": args.steps, "overrides": args.overrides,
-              "command": "python " + " ".join(shlex.quote(a) for a in sys.argv), "machine": machine(),
+              "command": command_line(), "machine": machine(),
               "date": time.strftime("%Y-%m-%d"), "seeds": {}}
     for seed in args.seeds:
         resolved = load(args.spec, registry, list(args.overrides) + [f"train.seed={seed}", f"train.steps={args.steps}"])

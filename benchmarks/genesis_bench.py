@@ -4,9 +4,9 @@ reconstruction error per pixel-channel and the KL at every logged step) and the 
 which the GECO goal was first met.
 
     # one process per seed (one thread each), then merge:
-    python benchmarks/genesis_bench.py run configs/genesis/shapes_32.yaml --steps 3000 --seed 0 --name genesis-shapes_32 [key=value ...]
-    python benchmarks/genesis_bench.py run configs/genesis/shapes_32.yaml --steps 3000 --seed 1 --name genesis-shapes_32 [key=value ...]
-    python benchmarks/genesis_bench.py merge --name genesis-shapes_32 --seeds 0 1
+    python -m benchmarks.genesis_bench run configs/genesis/shapes_32.yaml --steps 3000 --seed 0 --name genesis-shapes_32 [key=value ...]
+    python -m benchmarks.genesis_bench run configs/genesis/shapes_32.yaml --steps 3000 --seed 1 --name genesis-shapes_32 [key=value ...]
+    python -m benchmarks.genesis_bench merge --name genesis-shapes_32 --seeds 0 1
 
 Writes benchmarks/results/NAME.json (the per-seed files NAME-seedS.json are removed on merge).
 """
@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 from pathlib import Path
 
+from benchmarks.fidelity import command_line
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def geco_trajectory(run_dir: Path, pixels: int) -> dict:
@@ -42,7 +42,7 @@ def geco_trajectory(run_dir: Path, pixels: int) -> dict:
 
 
 def run(args) -> int:
-    import fidelity
+    from benchmarks import fidelity
 
     name = f"{args.name}-seed{args.seed}"
     argv = [args.spec, *args.overrides, "--steps", str(args.steps), "--seeds", str(args.seed), "--name", name, "--runs", args.runs]
@@ -54,17 +54,17 @@ def run(args) -> int:
     h, w = spec["data"]["resolution"]
     pixels = spec["data"]["channels"] * h * w
     result["seeds"][str(args.seed)]["geco"] = geco_trajectory(Path(args.runs) / f"{name}-seed{args.seed}", pixels)
-    result["command"] = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    result["command"] = command_line()
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2))
     return 0
 
 
 def merge(args) -> int:
     parts = [json.loads((RESULTS / f"{args.name}-seed{s}.json").read_text()) for s in args.seeds]
-    from fidelity import merge_records
+    from benchmarks.fidelity import merge_records
 
     record = merge_records(args.name, parts)
-    record["command"] += f" && python benchmarks/genesis_bench.py merge --name {args.name} --seeds " + " ".join(map(str, args.seeds))
+    record["command"] += f" && python -m benchmarks.genesis_bench merge --name {args.name} --seeds " + " ".join(map(str, args.seeds))
     out = RESULTS / f"{args.name}.json"
     out.write_text(json.dumps(record, indent=2))
     for s in args.seeds:
@@ -76,13 +76,9 @@ def merge(args) -> int:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("run")
-    r.add_argument("spec")
-    r.add_argument("overrides", nargs="*")
-    r.add_argument("--steps", type=int, required=True)
-    r.add_argument("--seed", type=int, required=True)
-    r.add_argument("--name", required=True)
-    r.add_argument("--runs", default="runs/bench")
+    from benchmarks.fidelity import add_run_parser
+
+    add_run_parser(sub)
     m = sub.add_parser("merge")
     m.add_argument("--name", required=True)
     m.add_argument("--seeds", type=int, nargs="+", required=True)

@@ -8,7 +8,7 @@ benchmarks/results/metric_speed.json.
   masks and --objects ground-truth objects: the whole metric, and the matching alone (from
   the IoU matrices on).  Its values are checked against an independent per-item numpy loop.
 
-    python benchmarks/metric_speed.py [--n 256] [--size 64] [--repeats 3]
+    python -m benchmarks.metric_speed [--n 256] [--size 64] [--repeats 3]
 
 scikit-learn is only the reference here; it is not a dependency of ocf.
 """
@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from benchmarks.fidelity import command_line
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,7 +105,7 @@ def main(argv=None) -> int:
     record = {"name": "metric_speed", "n": args.n, "size": args.size, "threads": torch.get_num_threads(),
               "batched_ari_s": t_ours, "sklearn_loop_s": t_ref, "speedup": t_ref / t_ours,
               "miou": {"slots": args.slots, "objects": args.objects, "miou_s": t_miou, "matching_s": t_match},
-              "command": "python " + " ".join(shlex.quote(a) for a in sys.argv)}
+              "command": command_line()}
     (ROOT / "benchmarks" / "results" / "metric_speed.json").write_text(json.dumps(record, indent=2))
     print(json.dumps(record, indent=2))
     return 0

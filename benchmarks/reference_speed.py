@@ -5,7 +5,7 @@ reproduction named there) takes on this machine at a reduced CPU setting.  For e
 plugin this runs ``ocf bench`` on the shipped spec with the overrides that bring it to
 those settings, and records our seconds per step beside the reference figure:
 
-    python benchmarks/reference_speed.py [--only simone ...] [--steps 10]
+    python -m benchmarks.reference_speed [--only simone ...] [--steps 10]
 
 writes ``benchmarks/results/reference_speed.json``; ``benchmarks/report.py`` turns it into
 the "against the original code" table of docs/benchmarks.md.  Each case runs in its own
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"{name}: the original's encoder alone {floor:.3f} s/step (ours, whole step: {floor / ours:.2f}x that)", flush=True)
         print(f"{name}: ours {ours:.3f} s/step, reference {ref:.2f} s/step -> {ref / ours:.2f}x ({time.time() - t0:.0f} s)", flush=True)
         result = {"name": "reference_speed", "machine": record["machine"], "rows": rows,
-                  "command": "python benchmarks/reference_speed.py"}
+                  "command": "python -m benchmarks.reference_speed"}
         OUT.write_text(json.dumps(result, indent=2))  # after every case: an interrupted run keeps what it measured
     return result
 

@@ -1,7 +1,7 @@
 """Merge fidelity results of seeds run as separate processes (to use both shared cores)
 into one result file, as if `benchmarks/fidelity.py --seeds ...` had run them in turn.
 
-    python benchmarks/rotating_merge.py rotating-4shapes_32-n8 rotating-4shapes_32-n8-part0 rotating-4shapes_32-n8-part1
+    python -m benchmarks.rotating_merge rotating-4shapes_32-n8 rotating-4shapes_32-n8-part0 rotating-4shapes_32-n8-part1
 """
 
 from __future__ import annotations
@@ -11,11 +11,10 @@ import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-sys.path.insert(0, str(RESULTS.parent))
 
 
 def main(argv: list[str]) -> int:
-    from fidelity import merge_records
+    from benchmarks.fidelity import merge_records
 
     name, parts = argv[0], argv[1:]
     merged = merge_records(name, [json.loads((RESULTS / f"{p}.json").read_text()) for p in parts])

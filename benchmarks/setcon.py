@@ -1,7 +1,7 @@
 """SetCon's two-stage benchmark: pretext training (set-level InfoNCE, and the slot-wise
 control), then a decoder probe on the frozen encoder and grouper, per seed.
 
-    python benchmarks/setcon.py --seeds 0 1 --pretext-steps 500 --probe-steps 500 \
+    python -m benchmarks.setcon --seeds 0 1 --pretext-steps 500 --probe-steps 500 \
         --name setcon-moving_sprites_32 [--threads 1]
 
 Records, per seed and objective: the pretext run's ``setcon.retrieval`` (top-1 retrieval of
@@ -11,23 +11,21 @@ of the decoder masks, the same probe scores with predicted slots for frames 2 â€
 setcon-slot_contrast-*.json (the control), in benchmarks/fidelity.py's schema.  Seeds can
 run in parallel processes with ``--part`` (one per seed), then ``--collect`` merges them:
 
-    python benchmarks/setcon.py --seeds 0 --part &  python benchmarks/setcon.py --seeds 1 --part
-    python benchmarks/setcon.py --collect
+    python -m benchmarks.setcon --seeds 0 --part &  python -m benchmarks.setcon --seeds 1 --part
+    python -m benchmarks.setcon --collect
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import statistics
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from fidelity import machine  # noqa: E402
+from benchmarks.fidelity import command_line, machine
 
 PRETEXT = {"set_infonce": "configs/setcon/moving_sprites_32.yaml", "slot_contrast": "configs/setcon/slot_contrast_32.yaml"}
 PROBE = "configs/setcon/probe_32.yaml"
@@ -147,7 +145,7 @@ def main(argv=None) -> int:
     parts = Path(args.runs)
     if args.collect:
         return collect(args)
-    record = {"command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+    record = {"command": command_line(),
               "seeds": {str(s): one_seed(s, args) for s in args.seeds}}
     out = parts / f"{args.name}-part-{'-'.join(map(str, args.seeds))}.json"
     out.write_text(json.dumps(record, indent=2))

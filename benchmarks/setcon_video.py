@@ -4,7 +4,7 @@ sprites (one long "video": several clips one after another), import it with
 triples, train the public code's single-frame NT-Xent variant on it, and record the top-1
 retrieval accuracy and steps/s in benchmarks/results/setcon-video_frames.json.
 
-    python benchmarks/setcon_video.py --clips 16 --frames 128 --steps 300
+    python -m benchmarks.setcon_video --clips 16 --frames 128 --steps 300
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from fidelity import machine  # noqa: E402
+from benchmarks.fidelity import machine
 
 SPEC = "configs/setcon/public_frames_32.yaml"
 
@@ -44,11 +43,11 @@ def render(folder: Path, clips: int, frames: int, seed: int) -> int:
 def random_batch_retrieval(run: Path, checkpoint: str | None, split: str = "test", batches: int = 8, batch_size: int = 32) -> float:
     """``setcon.retrieval`` over ``batches`` random batches of a split (seeded)."""
     import torch
+    from ocf_setcon.metrics import SetRetrieval
 
     from ocf import plugins
     from ocf.evaluate import load_run
     from ocf.train import open_split, take_batch
-    from ocf_setcon.metrics import SetRetrieval
 
     resolved, model, _ = load_run(run, checkpoint)
     ds = open_split(resolved.spec, split, plugins.default().registry)

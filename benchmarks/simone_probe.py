@@ -1,6 +1,6 @@
 """Diagnose a trained SIMONe run: is the information in the latents, and can the decoder use it?
 
-    python benchmarks/simone_probe.py RUN_DIR [--checkpoint init] [--decoder-steps 600] [--lr 1e-3]
+    python -m benchmarks.simone_probe RUN_DIR [--checkpoint init] [--decoder-steps 600] [--lr 1e-3]
         [--loss model|mse] [--mask-scale S | --no-mask-norm] [--json OUT]
 
 1. Posterior statistics on 64 validation clips: how much the object means vary across

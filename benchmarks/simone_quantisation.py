@@ -1,6 +1,6 @@
 """The latent-free baseline of SIMONe's per-channel mixture on a video dataset.
 
-    python benchmarks/simone_quantisation.py [--data data/moving_sprites_32.h5] [--sigma 0.08] [--clips 128]
+    python -m benchmarks.simone_quantisation [--data data/moving_sprites_32.h5] [--sigma 0.08] [--clips 128]
 
 Fits, by EM with σ_x fixed, a few constant intensity levels to the channel values of the
 first validation clips and prints the per-pixel NLL (all channels) of: 4 global levels

@@ -5,9 +5,9 @@
 recorded as benchmarks/results/NAME-part<seed>.json.  ``merge``: the per-seed files →
 benchmarks/results/NAME.json (means over seeds, each seed's command and run dir).
 
-    python benchmarks/sqair_fidelity.py run configs/sqair/air_digits_32.yaml --steps 1200 --seed 0 --name air-moving_digits_32
-    python benchmarks/sqair_fidelity.py run configs/sqair/air_digits_32.yaml --steps 1200 --seed 1 --name air-moving_digits_32
-    python benchmarks/sqair_fidelity.py merge air-moving_digits_32 --seeds 0 1
+    python -m benchmarks.sqair_fidelity run configs/sqair/air_digits_32.yaml --steps 1200 --seed 0 --name air-moving_digits_32
+    python -m benchmarks.sqair_fidelity run configs/sqair/air_digits_32.yaml --steps 1200 --seed 1 --name air-moving_digits_32
+    python -m benchmarks.sqair_fidelity merge air-moving_digits_32 --seeds 0 1
 
 ``resume``: continue each seed's finished run in place to more steps and record it under a
 new name (then ``merge`` that name).
@@ -20,13 +20,14 @@ import json
 import sys
 from pathlib import Path
 
+from benchmarks.fidelity import command_line
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def run(args) -> int:
-    import fidelity
+    from benchmarks import fidelity
 
     overrides = [o.replace("{seed}", str(args.seed)) for o in args.overrides]
     return fidelity.main([args.spec, *overrides, "--steps", str(args.steps), "--seeds", str(args.seed),
@@ -36,12 +37,11 @@ def run(args) -> int:
 def resume(args) -> int:
     """Continue a finished run (``runs/bench/NAME-part<seed>-seed<seed>``) to ``--steps``
     in place, evaluate it as fidelity.py does, and record it as NEW_NAME-part<seed>."""
-    import shlex
     import time
 
     import yaml
 
-    import fidelity
+    from benchmarks import fidelity
     from ocf import plugins, train
     from ocf.spec import resolve
 
@@ -54,14 +54,14 @@ def resume(args) -> int:
     entry["train_seconds_continued"] = wall
     record = {"name": f"{args.new_name}-part{args.seed}", "spec": str(run_dir / "spec.yaml"), "steps": args.steps,
               "overrides": [], "continued_from": f"{args.name} (benchmarks/results/{args.name}.json)",
-              "command": "python " + " ".join(shlex.quote(a) for a in sys.argv), "machine": fidelity.machine(),
+              "command": command_line(), "machine": fidelity.machine(),
               "date": time.strftime("%Y-%m-%d"), "seeds": {str(args.seed): entry}}
     (RESULTS / f"{args.new_name}-part{args.seed}.json").write_text(json.dumps(record, indent=2))
     return 0
 
 
 def merge(args) -> int:
-    import fidelity
+    from benchmarks import fidelity
 
     record = None
     parts = []
@@ -87,14 +87,9 @@ def merge(args) -> int:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("run")
-    r.add_argument("spec")
-    r.add_argument("overrides", nargs="*")
-    r.add_argument("--steps", type=int, required=True)
-    r.add_argument("--seed", type=int, required=True)
-    r.add_argument("--name", required=True)
-    r.add_argument("--runs", default="runs/bench")
-    r.set_defaults(func=run)
+    from benchmarks.fidelity import add_run_parser
+
+    add_run_parser(sub, func=run)
     c = sub.add_parser("resume")
     c.add_argument("name", help="the benchmark whose run dirs to continue")
     c.add_argument("--new-name", required=True)
