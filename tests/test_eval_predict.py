@@ -162,6 +162,14 @@ def test_predict_refuses_bad_input_and_writes_nothing(run, tmp_path, capsys):
     Image.fromarray(np.zeros((16, 16), np.uint8)).save(grey / "g.png")
     assert main(["predict", str(run), str(grey), "--out", str(out)]) == 2
     assert "a greyscale image (1 channel), but the run takes 3-channel frames" in capsys.readouterr().err
+    late = tmp_path / "late"  # a bad image in a later batch (eval.batch_size 4) is found before any output
+    late.mkdir()
+    for i in range(5):
+        Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(late / f"c_{i}.png")
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(late / "c_9.png")
+    assert main(["predict", str(run), str(late), "--out", str(out)]) == 2
+    assert f"{late / 'c_9.png'}: a greyscale image" in capsys.readouterr().err
+    assert not out.exists()
     big = make_dataset(REGISTRY, "shapes", tmp_path / "big.h5", n=4, seed=0, options={"resolution": 32})
     assert main(["predict", str(run), str(big), "--out", str(out)]) == 2
     assert "does not fit the run" in capsys.readouterr().err

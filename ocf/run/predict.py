@@ -72,6 +72,30 @@ def _natural_key(path: Path) -> list[Any]:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
 
 
+_CHANNELS = {"L": 1, "1": 1, "LA": 1, "RGB": 3, "RGBA": 3, "P": 3, "CMYK": 3, "YCbCr": 3}  # after _CONVERT
+
+
+def check_image(path: Path, channels: int) -> None:
+    """From the header alone: ``path`` is an image of a supported mode with ``channels``
+    channels once alpha is dropped (UserError naming the file otherwise)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            mode = im.mode
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise UserError(f"{path}: cannot read image ({exc})") from None
+    _check_channels(path, mode, _CHANNELS.get(mode), channels)
+
+
+def _check_channels(path: Path, mode: str, have: int | None, channels: int) -> None:
+    if have is None:
+        raise UserError(f"{path}: unsupported image mode {mode!r}; give 8-bit greyscale or RGB(A) images")
+    if have != channels:
+        raise UserError(f"{path}: a {'greyscale' if have == 1 else 'colour'} image ({have} channel"
+                        f"{'s' if have > 1 else ''}), but the run takes {channels}-channel frames (data.channels)")
+
+
 def load_image(path: Path, resolution: tuple[int, int], channels: int) -> np.ndarray:
     """``[h w c]`` uint8 at ``resolution`` by the module's rule; UserError when the file is
     not an image or its channels differ from ``channels``."""
@@ -88,12 +112,8 @@ def load_image(path: Path, resolution: tuple[int, int], channels: int) -> np.nda
             arr = np.asarray(im)
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise UserError(f"{path}: cannot read image ({exc})") from None
-    have = {"L": 1, "RGB": 3}.get(mode)
-    if have is None or arr.dtype != np.uint8:
-        raise UserError(f"{path}: unsupported image mode {mode!r}; give 8-bit greyscale or RGB(A) images")
-    if have != channels:
-        raise UserError(f"{path}: a {'greyscale' if have == 1 else 'colour'} image ({have} channel"
-                        f"{'s' if have > 1 else ''}), but the run takes {channels}-channel frames (data.channels)")
+    have = {"L": 1, "RGB": 3}.get(mode) if arr.dtype == np.uint8 else None
+    _check_channels(path, mode, have, channels)
     arr = arr.reshape(arr.shape[0], arr.shape[1], have)
     return Geometry(resolution=tuple(resolution)).image(arr)
 
@@ -111,6 +131,8 @@ def image_source(folder: Path, resolved: ResolvedSpec) -> Source:
                    key=_natural_key)
     if not files:
         raise UserError(f"{folder}: no images (looked for {', '.join('*' + s for s in IMAGE_SUFFIXES)})")
+    for p in files:  # every header before any output is written
+        check_image(p, d.channels)
 
     def read(start: int, stop: int) -> Batch:
         arr = np.stack([load_image(p, d.resolution, d.channels) for p in files[start:stop]])  # [b h w c]
