@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import torch
+import yaml
 
 from ocf import assembly
 from ocf import plugins as ocf_plugins
@@ -22,7 +24,7 @@ from ocf.run import bench as bench_job
 from ocf.run import train
 from ocf.run.checkpoints import load_run
 from ocf.run.data import first_batch
-from ocf.run.evaluate import eval_forward, evaluate_model
+from ocf.run.evaluate import check_compatible, eval_forward, evaluate_model, rescoring_spec
 from ocf.run.generate import can_generate, conditioning, generate
 from ocf.spec import ResolvedSpec
 from ocf.viz import decomposition_pictures, sample_pictures
@@ -72,27 +74,69 @@ def cmd_train(args) -> int:
 
 
 def evaluate_run(run_dir: str, *, split: str | None = None, as_json: bool = False, checkpoint: str | None = None,
-                 max_samples: int | None = None) -> dict[str, float]:
-    """``ocf eval``: score a run's checkpoint, write ``RUN/eval[_CKPT]_<split>.json`` and
-    print the scores (a table, or the record as JSON)."""
+                 max_samples: int | None = None, metrics: list[str] | None = None,
+                 metric_options: dict[str, dict] | None = None, data: str | None = None) -> dict[str, float]:
+    """``ocf eval``: score a run's checkpoint — with its spec's metrics, or ``metrics`` (any
+    registered metric, options from ``metric_options``), on its own file or on ``data`` —
+    write ``RUN/eval[_CKPT][_DATA]_<split>.json`` and print the scores (a table, or the
+    record as JSON).  Scores already in that file for the same checkpoint and data are kept
+    unless scored again."""
     resolved, model, ckpt = load_run(run_dir, ocf_plugins.default().registry, checkpoint)
+    if metrics is not None or metric_options or data is not None:
+        resolved = rescoring_spec(resolved, metrics=metrics, metric_options=metric_options, data=data)
     split = split or resolved.spec.eval.split
+    if data is not None:
+        check_compatible(resolved, split, run_dir)
     results = evaluate_model(model, resolved, split=split, max_samples=max_samples, progress=not as_json)
-    record = {"run": str(run_dir), "checkpoint": str(ckpt), "split": split, "metrics": results}
+    record = {"run": str(run_dir), "checkpoint": str(ckpt), "data": resolved.spec.data.path, "split": split,
+              "metrics": results, "metric_options": resolved.spec.eval.metric_options}
     name = "eval" if checkpoint is None else f"eval_{Path(str(checkpoint)).stem}"
-    (Path(run_dir) / f"{name}_{split}.json").write_text(json.dumps(record, indent=2))
+    if data is not None:
+        name += f"_{Path(data).stem}"
+    _write_eval_record(Path(run_dir) / f"{name}_{split}.json", record)
     if as_json:
         print(json.dumps(record, indent=2))
     else:
         rows = [["metric", "value"]] + [[k, "nan" if math.isnan(v) else f"{v:.4f}"] for k, v in results.items()]
-        print(f"{run_dir} ({ckpt.name}, split {split})")
+        print(f"{run_dir} ({ckpt.name}, {resolved.spec.data.path}, split {split})")
         print(format_table(rows))
     return results
 
 
+def _write_eval_record(path: Path, record: dict) -> None:
+    """Write ``record``, keeping the other metrics of an earlier record of the same
+    checkpoint, data file and split (written atomically)."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        old = None
+    same = isinstance(old, dict) and all(old.get(k) == record[k] for k in ("checkpoint", "data", "split"))
+    if same and isinstance(old.get("metrics"), dict):
+        record = {**record, "metrics": {**old["metrics"], **record["metrics"]},
+                  "metric_options": {**(old.get("metric_options") or {}), **record["metric_options"]}}
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(record, indent=2))
+    os.replace(tmp, path)
+
+
+def parse_metric_options(items: list[str] | None) -> dict[str, dict]:
+    """``["kid.feature=random", "mbo.matching=hungarian"]`` → ``{kid: {feature: random}, ...}``
+    (values read as YAML scalars)."""
+    out: dict[str, dict] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        metric, dot, option = key.partition(".")
+        if not (sep and dot and metric and option):
+            raise UserError(f"--metric-option {item!r}: expected METRIC.OPTION=VALUE, e.g. kid.subset_size=100")
+        out.setdefault(metric, {})[option] = yaml.safe_load(value)
+    return out
+
+
 def cmd_eval(args) -> int:
+    metrics = None if args.metrics is None else [m.strip() for m in args.metrics.split(",") if m.strip()]
     evaluate_run(args.run_dir, split=args.split, as_json=args.json, checkpoint=args.checkpoint,
-                 max_samples=args.max_samples)
+                 max_samples=args.max_samples, metrics=metrics, metric_options=parse_metric_options(args.metric_option),
+                 data=args.data)
     return 0
 
 

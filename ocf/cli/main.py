@@ -15,6 +15,7 @@ from ocf import plugins as ocf_plugins
 from ocf.cli import commands
 from ocf.cli.data import add_parser as add_data_parser
 from ocf.cli.plugins import cmd_plugins
+from ocf.cli.predict import add_parser as add_predict_parser
 from ocf.errors import TrainingError, UserError
 
 
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (_add_build, _add_plugins, _add_train, _add_eval, _add_viz, _add_bench, _add_sample):
         add(sub, common)
     add_data_parser(sub, lambda: ocf_plugins.default().registry)
+    add_predict_parser(sub, common)
     return parser
 
 
@@ -61,12 +63,18 @@ def _add_train(sub, common) -> None:
 
 
 def _add_eval(sub, common) -> None:
-    p = sub.add_parser("eval", parents=[common], help="evaluate a trained run")
+    p = sub.add_parser("eval", parents=[common], help="score a trained run (any registered metric, any compatible file)")
     p.add_argument("run_dir")
     p.add_argument("--split", default=None)
     p.add_argument("--json", action="store_true")
     p.add_argument("--checkpoint", default=None, help="checkpoint file (default: the run's last)")
     p.add_argument("--max-samples", type=int, default=None)
+    p.add_argument("--metrics", default=None, metavar="M1,M2,...",
+                   help="score these registered metrics instead of the spec's eval.metrics (ocf plugins list shows them)")
+    p.add_argument("--metric-option", action="append", default=None, metavar="METRIC.OPTION=VALUE",
+                   help="an option of a scored metric, as in eval.metric_options (repeatable)")
+    p.add_argument("--data", default=None, metavar="FILE",
+                   help="score on this HDF5 file instead of the run's (same resolution, channels and clip length)")
     p.set_defaults(func=commands.cmd_eval)
 
 

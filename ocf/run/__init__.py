@@ -2,7 +2,8 @@
 
 Floors (each module imports only those below it, and none imports :mod:`ocf.cli`):
 
-- :mod:`ocf.run.train` (the loop) and :mod:`ocf.run.bench` (measurement);
+- :mod:`ocf.run.train` (the loop), :mod:`ocf.run.bench` (measurement) and
+  :mod:`ocf.run.predict` (applying a run to new images or files);
 - :mod:`ocf.run.evaluate` (metrics and the evaluation forward pass);
 - :mod:`ocf.run.generate` (sampling from a prior);
 - :mod:`ocf.run.data` (a spec's dataset), :mod:`ocf.run.checkpoints` (run dirs and

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
-from typing import Iterator
+from pathlib import Path
+from typing import Any, Iterator
 
 import torch
 
 from ocf.assembly import Model
+from ocf.data import H5Dataset
 from ocf.data.batches import ordered_batch
 from ocf.errors import UserError
 from ocf.records import Batch, State
-from ocf.run.data import open_split, registry_of
+from ocf.run.data import check_shape, open_split, registry_of
 from ocf.run.generate import can_generate, generate
-from ocf.spec import ResolvedSpec
+from ocf.spec import ResolvedSpec, resolve
 
 
 @contextmanager
@@ -99,3 +101,45 @@ def evaluate_model(model: Model, resolved: ResolvedSpec, *, split: str | None = 
                 for m in generative:
                     m.update_generated(fake)
     return {name: float(m.compute()) for name, m in metrics.items()}
+
+
+def rescoring_spec(resolved: ResolvedSpec, *, metrics: list[str] | None = None,
+                   metric_options: dict[str, dict[str, Any]] | None = None,
+                   data: str | Path | None = None) -> ResolvedSpec:
+    """A finished run's spec set up to score other metrics or another file without
+    retraining: ``eval.metrics`` replaced by ``metrics`` (each checked against the
+    registry, with a suggestion for a misspelt name), their options those of
+    ``eval.metric_options`` updated by ``metric_options``, and ``data.path`` replaced by
+    ``data`` (never generated)."""
+    registry = registry_of(resolved)
+    expanded = resolved.expanded()
+    if metrics is not None:
+        if not metrics:
+            raise UserError("--metrics: name at least one metric")
+        for name in metrics:
+            registry.entry("metric", name)  # RegistryError: unknown metric ..., did you mean ...?
+        old = expanded["eval"].get("metric_options") or {}
+        expanded["eval"]["metrics"] = list(metrics)
+        expanded["eval"]["metric_options"] = {k: v for k, v in old.items() if k in metrics}
+    chosen = expanded["eval"]["metrics"]
+    for name, opts in (metric_options or {}).items():
+        if name not in chosen:
+            raise UserError(f"--metric-option names {name!r}, which is not scored (scored: {', '.join(chosen)})")
+        expanded["eval"]["metric_options"].setdefault(name, {}).update(opts)
+    if data is not None:
+        path = Path(data)
+        if not path.is_file():
+            raise UserError(f"--data: {path} does not exist")
+        expanded["data"].update(path=str(path), generate=None, dataset="hdf5")
+    return resolve(expanded, registry)
+
+
+def check_compatible(resolved: ResolvedSpec, split: str, run: str | Path) -> None:
+    """Refuse a data file whose frames the run's model cannot read (resolution, channels,
+    clip length, declared extras), naming the run's values and the file's."""
+    spec = resolved.spec
+    try:
+        ds = H5Dataset(spec.data.path, split=split, frames=None, in_memory=False)
+        check_shape(spec, ds, Path(spec.data.path))
+    except UserError as exc:
+        raise UserError(f"{spec.data.path} does not fit the run {run}: {exc}") from None
