@@ -74,11 +74,14 @@ def cmd_train(args) -> int:
 def evaluate_run(run_dir: str, *, split: str | None = None, as_json: bool = False, checkpoint: str | None = None,
                  max_samples: int | None = None) -> dict[str, float]:
     """``ocf eval``: score a run's checkpoint, write ``RUN/eval[_CKPT]_<split>.json`` and
-    print the scores (a table, or the record as JSON)."""
+    print the scores (a table, or the record as JSON) with each metric's convention."""
     resolved, model, ckpt = load_run(run_dir, ocf_plugins.default().registry, checkpoint)
     split = split or resolved.spec.eval.split
-    results = evaluate_model(model, resolved, split=split, max_samples=max_samples, progress=not as_json)
-    record = {"run": str(run_dir), "checkpoint": str(ckpt), "split": split, "metrics": results}
+    conventions: dict[str, str] = {}
+    results = evaluate_model(model, resolved, split=split, max_samples=max_samples, progress=not as_json,
+                             conventions=conventions)
+    record = {"run": str(run_dir), "checkpoint": str(ckpt), "split": split, "metrics": results,
+              "conventions": conventions}
     name = "eval" if checkpoint is None else f"eval_{Path(str(checkpoint)).stem}"
     (Path(run_dir) / f"{name}_{split}.json").write_text(json.dumps(record, indent=2))
     if as_json:
@@ -87,6 +90,7 @@ def evaluate_run(run_dir: str, *, split: str | None = None, as_json: bool = Fals
         rows = [["metric", "value"]] + [[k, "nan" if math.isnan(v) else f"{v:.4f}"] for k, v in results.items()]
         print(f"{run_dir} ({ckpt.name}, split {split})")
         print(format_table(rows))
+        print("\n".join(f"{m}: {text}" for m, text in conventions.items()))
     return results
 
 
