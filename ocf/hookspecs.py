@@ -25,3 +25,11 @@ def ocf_register_datasets(registry):
 def ocf_register_metrics(registry):
     """Register evaluation metrics: ``registry.add("metric", name, cls)`` with ``cls`` a
     subclass of :class:`ocf.metrics.EvalMetric`."""
+
+
+@hookspec
+def ocf_register_results(registry):
+    """Register expected results that ``ocf repro NAME`` reproduces:
+    ``registry.add("result", result.name, result)`` with ``result`` an
+    :class:`ocf.results.Result` (a spec, overrides, step budget, seeds, the judged metric and
+    its expected range).  Name them ``<plugin>`` or ``<plugin>_<setting>``."""

@@ -28,7 +28,7 @@ from ocf.errors import RegistryError
 from ocf.registry import COMPONENT_KINDS, Registry
 
 ENTRY_POINT_GROUP = "ocf"
-HOOKS = ("ocf_register_components", "ocf_register_datasets", "ocf_register_metrics")
+HOOKS = ("ocf_register_components", "ocf_register_datasets", "ocf_register_metrics", "ocf_register_results")
 
 
 @dataclass

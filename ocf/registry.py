@@ -15,7 +15,7 @@ from typing import Any, Iterator
 from ocf.errors import RegistryError
 
 COMPONENT_KINDS = ("encoder", "grouper", "prior", "decoder", "objective")
-KINDS = COMPONENT_KINDS + ("dataset", "metric")
+KINDS = COMPONENT_KINDS + ("dataset", "metric", "result")  # result: ocf.results.Result (ocf repro)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from ocf import plugins as ocf_plugins
 from ocf.cli import commands
 from ocf.cli.data import add_parser as add_data_parser
 from ocf.cli.plugins import cmd_plugins
+from ocf.cli.repro import add_parser as add_repro_parser
 from ocf.errors import TrainingError, UserError
 
 
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (_add_build, _add_plugins, _add_train, _add_eval, _add_viz, _add_bench, _add_sample):
         add(sub, common)
     add_data_parser(sub, lambda: ocf_plugins.default().registry)
+    add_repro_parser(sub, common)
     return parser
 
 

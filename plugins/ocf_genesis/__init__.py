@@ -24,3 +24,11 @@ def ocf_register_metrics(registry):
     from ocf_genesis.metrics import AttentionFgAri
 
     registry.add("metric", AttentionFgAri.name, AttentionFgAri)
+
+
+@hookimpl
+def ocf_register_results(registry):
+    from ocf_genesis.results import RESULTS
+
+    for result in RESULTS:
+        registry.add("result", result.name, result)

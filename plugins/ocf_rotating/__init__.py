@@ -15,3 +15,11 @@ def ocf_register_components(registry):
     registry.add("decoder", "rotating.decoder", RotatingDecoder)
     registry.add("grouper", "rotating.cluster", RotatingCluster)
     registry.add("objective", "rotating.mse", RotatingMSE)
+
+
+@hookimpl
+def ocf_register_results(registry):
+    from ocf_rotating.results import RESULTS
+
+    for result in RESULTS:
+        registry.add("result", result.name, result)

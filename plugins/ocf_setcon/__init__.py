@@ -25,3 +25,11 @@ def ocf_register_metrics(registry):
     from ocf_setcon.metrics import SetRetrieval
 
     registry.add("metric", "setcon.retrieval", SetRetrieval)
+
+
+@hookimpl
+def ocf_register_results(registry):
+    from ocf_setcon.results import RESULTS
+
+    for result in RESULTS:
+        registry.add("result", result.name, result)

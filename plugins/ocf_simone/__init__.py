@@ -16,3 +16,11 @@ def ocf_register_components(registry):
     registry.add("prior", "simone.prior", SimonePrior)
     registry.add("decoder", "simone.pixel_mlp", PixelMLPDecoder)
     registry.add("objective", "simone.likelihood", SimoneLikelihood)
+
+
+@hookimpl
+def ocf_register_results(registry):
+    from ocf_simone.results import RESULTS
+
+    for result in RESULTS:
+        registry.add("result", result.name, result)

@@ -9,3 +9,11 @@ def ocf_register_components(registry):
 
     registry.add("grouper", "slot_attention.grouper", SlotAttentionGrouper)
     registry.add("grouper", "slot_attention.gaussian_grouper", GaussianSlotAttentionGrouper)
+
+
+@hookimpl
+def ocf_register_results(registry):
+    from ocf_slot_attention.results import RESULTS
+
+    for result in RESULTS:
+        registry.add("result", result.name, result)

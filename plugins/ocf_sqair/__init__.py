@@ -26,3 +26,11 @@ def ocf_register_metrics(registry):
 
     registry.add("metric", IwaeBound.name, IwaeBound)
     registry.add("metric", DiscoveryRate.name, DiscoveryRate)
+
+
+@hookimpl
+def ocf_register_results(registry):
+    from ocf_sqair.results import RESULTS
+
+    for result in RESULTS:
+        registry.add("result", result.name, result)

@@ -11,3 +11,11 @@ def ocf_register_components(registry):
 
     registry.add("prior", "sri.prior", SRIPrior)
     registry.add("objective", "sri.ordered_nll", OrderedNLL)
+
+
+@hookimpl
+def ocf_register_results(registry):
+    from ocf_sri.results import RESULTS
+
+    for result in RESULTS:
+        registry.add("result", result.name, result)
