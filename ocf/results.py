@@ -225,12 +225,13 @@ def lookup(registry: Registry, name: str) -> Result:
 
 
 def threshold(bounds: list[Bound], untrained: float | None, baseline: float | None, higher: bool) -> float:
-    """The value a seed must reach under every bound (the strictest), given the untrained and
-    baseline scores of the same seed; NaN when a score a bound needs is missing."""
+    """The value a seed must reach under every bound (the strictest: the largest, or the
+    smallest when lower is better), given the untrained and baseline scores of the same seed
+    (``untrained - 0.01`` is 0.01 below the untrained score); NaN when a score is missing."""
     values = []
     for b in bounds:
         ref = {"absolute": 0.0, "untrained": untrained, "baseline": baseline}[b.over]
-        values.append(math.nan if ref is None else ref + b.value if higher else ref - b.value)
+        values.append(math.nan if ref is None else ref + b.value)
     if not values:
         return math.nan
     return max(values) if higher else min(values)

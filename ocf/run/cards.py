@@ -181,8 +181,8 @@ def results_section(card_dir: str | Path = CARDS, link_from: Path | None = None)
     card_dir = Path(card_dir)
     cards = [json.loads(p.read_text()) for p in sorted(card_dir.glob("*.json"))]
     head = ["## Reproduced results (`ocf repro`)", "",
-            "Each row is a result card written by `ocf repro NAME`; [docs/repro.md](repro.md) says how to check "
-            "one yourself. Mean ± standard error over seeds.", ""]
+            "Each row is a result card written by `ocf repro NAME` (mean ± standard error over seeds);",
+            "[repro.md](repro.md) says how to check one yourself.", ""]
     if not cards:
         return "\n".join(head + ["No cards yet: run `ocf repro --list`, then `ocf repro NAME`.", ""])
     rows = ["| result | target | mean ± SE | seeds reaching the floor | control | verdict | steps | card |",
