@@ -41,7 +41,8 @@ def fidelity(r: dict) -> str:
     m = r["machine"]
     best = "; ".join(f"seed {s}: " + ", ".join(f"{k} {x:.3f}" for k, x in v["val_best"].items())
                      for s, v in seeds.items() if "val_best" in v)
-    curve = "; ".join(f"seed {s}: " + " ".join(f"{e['step']}:{e.get('fg_ari', float('nan')):.2f}" for e in v["val_trajectory"])
+    curve = "; ".join(f"seed {s}: " + " ".join(f"{e['step']}:{e.get('fg_ari', float('nan')):.2f}"
+                                               for e in v["val_trajectory"])
                       for s, v in seeds.items() if "val_trajectory" in v)
     extra = (f"- best on the validation split during training: {best}\n" if best else "") + \
             (f"- validation fg_ari over training (step:value): {curve}\n" if curve else "")
@@ -56,7 +57,8 @@ def quality(fid: dict | None) -> str:
     """The first two mean metrics of the fidelity run a speed row belongs to."""
     if fid is None:
         return "—"
-    return ", ".join(f"{k} {v:.2f}" for k, v in list(fid["mean"].items())[:2]) + f" ({fid['steps']} steps, {len(fid['seeds'])} seeds)"
+    first = ", ".join(f"{k} {v:.2f}" for k, v in list(fid["mean"].items())[:2])
+    return first + f" ({fid['steps']} steps, {len(fid['seeds'])} seeds)"
 
 
 def own_run(bench: dict, fidelity_runs: dict[str, dict]) -> dict | None:
@@ -72,15 +74,20 @@ def own_run(bench: dict, fidelity_runs: dict[str, dict]) -> dict | None:
 
 def speed_table(records: list[dict], fidelity_runs: dict[str, dict]) -> str:
     rows = ["## Speed and quality per shipped spec (`ocf bench`, `python benchmarks/bench_all.py`)\n",
-            "| spec | batch | steps/s | samples/s | GFLOP/step | achieved GFLOP/s | of matmul peak | eval samples/s | data samples/s | peak MB | quality (mean of the benchmark's seeds) |",
+            "| spec | batch | steps/s | samples/s | GFLOP/step | achieved GFLOP/s | of matmul peak | eval samples/s "
+            "| data samples/s | peak MB | quality (mean of the benchmark's seeds) |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in records:
         f = r["flops"]
         words = r["command"].split()
-        options = [w for w in words[3:] if "=" in w and not w.startswith(("data.path=", "data.generate.n=", "train.threads="))]
-        rows.append(f"| `{' '.join([words[2], *options])}` | {r['batch_size']} | {r['train']['steps_per_s']:.2f} | {r['train']['samples_per_s']:.1f} | "
-                    f"{f['per_step'] / 1e9:.2f} | {f['achieved_per_s'] / 1e9:.2f} | {100 * f['utilisation']:.0f}% of {f['machine_matmul_peak_per_s'] / 1e9:.1f} | "
-                    f"{r['eval']['samples_per_s']:.1f} | {r['data']['samples_per_s']:.0f} | {r['memory']['peak_mb']:.0f} | {quality(own_run(r, fidelity_runs))} |")
+        skip = ("data.path=", "data.generate.n=", "train.threads=")
+        options = [w for w in words[3:] if "=" in w and not w.startswith(skip)]
+        rows.append(f"| `{' '.join([words[2], *options])}` | {r['batch_size']} | {r['train']['steps_per_s']:.2f} | "
+                    f"{r['train']['samples_per_s']:.1f} | {f['per_step'] / 1e9:.2f} | "
+                    f"{f['achieved_per_s'] / 1e9:.2f} | "
+                    f"{100 * f['utilisation']:.0f}% of {f['machine_matmul_peak_per_s'] / 1e9:.1f} | "
+                    f"{r['eval']['samples_per_s']:.1f} | {r['data']['samples_per_s']:.0f} | "
+                    f"{r['memory']['peak_mb']:.0f} | {quality(own_run(r, fidelity_runs))} |")
     m = records[0]["machine"]
     rows.append(f"\nMachine: {m['cpu']}, torch {m['torch']}, {m['threads']} thread(s) (each row's own count is in its "
                 "result file). Paper configurations (file names with `paper` or `clevr`) are measured over 2 steps and "
@@ -92,19 +99,25 @@ def speed_table(records: list[dict], fidelity_runs: dict[str, dict]) -> str:
 def reference_table(r: dict) -> str:
     rows = ["## Against the original code (`benchmarks/reference_speed.py`)\n",
             "Seconds per training step of the original code on this machine come from REFERENCE.md, Appendix B "
-            "(measured there on an idle machine); ours are `ocf bench` at the same settings, run one case at a time.\n",
-            "| plugin | setting | reference s/step | ocf s/step | ocf speed-up | of matmul peak | peak MB | differences |",
+            "(measured there on an idle machine); ours are `ocf bench` at the same settings, run one case at a "
+            "time.\n",
+            "| plugin | setting | reference s/step | ocf s/step | ocf speed-up | of matmul peak | peak MB "
+            "| differences |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, row in r["rows"].items():
-        rows.append(f"| {name} | {row['reference_setting']} (`{row['command']}`) | {row['reference_sec_per_step']:.2f} | "
-                    f"{row['ours_sec_per_step']:.3f} | **{row['speedup']:.2f}×** | {100 * row['utilisation']:.0f}% | {row['peak_mb']:.0f} | {row['differences']} |")
+        rows.append(f"| {name} | {row['reference_setting']} (`{row['command']}`) | "
+                    f"{row['reference_sec_per_step']:.2f} | {row['ours_sec_per_step']:.3f} | "
+                    f"**{row['speedup']:.2f}×** | {100 * row['utilisation']:.0f}% | {row['peak_mb']:.0f} | "
+                    f"{row['differences']} |")
     floors = {n: row for n, row in r["rows"].items() if "original_encoder_alone_sec_per_step" in row}
     for name, row in floors.items():
+        alone = row["original_encoder_alone_sec_per_step"]
+        more = "more" if alone > row["reference_sec_per_step"] else "less"
         rows.append(f"\n{name}: the original code's encoder *alone* (its conv stack, forward + backward + Adam, plain "
-                    f"PyTorch, measured in the same run) takes {row['original_encoder_alone_sec_per_step']:.3f} s/step at "
-                    f"this setting, {'more' if row['original_encoder_alone_sec_per_step'] > row['reference_sec_per_step'] else 'less'} "
-                    f"than the reference figure for its whole step ({row['reference_sec_per_step']:.2f} s); ocf's whole step is "
-                    f"{row['ours_vs_original_encoder_alone']:.2f}× as fast as that encoder alone.")
+                    f"PyTorch, measured in the same run) takes {alone:.3f} s/step at "
+                    f"this setting, {more} "
+                    f"than the reference figure for its whole step ({row['reference_sec_per_step']:.2f} s); ocf's "
+                    f"whole step is {row['ours_vs_original_encoder_alone']:.2f}× as fast as that encoder alone.")
     m = r["machine"]
     rows.append(f"\nMachine: {m['cpu']}, torch {m['torch']}, {m['threads']} thread(s). Command: `{r['command']}`\n")
     return "\n".join(rows)
@@ -115,9 +128,11 @@ def other(name: str, r: dict) -> str:
     for key, sub in r.items():  # one level of nesting (e.g. metric_speed's "miou" block)
         if isinstance(sub, dict):
             flat.update({f"{key}.{k}": v for k, v in sub.items()})
-    scalars = ", ".join(f"{k} {fmt(v)}" for k, v in flat.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
+    scalars = ", ".join(f"{k} {fmt(v)}" for k, v in flat.items()
+                        if isinstance(v, (int, float)) and not isinstance(v, bool))
     cmd = r.get("command")
-    return f"## {r.get('name', name)}\n\n- {scalars or 'see the result file'}\n" + (f"- command: `{cmd}`\n" if cmd else "")
+    return (f"## {r.get('name', name)}\n\n- {scalars or 'see the result file'}\n"
+            + (f"- command: `{cmd}`\n" if cmd else ""))
 
 
 def main() -> None:
