@@ -34,3 +34,11 @@ def ocf_register_converters(registry):
     """Register dataset converters for ``ocf data convert``: ``registry.register(ConverterCls)``
     with each class a subclass of :class:`ocf.data.convert.Converter` declaring its ``name``
     (the old ``registry.add("converter", name, cls)`` still works, with a DeprecationWarning)."""
+
+
+
+@hookspec
+def ocf_register_results(registry):
+    """Register expected results that ``ocf repro NAME`` reproduces: ``registry.register(result)``
+    with each ``result`` an :class:`ocf.results.Result` (a spec, overrides, step budget, seeds,
+    the judged metric and its expected range).  Name them ``<plugin>`` or ``<plugin>_<setting>``."""

@@ -27,7 +27,13 @@ from ocf.components import check_class
 from ocf.registry import COMPONENT_KINDS, Registry
 
 ENTRY_POINT_GROUP = "ocf"
-HOOKS = ("ocf_register_components", "ocf_register_datasets", "ocf_register_metrics", "ocf_register_converters")
+HOOKS = (
+    "ocf_register_components",
+    "ocf_register_datasets",
+    "ocf_register_metrics",
+    "ocf_register_converters",
+    "ocf_register_results",
+)
 
 
 @dataclass

@@ -21,7 +21,7 @@ from ocf.components import BASES, check_class
 from ocf.components import KINDS as COMPONENT_KINDS  # the stage table's kinds, in stage order
 from ocf.errors import RegistryError, SpecError
 
-KINDS = COMPONENT_KINDS + ("dataset", "metric", "converter")
+KINDS = COMPONENT_KINDS + ("dataset", "metric", "converter", "result")  # result: ocf.results.Result
 
 
 @dataclass(frozen=True)
@@ -35,17 +35,19 @@ class Entry:
 def kind_of(obj: Any) -> str:
     """The registry kind of a class: a component kind from its base class, else the ``kind``
     its base declares (``ocf.data.Generator``: dataset, ``ocf.metrics.EvalMetric``: metric,
-    ``ocf.data.convert.Converter``: converter)."""
+    ``ocf.data.convert.Converter``: converter); or of an :class:`ocf.results.Result`
+    instance: result."""
     if isinstance(obj, type):
         for kind, base in BASES.items():
             if issubclass(obj, base):
                 return kind
-        kind = getattr(obj, "kind", None)
-        if kind in KINDS and kind not in COMPONENT_KINDS:
-            return kind
+    kind = getattr(obj, "kind", None)
+    if kind in KINDS and kind not in COMPONENT_KINDS and (isinstance(obj, type) or kind == "result"):
+        return kind
     raise RegistryError(
         f"cannot tell what {obj!r} is: register subclasses of ocf.Encoder, ocf.Grouper, ocf.Prior, ocf.Decoder, "
-        "ocf.Objective, ocf.Generator (datasets), ocf.EvalMetric (metrics) or ocf.data.convert.Converter"
+        "ocf.Objective, ocf.Generator (datasets), ocf.EvalMetric (metrics) or ocf.data.convert.Converter, or "
+        "ocf.results.Result instances"
     )
 
 

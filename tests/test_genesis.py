@@ -79,7 +79,8 @@ def test_plugin_registers_its_components():
     assert info.status == "ok", info.error
     names = {(e.kind, e.name) for e in REGISTRY.entries(plugin="genesis")}
     assert names == {("encoder", "genesis.unet"), ("grouper", "genesis.icsbp"), ("decoder", "genesis.decoder"),
-                     ("prior", "genesis.ar_prior"), ("metric", "genesis.attention_fg_ari")}
+                     ("prior", "genesis.ar_prior"), ("metric", "genesis.attention_fg_ari"),
+                     ("result", "genesis_shapes")}
 
 
 @pytest.mark.parametrize("cls, params", [

@@ -32,7 +32,7 @@ def test_old_names_are_derived_from_the_table():
     from ocf.registry import COMPONENT_KINDS, KINDS as ALL_KINDS
     from ocf.testing import RECORD_TYPES
 
-    assert COMPONENT_KINDS == KINDS and ALL_KINDS == KINDS + ("dataset", "metric", "converter")
+    assert COMPONENT_KINDS == KINDS and ALL_KINDS == KINDS + ("dataset", "metric", "converter", "result")
     assert spec.STAGES == ("encoder", "grouper", "prior", "decoder")
     assert RECORD_OWNER == {"features": "encoder", "latents": "grouper", "prior": "prior", "rendering": "decoder"}
     assert RECORD_TYPES == {"encoder": Features, "grouper": Latents, "prior": PriorTerms, "decoder": Rendering}

@@ -80,16 +80,18 @@ def evaluate_run(run_dir: str, *, split: str | None = None, as_json: bool = Fals
     registered metric, options from ``metric_options``), on its own file or on ``data`` —
     write ``RUN/eval[_CKPT][_DATA]_<split>.json`` and print the scores (a table, or the
     record as JSON).  Scores already in that file for the same checkpoint and data are kept
-    unless scored again."""
+    unless scored again.  Each metric's convention is printed and recorded."""
     resolved, model, ckpt = load_run(run_dir, ocf_plugins.default().registry, checkpoint)
     if metrics is not None or metric_options or data is not None:
         resolved = rescoring_spec(resolved, metrics=metrics, metric_options=metric_options, data=data)
     split = split or resolved.spec.eval.split
     if data is not None:
         check_compatible(resolved, split, run_dir)
-    results = evaluate_model(model, resolved, split=split, max_samples=max_samples, progress=not as_json)
+    conventions: dict[str, str] = {}
+    results = evaluate_model(model, resolved, split=split, max_samples=max_samples, progress=not as_json,
+                             conventions=conventions)
     record = {"run": str(run_dir), "checkpoint": str(ckpt), "data": resolved.spec.data.path, "split": split,
-              "metrics": results, "metric_options": resolved.spec.eval.metric_options}
+              "metrics": results, "metric_options": resolved.spec.eval.metric_options, "conventions": conventions}
     name = "eval" if checkpoint is None else f"eval_{Path(str(checkpoint)).stem}"
     if data is not None:
         name += f"_{Path(data).stem}"
@@ -100,6 +102,7 @@ def evaluate_run(run_dir: str, *, split: str | None = None, as_json: bool = Fals
         rows = [["metric", "value"]] + [[k, "nan" if math.isnan(v) else f"{v:.4f}"] for k, v in results.items()]
         print(f"{run_dir} ({ckpt.name}, {resolved.spec.data.path}, split {split})")
         print(format_table(rows))
+        print("\n".join(f"{m}: {text}" for m, text in conventions.items()))
     return results
 
 

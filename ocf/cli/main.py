@@ -16,6 +16,7 @@ from ocf.cli import commands
 from ocf.cli.data import add_parser as add_data_parser
 from ocf.cli.plugins import cmd_plugins
 from ocf.cli.predict import add_parser as add_predict_parser
+from ocf.cli.repro import add_parser as add_repro_parser
 from ocf.errors import TrainingError, UserError
 
 
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         add(sub, common)
     add_data_parser(sub, lambda: ocf_plugins.default().registry)
     add_predict_parser(sub, common)
+    add_repro_parser(sub, common)
     return parser
 
 

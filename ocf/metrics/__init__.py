@@ -4,10 +4,13 @@
   (mBO), ``miou`` and ``iou_matrix`` on label / mask tensors, one value per item ``[b]``.
 - :mod:`ocf.metrics.reconstruction` (``mse``) and :mod:`ocf.metrics.counting`
   (``presence_counts``, ``count_accuracy``): the same for reconstructions and counts.
-- :mod:`ocf.metrics.evaluators`: :class:`EvalMetric`, the base of every metric the
-  evaluator runs on a :class:`~ocf.records.State` (options in a pydantic ``Spec``), and
-  the registered metrics ``fg_ari``, ``fg_ari_multi``, ``ari``, ``mbo``, ``miou``, ``mse``
-  and ``count_accuracy`` (:data:`METRICS`).
+- :mod:`ocf.metrics.base`: :class:`EvalMetric`, the base of every metric the evaluator
+  runs on a :class:`~ocf.records.State` (options in a pydantic ``Spec``; ``convention()``
+  says what it scores), and :class:`ItemMean`.
+- :mod:`ocf.metrics.evaluators`: the registered metrics ``fg_ari``, ``fg_ari_multi``,
+  ``ari``, ``mbo``, ``miou`` (segmentation scores, :class:`SegmentationMetric`, whose
+  options name the convention: which masks, whole clip or frame by frame, which items),
+  ``mse`` and ``count_accuracy`` (:data:`METRICS`).
 - :mod:`ocf.metrics.generation`: metrics of generated scenes, ``fid`` and ``kid``
   (:data:`GENERATION_METRICS`), and their base :class:`GenerativeMetric`.
 
@@ -34,6 +37,9 @@ from ocf.metrics.evaluators import (
     MetricUnavailable,
     Miou,
     Mse,
+    SegmentationMetric,
+    SegmentationSpec,
+    predicted_masks,
     ratio,
 )
 from ocf.metrics.generation import (

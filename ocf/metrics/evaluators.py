@@ -4,20 +4,21 @@ metric, registered by ``name``.
 Every metric is a :class:`torchmetrics.Metric` whose states are scalar sums declared in
 ``sums`` (reduced by sum, so DDP-safe).  Its options are a pydantic ``Spec`` (extra keys
 forbidden), validated when the metric is built, ``cls(**options)``.  Metrics that average a
-per-item score subclass :class:`ItemMean` and implement ``score(state) -> [b]``.
+per-item score subclass :class:`ItemMean` and implement ``score(state) -> [b]``; segmentation
+scores subclass :class:`SegmentationMetric`, whose options name their convention (which masks,
+clip or frame, which items) and whose ``convention()`` states it in words.
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any, ClassVar
+from typing import ClassVar, Literal
 
 import torch
-import torchmetrics
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 from torch import Tensor
 
-from ocf.errors import SpecError, UserError
+from ocf.metrics.base import EvalMetric, ItemMean, MetricSpec, MetricUnavailable, ratio
 from ocf.metrics.counting import count_hits, presence_counts
 from ocf.metrics.segmentation import ari, best_overlap, fg_ari, miou, object_counts, segmentation_labels
 from ocf.records import State
@@ -28,6 +29,9 @@ __all__ = [
     "MetricUnavailable",
     "ItemMean",
     "ratio",
+    "SegmentationSpec",
+    "SegmentationMetric",
+    "predicted_masks",
     "FgAri",
     "FgAriMulti",
     "Ari",
@@ -38,149 +42,38 @@ __all__ = [
     "METRICS",
 ]
 
-# Keyword arguments of torchmetrics.Metric itself (distributed syncing, caching); they are
-# passed through to it rather than validated as metric options.
-_TORCHMETRICS_KWARGS = frozenset({
-    "compute_on_cpu", "dist_sync_on_step", "process_group", "dist_sync_fn", "distributed_available_fn",
-    "sync_on_compute", "compute_with_cache",
-})
+
+def predicted_masks(metric: EvalMetric | type[EvalMetric], state: State, masks: str = "auto") -> tuple[Tensor, str]:
+    """The soft masks ``[b t k h w]`` a segmentation metric scores and where they come from
+    (``"decoder"`` or ``"grouper"``): ``masks="auto"`` takes :meth:`State.segmentation`
+    (the decoder's when it renders every pixel, else the grouper's); ``"decoder"`` and
+    ``"grouper"`` insist on one.  :class:`MetricUnavailable` names what is missing."""
+    r, latents = state.rendering, state.latents
+    has_decoder = r is not None and r.mask_logits is not None and r.target is None
+    has_grouper = latents is not None and latents.masks is not None
+    if masks == "auto":
+        seg = state.segmentation()  # the decoder's whole-input masks first, as below
+        if seg is None:
+            metric.check(state)  # raises, naming what is missing
+        return seg, "grouper" if has_grouper and not has_decoder else "decoder"
+    if masks == "decoder" and not has_decoder:
+        raise MetricUnavailable(f"metric {metric.name} scores the decoder's masks (masks: decoder), but this "
+                                "decoder renders no masks for the whole input")
+    if masks == "grouper" and not has_grouper:
+        raise MetricUnavailable(f"metric {metric.name} scores the grouper's masks (masks: grouper), but this "
+                                "grouper provides no latents.masks")
+    return (r.masks, "decoder") if masks == "decoder" else (latents.masks, "grouper")
 
 
-class MetricSpec(BaseModel):
-    """Base for metric option models: unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class MetricUnavailable(UserError):
-    """A metric needs something the model (or the dataset) does not provide."""
-
-
-def ratio(numerator: Tensor, denominator: Tensor) -> Tensor:
-    """``numerator / denominator`` in float64, or NaN when the denominator is 0 (nothing
-    was scored)."""
-    if int(denominator) == 0:
-        return torch.tensor(float("nan"), dtype=torch.float64)
-    return numerator.double() / denominator
-
-
-class EvalMetric(torchmetrics.Metric):
-    """A metric the evaluator runs on model outputs.
-
-    Subclasses set ``name`` (the spec's ``eval.metrics`` entry), ``requires`` (what they
-    read: ``"segmentation"`` for :meth:`State.segmentation`, or dotted State paths such as
-    ``"batch.masks"``, ``"rendering.recon"``, ``"batch.extras.counts"``), ``sums`` (their
-    scalar states: name → dtype, each starting at 0 and summed across processes), a nested
-    ``Spec`` for their options (read back as ``self.options``), and implement
-    :meth:`update_state`, ``update`` and ``compute`` (the value over everything seen).
-    """
-
-    #: the registry kind (``registry.register`` reads it)
-    kind: ClassVar[str] = "metric"
-    name: ClassVar[str] = ""
-    requires: ClassVar[tuple[str, ...]] = ()
-    sums: ClassVar[dict[str, torch.dtype]] = {}
-    full_state_update: ClassVar[bool] = False
-    is_differentiable: ClassVar[bool] = False
-
-    class Spec(MetricSpec):
-        pass
-
-    def __init__(self, **options: Any) -> None:
-        passthrough = {key: options.pop(key) for key in _TORCHMETRICS_KWARGS & set(options)}
-        parsed = self.parse_options(options)
-        super().__init__(**passthrough)
-        self.options = parsed
-        for state, dtype in self.sums.items():
-            self.add_state(state, torch.zeros((), dtype=dtype), dist_reduce_fx="sum")
-
-    @classmethod
-    def parse_options(cls, options: dict[str, Any]) -> MetricSpec:
-        """``options`` validated by ``Spec``; :class:`~ocf.errors.SpecError` naming the
-        metric and each bad option otherwise."""
-        try:
-            return cls.Spec.model_validate(options)
-        except ValidationError as exc:
-            label = cls.name or cls.__name__
-            raise SpecError([f"metric {label}, option {p}" for p in _problems(exc, cls.Spec)]) from None
-
-    @abstractmethod
-    def update_state(self, state: State) -> None:
-        """Accumulate the metric from one forward pass's :class:`State`."""
-
-    @classmethod
-    def missing(cls, state: State) -> list[str]:
-        """The entries of ``requires`` that ``state`` lacks."""
-        out = []
-        for need in cls.requires:
-            value = state.segmentation() if need == "segmentation" else state.get(need)
-            if value is None:
-                out.append(need)
-        return out
-
-    @classmethod
-    def from_spec(cls, resolved, **options) -> "EvalMetric":
-        """Build the metric for a run: ``options`` are ``eval.metric_options.<name>``;
-        override to read defaults from the spec (e.g. a dataset option)."""
-        return cls(**options)
-
-    @classmethod
-    def check(cls, state: State) -> None:
-        """Raise :class:`MetricUnavailable` naming what is missing, if anything."""
-        missing = cls.missing(state)
-        if missing:
-            raise MetricUnavailable(
-                f"metric {cls.name} needs {', '.join(missing)}, which this model or dataset does not provide"
-            )
-
-
-def _problems(exc: ValidationError, spec: type[BaseModel]) -> list[str]:
-    """One ``option: message`` line per validation error."""
-    out = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(options)"
-        if err["type"] == "extra_forbidden":
-            known = ", ".join(spec.model_fields)
-            out.append(f"{where}: unknown option; " + (f"options are {known}" if known else "this metric takes none"))
-        else:
-            out.append(f"{where}: {err['msg']}, got {err.get('input')!r}")
-    return out
-
-
-class ItemMean(EvalMetric):
-    """Mean of a per-item score over all items seen; NaN items (score undefined) are
-    skipped and counted in ``skipped``.  Subclasses implement :meth:`score`; ``update``
-    takes per-item values ``[b]`` directly (e.g. from :func:`ocf.metrics.fg_ari`)."""
-
-    sums = {"total": torch.float64, "count": torch.long, "skipped": torch.long}
-    higher_is_better: ClassVar[bool] = True
-
-    @abstractmethod
-    def score(self, state: State) -> Tensor:
-        """The score of each item of ``state``'s batch ``[b]`` (NaN: undefined)."""
-
-    def update_state(self, state: State) -> None:
-        self.update(self.score(state))
-
-    def update(self, values: Tensor) -> None:
-        """Accumulate per-item scores ``[b]``."""
-        ok = ~torch.isnan(values)
-        self.total += values[ok].sum().to(self.total.dtype)
-        self.count += ok.sum()
-        self.skipped += (~ok).sum()
-
-    def compute(self) -> Tensor:
-        """Mean over scored items (NaN if none was scored)."""
-        return ratio(self.total, self.count)
-
-
-def seg_and_truth(metric: EvalMetric | type[EvalMetric], state: State) -> tuple[Tensor, Tensor]:
+def frame_labels(metric: EvalMetric | type[EvalMetric], state: State,
+                 masks: str = "auto") -> tuple[Tensor, Tensor, str]:
     """The argmax segmentation (resized to the ground truth) and the ground-truth labels,
-    both ``[b (t h w)]``; :class:`MetricUnavailable` if either is missing or they differ
-    in batch or time."""
-    seg, true = state.segmentation(), state.batch.masks
-    if seg is None or true is None:
-        metric.check(state)  # raises, naming what is missing
+    both ``[b t (h w)]``, and the source of the masks (see :func:`predicted_masks`);
+    :class:`MetricUnavailable` if either is missing or they differ in batch or time."""
+    true = state.batch.masks
+    if true is None:
+        metric.check(state)
+    seg, source = predicted_masks(metric, state, masks)
     b, t, h, w = true.shape
     if seg.shape[0] != b or seg.shape[1] != t:
         raise MetricUnavailable(
@@ -188,71 +81,145 @@ def seg_and_truth(metric: EvalMetric | type[EvalMetric], state: State) -> tuple[
             f"ground truth {tuple(true.shape)} [b t h w] (a decoder rendering a subset of frames?)"
         )
     labels = segmentation_labels(seg.detach(), (h, w))
-    return labels.reshape(b, -1), true.reshape(b, -1)
+    return labels.reshape(b, t, -1), true.reshape(b, t, -1), source
 
 
-class FgAri(ItemMean):
-    """Foreground ARI of the argmax segmentation over the whole clip (background and
-    ignored pixels excluded; this is Rotating Features' ARI-BG, overlap being −1)."""
+def seg_and_truth(metric: EvalMetric | type[EvalMetric], state: State, masks: str = "auto") -> tuple[Tensor, Tensor]:
+    """The argmax segmentation and the ground-truth labels, both ``[b (t h w)]``: a clip
+    is one item (see :func:`frame_labels`)."""
+    labels, true, _ = frame_labels(metric, state, masks)
+    return labels.flatten(1), true.flatten(1)
 
-    name = "fg_ari"
+
+class SegmentationSpec(MetricSpec):
+    """The convention a segmentation score follows; :meth:`SegmentationMetric.convention`
+    states it in words on every ``ocf eval`` output and result card."""
+
+    masks: Literal["auto", "decoder", "grouper"] = Field(
+        "auto", description="the masks scored: the decoder's (rendering.masks), the grouper's (latents.masks), or "
+                            "auto: the decoder's when it renders every pixel, else the grouper's")
+    video: Literal["clip", "frame"] = Field(
+        "clip", description="clip: one score per clip over all its frames (object ids must persist over time); "
+                            "frame: one score per frame, averaged over the frames of each clip")
+    min_objects: int = Field(
+        0, ge=0, description="the fewest ground-truth objects an item (a frame with video: frame) needs to be scored; "
+                             "the others are skipped")
+
+
+class SegmentationMetric(ItemMean):
+    """Mean per-item score of the argmax segmentation against the ground truth, under the
+    convention of its ``Spec`` (:class:`SegmentationSpec`).  Subclasses set ``title`` and
+    ``background`` (how the background is treated, in words) and implement :meth:`values`."""
+
     requires = ("segmentation", "batch.masks")
+    Spec = SegmentationSpec
+    title: ClassVar[str] = ""
+    background: ClassVar[str] = ""
+    source: str = ""  # the masks the last batch was scored on: "decoder" or "grouper"
+
+    @abstractmethod
+    def values(self, labels: Tensor, true: Tensor) -> Tensor:
+        """Scores ``[n]`` of predicted labels against ground-truth labels, both ``[n p]``."""
 
     def score(self, state: State) -> Tensor:
-        return fg_ari(*seg_and_truth(self, state))
+        o = self.options
+        labels, true, self.source = frame_labels(self, state, o.masks)
+        b, t = true.shape[:2]
+        if o.video == "frame":
+            labels, true = labels.flatten(0, 1), true.flatten(0, 1)
+        else:
+            labels, true = labels.flatten(1), true.flatten(1)
+        values = self.values(labels, true)
+        if o.min_objects > 0:
+            values = values.masked_fill(object_counts(true) < o.min_objects, float("nan"))
+        return values.reshape(b, t).nanmean(dim=1) if o.video == "frame" else values
+
+    def convention(self) -> str:
+        o = self.options
+        where = {"auto": "the decoder's masks where it renders every pixel, else the grouper's",
+                 "decoder": "the decoder's masks", "grouper": "the grouper's masks"}[o.masks]
+        if o.masks == "auto" and self.source:
+            where += f" (here: the {self.source}'s)"
+        video = ("video scored over the whole clip, object ids persisting across frames" if o.video == "clip"
+                 else "video scored frame by frame, averaged over each clip's frames")
+        unit = "items" if o.video == "clip" else "frames"
+        if o.min_objects == 0:
+            items = f"every {unit[:-1]} counts, single-object ones included"
+        elif o.min_objects == 1:
+            items = f"{unit} with at least one object count, single-object ones included"
+        else:
+            items = f"only {unit} with at least {o.min_objects} objects count"
+        return f"{self.title}, {self.treats_background()}; {where}; {video}; {items}"
+
+    def treats_background(self) -> str:
+        """How the background is treated, in words."""
+        return self.background
+
+
+class FgAri(SegmentationMetric):
+    """Foreground ARI of the argmax segmentation (background and ignored pixels excluded;
+    this is Rotating Features' ARI-BG, overlap being −1)."""
+
+    name = "fg_ari"
+    title = "FG-ARI"
+    background = "background (id 0) and ignored (-1) pixels excluded, items without foreground skipped"
+
+    def values(self, labels: Tensor, true: Tensor) -> Tensor:
+        return fg_ari(labels, true)
 
 
 class FgAriMulti(FgAri):
-    """FG-ARI over the items with at least ``min_objects`` (default 2) ground-truth objects;
-    the others are skipped.  A model that puts every pixel in one slot scores 1 on a
-    single-object item under FG-ARI (both partitions are one cluster) and 0 here."""
+    """``fg_ari`` with ``min_objects: 2`` by default: items with fewer ground-truth objects
+    are skipped.  A model that puts every pixel in one slot scores 1 on a single-object item
+    under FG-ARI (both partitions are one cluster) and 0 here."""
 
     name = "fg_ari_multi"
 
-    class Spec(MetricSpec):
-        min_objects: int = Field(2, ge=1, description="the fewest ground-truth objects an item needs to be scored")
-
-    def score(self, state: State) -> Tensor:
-        labels, true = seg_and_truth(self, state)
-        values = fg_ari(labels, true)
-        return values.masked_fill(object_counts(true) < self.options.min_objects, float("nan"))
+    class Spec(SegmentationSpec):
+        min_objects: int = Field(2, ge=1, description=SegmentationSpec.model_fields["min_objects"].description)
 
 
-class Ari(ItemMean):
-    """ARI of the argmax segmentation over the whole clip, background included (ignored
-    pixels excluded)."""
+class Ari(SegmentationMetric):
+    """ARI of the argmax segmentation, background included (ignored pixels excluded)."""
 
     name = "ari"
-    requires = ("segmentation", "batch.masks")
+    title = "ARI"
+    background = "background (id 0) included as one more cluster, ignored (-1) pixels excluded"
 
-    def score(self, state: State) -> Tensor:
-        return ari(*seg_and_truth(self, state))
+    def values(self, labels: Tensor, true: Tensor) -> Tensor:
+        return ari(labels, true)
 
 
-class OverlapSpec(MetricSpec):
+class OverlapSpec(SegmentationSpec):
     background: bool = Field(False, description="score the background (id 0) as one more object")
 
 
-class Mbo(ItemMean):
+class _Overlap(SegmentationMetric):
+    Spec = OverlapSpec
+
+    def treats_background(self) -> str:
+        return ("background (id 0) scored as one more object" if self.options.background
+                else "background (id 0) excluded") + ", ignored (-1) pixels excluded"
+
+
+class Mbo(_Overlap):
     """Mean best overlap of the argmax segmentation with the ground-truth objects."""
 
     name = "mbo"
-    requires = ("segmentation", "batch.masks")
-    Spec = OverlapSpec
+    title = "mBO"
 
-    def score(self, state: State) -> Tensor:
-        return best_overlap(*seg_and_truth(self, state), background=self.options.background)
+    def values(self, labels: Tensor, true: Tensor) -> Tensor:
+        return best_overlap(labels, true, background=self.options.background)
 
 
-class Miou(ItemMean):
+class Miou(_Overlap):
     """Hungarian-matched mean IoU of the argmax segmentation with the ground-truth objects."""
 
     name = "miou"
-    requires = ("segmentation", "batch.masks")
-    Spec = OverlapSpec
+    title = "mIoU"
 
-    def score(self, state: State) -> Tensor:
-        return miou(*seg_and_truth(self, state), background=self.options.background)
+    def values(self, labels: Tensor, true: Tensor) -> Tensor:
+        return miou(labels, true, background=self.options.background)
 
 
 class Mse(EvalMetric):

@@ -67,9 +67,10 @@ def metric_objects(resolved: ResolvedSpec) -> dict[str, object]:
 
 
 def evaluate_model(model: Model, resolved: ResolvedSpec, *, split: str | None = None, max_samples: int | None = None,
-                   progress: bool = True) -> dict[str, float]:
+                   progress: bool = True, conventions: dict[str, str] | None = None) -> dict[str, float]:
     """Every metric of ``eval.metrics`` over a split; metrics the model cannot support are
-    reported as an error naming what is missing."""
+    reported as an error naming what is missing.  A ``conventions`` dict, when given, is
+    filled with each metric's convention in words (``EvalMetric.convention()``)."""
     spec = resolved.spec
     split = split or spec.eval.split
     ds = open_split(spec, split, registry_of(resolved))
@@ -100,6 +101,8 @@ def evaluate_model(model: Model, resolved: ResolvedSpec, *, split: str | None = 
                 fake = generate(model, batch.frames.shape[0], generator=sampler)
                 for m in generative:
                     m.update_generated(fake)
+    if conventions is not None:
+        conventions.update({name: m.convention() for name, m in metrics.items()})
     return {name: float(m.compute()) for name, m in metrics.items()}
 
 

@@ -21,3 +21,10 @@ def ocf_register_metrics(registry):
     from ocf_genesis.metrics import AttentionFgAri
 
     registry.register(AttentionFgAri)
+
+
+@hookimpl
+def ocf_register_results(registry):
+    from ocf_genesis.results import RESULTS
+
+    registry.register(*RESULTS)

@@ -15,3 +15,10 @@ def ocf_register_components(registry):
 
     registry.register(RotatingEncoder, RotatingDecoder, RotatingCluster)
     registry.register(MSEObjective, name="rotating.mse")  # the common mse under the plugin's name
+
+
+@hookimpl
+def ocf_register_results(registry):
+    from ocf_rotating.results import RESULTS
+
+    registry.register(*RESULTS)

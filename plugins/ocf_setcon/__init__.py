@@ -17,3 +17,10 @@ def ocf_register_metrics(registry):
     from ocf_setcon.metrics import SetRetrieval
 
     registry.register(SetRetrieval)
+
+
+@hookimpl
+def ocf_register_results(registry):
+    from ocf_setcon.results import RESULTS
+
+    registry.register(*RESULTS)

@@ -13,3 +13,10 @@ def ocf_register_components(registry):
     from ocf_simone.prior import SimonePrior
 
     registry.register(SimoneEncoder, SimonePooling, SimonePrior, PixelMLPDecoder, SimoneLikelihood)
+
+
+@hookimpl
+def ocf_register_results(registry):
+    from ocf_simone.results import RESULTS
+
+    registry.register(*RESULTS)

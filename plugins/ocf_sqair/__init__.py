@@ -21,3 +21,10 @@ def ocf_register_metrics(registry):
     from ocf_sqair.metrics import DiscoveryRate, IwaeBound
 
     registry.register(IwaeBound, DiscoveryRate)
+
+
+@hookimpl
+def ocf_register_results(registry):
+    from ocf_sqair.results import RESULTS
+
+    registry.register(*RESULTS)

@@ -10,3 +10,10 @@ def ocf_register_components(registry):
     from ocf_sri.prior import SRIPrior
 
     registry.register(SRIPrior, OrderedNLL)
+
+
+@hookimpl
+def ocf_register_results(registry):
+    from ocf_sri.results import RESULTS
+
+    registry.register(*RESULTS)
