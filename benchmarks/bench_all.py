@@ -48,19 +48,27 @@ def stand_in(path: Path, out: Path) -> Path:
         return out
     import numpy as np
     import yaml
-    from ocf_rotating.features import add_features
 
     from ocf import plugins
     from ocf.data.generator import make_dataset
+    from ocf_rotating.features import add_features
 
     data = yaml.safe_load(path.read_text())["data"]
     frames = data.get("frames", 1)
     kind, options = ("moving_sprites", {"frames": max(frames, 8)}) if frames > 1 else ("shapes", {})
-    current = make_dataset(plugins.default().registry, kind, out.with_suffix(".images.h5"), n=SMALL, seed=0,
-                           options={"resolution": data["resolution"][0], **options})
+    current = make_dataset(
+        plugins.default().registry,
+        kind,
+        out.with_suffix(".images.h5"),
+        n=SMALL,
+        seed=0,
+        options={"resolution": data["resolution"][0], **options},
+    )
     rng = np.random.default_rng(0)
     for key, shape in (data.get("extras") or {}).items():
-        current = add_features(current, rng.random((SMALL, *shape), dtype=np.float32), out.with_suffix(f".{key}.h5"), key=key)
+        current = add_features(
+            current, rng.random((SMALL, *shape), dtype=np.float32), out.with_suffix(f".{key}.h5"), key=key
+        )
     Path(current).rename(out)
     return out
 
@@ -73,8 +81,24 @@ def bench(path: Path, steps: int, warmup: int, out: Path, options: list[str] = (
     data.parent.mkdir(parents=True, exist_ok=True)
     if yaml.safe_load(path.read_text())["data"].get("generate", {}) is None:
         stand_in(path, data)
-    cmd = [sys.executable, "-m", "ocf", "bench", str(path.relative_to(ROOT)), f"data.path={data.relative_to(ROOT)}",
-           f"data.generate.n={SMALL}", f"train.threads={THREADS}", *options, "--steps", str(steps), "--warmup", str(warmup), "--json", "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ocf",
+        "bench",
+        str(path.relative_to(ROOT)),
+        f"data.path={data.relative_to(ROOT)}",
+        f"data.generate.n={SMALL}",
+        f"train.threads={THREADS}",
+        *options,
+        "--steps",
+        str(steps),
+        "--warmup",
+        str(warmup),
+        "--json",
+        "--out",
+        str(out),
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if proc.returncode:
         raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}")
@@ -86,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="*", default=None, help="dir/name of the specs to run (default: all)")
     ap.add_argument("--steps", type=int, default=10, help="measured steps of a CPU spec")
     ap.add_argument("--paper-steps", type=int, default=2, help="measured steps of a paper spec")
-    ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="a speed option to measure (repeatable)")
+    ap.add_argument(
+        "--option", action="append", default=[], metavar="KEY=VALUE", help="a speed option to measure (repeatable)"
+    )
     args = ap.parse_args(argv)
     suffix = "".join("-" + o.split("=")[0].split(".")[-1] for o in args.option)
     failed = []
@@ -104,8 +130,12 @@ def main(argv: list[str] | None = None) -> int:
             failed.append(key)
             print(f"{key}: FAILED: {exc}", flush=True)
             continue
-        print(f"{key}: {r['train']['sec_per_step']:.3f} s/step, {100 * r['flops']['utilisation']:.0f}% of the matmul peak, "
-              f"{r['memory']['peak_mb']:.0f} MB ({time.time() - t0:.0f} s)", flush=True)
+        print(
+            f"{key}: {r['train']['sec_per_step']:.3f} s/step, "
+            f"{100 * r['flops']['utilisation']:.0f}% of the matmul peak, "
+            f"{r['memory']['peak_mb']:.0f} MB ({time.time() - t0:.0f} s)",
+            flush=True,
+        )
     if failed:
         print(f"{len(failed)} spec(s) failed: {', '.join(failed)}")
     return 1 if failed else 0

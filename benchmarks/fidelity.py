@@ -28,11 +28,16 @@ def machine() -> dict:
 
     cpu = ""
     try:
-        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+        cpu = next(row.split(":", 1)[1].strip() for row in open("/proc/cpuinfo") if row.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "python": platform.python_version()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+    }
 
 
 def seed_entry(run_dir: Path) -> dict:
@@ -41,15 +46,22 @@ def seed_entry(run_dir: Path) -> dict:
     trajectory and its best values."""
     from ocf import evaluate
 
-    lines = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    rates = [l["steps_per_s"] for l in lines if "steps_per_s" in l]
-    entry = {"metrics": evaluate.main(str(run_dir), as_json=False), "untrained": evaluate.main(str(run_dir), checkpoint="init"),
-             "steps_per_s": statistics.median(rates)}
-    evals = [l for l in lines if any(k.startswith("eval/") for k in l)]
+    lines = [json.loads(row) for row in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rates = [row["steps_per_s"] for row in lines if "steps_per_s" in row]
+    entry = {
+        "metrics": evaluate.main(str(run_dir), as_json=False),
+        "untrained": evaluate.main(str(run_dir), checkpoint="init"),
+        "steps_per_s": statistics.median(rates),
+    }
+    evals = [row for row in lines if any(k.startswith("eval/") for k in row)]
     if evals:
-        entry["val_trajectory"] = [{"step": l["step"], **{k[5:]: v for k, v in l.items() if k.startswith("eval/")}} for l in evals]
+        entry["val_trajectory"] = [
+            {"step": row["step"], **{k[5:]: v for k, v in row.items() if k.startswith("eval/")}} for row in evals
+        ]
         keys = [k for k in entry["val_trajectory"][0] if k != "step"]
-        entry["val_best"] = {k: (min if k in LOWER_IS_BETTER else max)(e[k] for e in entry["val_trajectory"]) for k in keys}
+        entry["val_best"] = {
+            k: (min if k in LOWER_IS_BETTER else max)(e[k] for e in entry["val_trajectory"]) for k in keys
+        }
     return entry
 
 
@@ -101,12 +113,23 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--name", required=True)
     p.add_argument("--runs", default="runs/bench")
-    p.add_argument("--reuse", action="store_true", help="evaluate finished runs (summary.json at --steps) instead of training them again")
+    p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="evaluate finished runs (summary.json at --steps) instead of training them again",
+    )
     args = p.parse_args(argv)
     registry = plugins.default().registry
-    record = {"name": args.name, "spec": args.spec, "steps": args.steps, "overrides": args.overrides,
-              "command": command_line(), "machine": machine(),
-              "date": time.strftime("%Y-%m-%d"), "seeds": {}}
+    record = {
+        "name": args.name,
+        "spec": args.spec,
+        "steps": args.steps,
+        "overrides": args.overrides,
+        "command": command_line(),
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d"),
+        "seeds": {},
+    }
     for seed in args.seeds:
         resolved = load(args.spec, registry, list(args.overrides) + [f"train.seed={seed}", f"train.steps={args.steps}"])
         out = Path(args.runs) / f"{args.name}-seed{seed}"

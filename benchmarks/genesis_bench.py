@@ -4,8 +4,10 @@ reconstruction error per pixel-channel and the KL at every logged step) and the 
 which the GECO goal was first met.
 
     # one process per seed (one thread each), then merge:
-    python -m benchmarks.genesis_bench run configs/genesis/shapes_32.yaml --steps 3000 --seed 0 --name genesis-shapes_32 [key=value ...]
-    python -m benchmarks.genesis_bench run configs/genesis/shapes_32.yaml --steps 3000 --seed 1 --name genesis-shapes_32 [key=value ...]
+    python -m benchmarks.genesis_bench run configs/genesis/shapes_32.yaml --steps 3000 --seed 0 \
+        --name genesis-shapes_32 [key=value ...]
+    python -m benchmarks.genesis_bench run configs/genesis/shapes_32.yaml --steps 3000 --seed 1 \
+        --name genesis-shapes_32 [key=value ...]
     python -m benchmarks.genesis_bench merge --name genesis-shapes_32 --seeds 0 1
 
 Writes benchmarks/results/NAME.json (the per-seed files NAME-seedS.json are removed on merge).
@@ -30,22 +32,47 @@ def geco_trajectory(run_dir: Path, pixels: int) -> dict:
 
     spec = yaml.safe_load((run_dir / "spec.yaml").read_text())
     geco = spec["train"]["geco"]
-    lines = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    rows = [l for l in lines if "geco/beta" in l]
+    lines = [json.loads(row) for row in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = [row for row in lines if "geco/beta" in row]
     term = geco["term"] if isinstance(geco["term"], str) else geco["term"][0]
-    traj = [{"step": l["step"], "beta": l["geco/beta"], "err_per_pixel_channel": l[f"loss/{term}"] / pixels,
-             "kl": l.get("loss/kl")} for l in rows]
+    traj = [
+        {
+            "step": row["step"],
+            "beta": row["geco/beta"],
+            "err_per_pixel_channel": row[f"loss/{term}"] / pixels,
+            "kl": row.get("loss/kl"),
+        }
+        for row in rows
+    ]
     met = next((r["step"] for r in traj if r["err_per_pixel_channel"] * pixels <= geco["goal"]), None)
-    return {"goal": geco["goal"], "goal_per_pixel_channel": geco["goal"] / pixels, "step_size": geco["step_size"],
-            "speedup": geco["speedup"], "first_step_err_below_goal": met, "beta_min_seen": min(r["beta"] for r in traj),
-            "beta_final": traj[-1]["beta"], "trajectory": traj}
+    return {
+        "goal": geco["goal"],
+        "goal_per_pixel_channel": geco["goal"] / pixels,
+        "step_size": geco["step_size"],
+        "speedup": geco["speedup"],
+        "first_step_err_below_goal": met,
+        "beta_min_seen": min(r["beta"] for r in traj),
+        "beta_final": traj[-1]["beta"],
+        "trajectory": traj,
+    }
 
 
 def run(args) -> int:
     from benchmarks import fidelity
 
     name = f"{args.name}-seed{args.seed}"
-    argv = [args.spec, *args.overrides, "--steps", str(args.steps), "--seeds", str(args.seed), "--name", name, "--runs", args.runs]
+    argv = [
+        args.spec,
+        *args.overrides,
+        "--steps",
+        str(args.steps),
+        "--seeds",
+        str(args.seed),
+        "--name",
+        name,
+        "--runs",
+        args.runs,
+    ]
     fidelity.main(argv)
     result = json.loads((RESULTS / f"{name}.json").read_text())
     import yaml
@@ -64,7 +91,9 @@ def merge(args) -> int:
     from benchmarks.fidelity import merge_records
 
     record = merge_records(args.name, parts)
-    record["command"] += f" && python -m benchmarks.genesis_bench merge --name {args.name} --seeds " + " ".join(map(str, args.seeds))
+    record["command"] += f" && python -m benchmarks.genesis_bench merge --name {args.name} --seeds " + " ".join(
+        map(str, args.seeds)
+    )
     out = RESULTS / f"{args.name}.json"
     out.write_text(json.dumps(record, indent=2))
     for s in args.seeds:

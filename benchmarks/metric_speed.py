@@ -102,10 +102,17 @@ def main(argv=None) -> int:
     iou, present = iou_matrix(masks, labels)
     t_miou = best_of(lambda: miou(masks, labels), args.repeats)
     t_match = best_of(lambda: _matched_iou(iou, present), args.repeats)
-    record = {"name": "metric_speed", "n": args.n, "size": args.size, "threads": torch.get_num_threads(),
-              "batched_ari_s": t_ours, "sklearn_loop_s": t_ref, "speedup": t_ref / t_ours,
-              "miou": {"slots": args.slots, "objects": args.objects, "miou_s": t_miou, "matching_s": t_match},
-              "command": command_line()}
+    record = {
+        "name": "metric_speed",
+        "n": args.n,
+        "size": args.size,
+        "threads": torch.get_num_threads(),
+        "batched_ari_s": t_ours,
+        "sklearn_loop_s": t_ref,
+        "speedup": t_ref / t_ours,
+        "miou": {"slots": args.slots, "objects": args.objects, "miou_s": t_miou, "matching_s": t_match},
+        "command": command_line(),
+    }
     (ROOT / "benchmarks" / "results" / "metric_speed.json").write_text(json.dumps(record, indent=2))
     print(json.dumps(record, indent=2))
     return 0

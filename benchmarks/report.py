@@ -34,23 +34,33 @@ def fmt(v) -> str:
 def fidelity(r: dict) -> str:
     seeds = r["seeds"]
     per_seed = "; ".join(
-        f"seed {s}: " + ", ".join(f"{k} {v['metrics'][k]:.3f}" for k in v["metrics"]) +
-        f" (untrained fg_ari {v.get('untrained', {}).get('fg_ari', float('nan')):.3f})"
-        for s, v in seeds.items())
+        f"seed {s}: "
+        + ", ".join(f"{k} {v['metrics'][k]:.3f}" for k in v["metrics"])
+        + f" (untrained fg_ari {v.get('untrained', {}).get('fg_ari', float('nan')):.3f})"
+        for s, v in seeds.items()
+    )
     mean = ", ".join(f"{k} {v:.3f}" for k, v in r["mean"].items())
     m = r["machine"]
-    best = "; ".join(f"seed {s}: " + ", ".join(f"{k} {x:.3f}" for k, x in v["val_best"].items())
-                     for s, v in seeds.items() if "val_best" in v)
-    curve = "; ".join(f"seed {s}: " + " ".join(f"{e['step']}:{e.get('fg_ari', float('nan')):.2f}"
-                                               for e in v["val_trajectory"])
-                      for s, v in seeds.items() if "val_trajectory" in v)
-    extra = (f"- best on the validation split during training: {best}\n" if best else "") + \
-            (f"- validation fg_ari over training (step:value): {curve}\n" if curve else "")
-    return (f"## {r['name']}\n\n- spec: `{r['spec']}` {' '.join(r['overrides'])}, {r['steps']} steps, "
-            f"{len(seeds)} seeds, {r['date']}\n- mean: {mean}\n- per seed: {per_seed}\n{extra}"
-            f"- speed: {r['steps_per_s']:.2f} steps/s (median of logged windows)\n"
-            f"- machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} with {m['threads']} threads\n"
-            f"- command: `{r['command']}`\n")
+    best = "; ".join(
+        f"seed {s}: " + ", ".join(f"{k} {x:.3f}" for k, x in v["val_best"].items())
+        for s, v in seeds.items()
+        if "val_best" in v
+    )
+    curve = "; ".join(
+        f"seed {s}: " + " ".join(f"{e['step']}:{e.get('fg_ari', float('nan')):.2f}" for e in v["val_trajectory"])
+        for s, v in seeds.items()
+        if "val_trajectory" in v
+    )
+    extra = (f"- best on the validation split during training: {best}\n" if best else "") + (
+        f"- validation fg_ari over training (step:value): {curve}\n" if curve else ""
+    )
+    return (
+        f"## {r['name']}\n\n- spec: `{r['spec']}` {' '.join(r['overrides'])}, {r['steps']} steps, "
+        f"{len(seeds)} seeds, {r['date']}\n- mean: {mean}\n- per seed: {per_seed}\n{extra}"
+        f"- speed: {r['steps_per_s']:.2f} steps/s (median of logged windows)\n"
+        f"- machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} with {m['threads']} threads\n"
+        f"- command: `{r['command']}`\n"
+    )
 
 
 def quality(fid: dict | None) -> str:
@@ -67,57 +77,71 @@ def own_run(bench: dict, fidelity_runs: dict[str, dict]) -> dict | None:
     if bench["spec"] in fidelity_runs:
         return fidelity_runs[bench["spec"]]
     path = bench["command"].split()[2]
-    plain = [r for r in fidelity_runs.values()
-             if r["spec"] == path and not any(o.startswith(("model.", "data.")) for o in r["overrides"])]
+    plain = [
+        r
+        for r in fidelity_runs.values()
+        if r["spec"] == path and not any(o.startswith(("model.", "data.")) for o in r["overrides"])
+    ]
     return plain[0] if len(plain) == 1 else None
 
 
 def speed_table(records: list[dict], fidelity_runs: dict[str, dict]) -> str:
-    rows = ["## Speed and quality per shipped spec (`ocf bench`, `python -m benchmarks.bench_all`)\n",
-            "| spec | batch | steps/s | samples/s | GFLOP/step | achieved GFLOP/s | of matmul peak | eval samples/s "
-            "| data samples/s | peak MB | quality (mean of the benchmark's seeds) |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    rows = [
+        "## Speed and quality per shipped spec (`ocf bench`, `python -m benchmarks.bench_all`)\n",
+        "| spec | batch | steps/s | samples/s | GFLOP/step | achieved GFLOP/s | of matmul peak | eval samples/s "
+        "| data samples/s | peak MB | quality (mean of the benchmark's seeds) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for r in records:
         f = r["flops"]
         words = r["command"].split()
         skip = ("data.path=", "data.generate.n=", "train.threads=")
         options = [w for w in words[3:] if "=" in w and not w.startswith(skip)]
-        rows.append(f"| `{' '.join([words[2], *options])}` | {r['batch_size']} | {r['train']['steps_per_s']:.2f} | "
-                    f"{r['train']['samples_per_s']:.1f} | {f['per_step'] / 1e9:.2f} | "
-                    f"{f['achieved_per_s'] / 1e9:.2f} | "
-                    f"{100 * f['utilisation']:.0f}% of {f['machine_matmul_peak_per_s'] / 1e9:.1f} | "
-                    f"{r['eval']['samples_per_s']:.1f} | {r['data']['samples_per_s']:.0f} | "
-                    f"{r['memory']['peak_mb']:.0f} | {quality(own_run(r, fidelity_runs))} |")
+        rows.append(
+            f"| `{' '.join([words[2], *options])}` | {r['batch_size']} | {r['train']['steps_per_s']:.2f} | "
+            f"{r['train']['samples_per_s']:.1f} | {f['per_step'] / 1e9:.2f} | "
+            f"{f['achieved_per_s'] / 1e9:.2f} | "
+            f"{100 * f['utilisation']:.0f}% of {f['machine_matmul_peak_per_s'] / 1e9:.1f} | "
+            f"{r['eval']['samples_per_s']:.1f} | {r['data']['samples_per_s']:.0f} | "
+            f"{r['memory']['peak_mb']:.0f} | {quality(own_run(r, fidelity_runs))} |"
+        )
     m = records[0]["machine"]
-    rows.append(f"\nMachine: {m['cpu']}, torch {m['torch']}, {m['threads']} thread(s) (each row's own count is in its "
-                "result file). Paper configurations (file names with `paper` or `clevr`) are measured over 2 steps and "
-                "evaluated one sample at a time; specs that read the user's own files run on stand-ins of the declared "
-                "shape. Commands: " + "; ".join(f"`{r['command']}`" for r in records) + "\n")
+    rows.append(
+        f"\nMachine: {m['cpu']}, torch {m['torch']}, {m['threads']} thread(s) (each row's own count is in its "
+        "result file). Paper configurations (file names with `paper` or `clevr`) are measured over 2 steps and "
+        "evaluated one sample at a time; specs that read the user's own files run on stand-ins of the declared "
+        "shape. Commands: " + "; ".join(f"`{r['command']}`" for r in records) + "\n"
+    )
     return "\n".join(rows)
 
 
 def reference_table(r: dict) -> str:
-    rows = ["## Against the original code (`benchmarks/reference_speed.py`)\n",
-            "Seconds per training step of the original code on this machine come from REFERENCE.md, Appendix B "
-            "(measured there on an idle machine); ours are `ocf bench` at the same settings, run one case at a "
-            "time.\n",
-            "| plugin | setting | reference s/step | ocf s/step | ocf speed-up | of matmul peak | peak MB "
-            "| differences |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    rows = [
+        "## Against the original code (`benchmarks/reference_speed.py`)\n",
+        "Seconds per training step of the original code on this machine come from REFERENCE.md, Appendix B "
+        "(measured there on an idle machine); ours are `ocf bench` at the same settings, run one case at a "
+        "time.\n",
+        "| plugin | setting | reference s/step | ocf s/step | ocf speed-up | of matmul peak | peak MB | differences |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for name, row in r["rows"].items():
-        rows.append(f"| {name} | {row['reference_setting']} (`{row['command']}`) | "
-                    f"{row['reference_sec_per_step']:.2f} | {row['ours_sec_per_step']:.3f} | "
-                    f"**{row['speedup']:.2f}×** | {100 * row['utilisation']:.0f}% | {row['peak_mb']:.0f} | "
-                    f"{row['differences']} |")
+        rows.append(
+            f"| {name} | {row['reference_setting']} (`{row['command']}`) | "
+            f"{row['reference_sec_per_step']:.2f} | {row['ours_sec_per_step']:.3f} | "
+            f"**{row['speedup']:.2f}×** | {100 * row['utilisation']:.0f}% | {row['peak_mb']:.0f} | "
+            f"{row['differences']} |"
+        )
     floors = {n: row for n, row in r["rows"].items() if "original_encoder_alone_sec_per_step" in row}
     for name, row in floors.items():
         alone = row["original_encoder_alone_sec_per_step"]
         more = "more" if alone > row["reference_sec_per_step"] else "less"
-        rows.append(f"\n{name}: the original code's encoder *alone* (its conv stack, forward + backward + Adam, plain "
-                    f"PyTorch, measured in the same run) takes {alone:.3f} s/step at "
-                    f"this setting, {more} "
-                    f"than the reference figure for its whole step ({row['reference_sec_per_step']:.2f} s); ocf's "
-                    f"whole step is {row['ours_vs_original_encoder_alone']:.2f}× as fast as that encoder alone.")
+        rows.append(
+            f"\n{name}: the original code's encoder *alone* (its conv stack, forward + backward + Adam, plain "
+            f"PyTorch, measured in the same run) takes {alone:.3f} s/step at "
+            f"this setting, {more} "
+            f"than the reference figure for its whole step ({row['reference_sec_per_step']:.2f} s); ocf's "
+            f"whole step is {row['ours_vs_original_encoder_alone']:.2f}× as fast as that encoder alone."
+        )
     m = r["machine"]
     rows.append(f"\nMachine: {m['cpu']}, torch {m['torch']}, {m['threads']} thread(s). Command: `{r['command']}`\n")
     return "\n".join(rows)
@@ -128,11 +152,13 @@ def other(name: str, r: dict) -> str:
     for key, sub in r.items():  # one level of nesting (e.g. metric_speed's "miou" block)
         if isinstance(sub, dict):
             flat.update({f"{key}.{k}": v for k, v in sub.items()})
-    scalars = ", ".join(f"{k} {fmt(v)}" for k, v in flat.items()
-                        if isinstance(v, (int, float)) and not isinstance(v, bool))
+    scalars = ", ".join(
+        f"{k} {fmt(v)}" for k, v in flat.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+    )
     cmd = r.get("command")
-    return (f"## {r.get('name', name)}\n\n- {scalars or 'see the result file'}\n"
-            + (f"- command: `{cmd}`\n" if cmd else ""))
+    return f"## {r.get('name', name)}\n\n- {scalars or 'see the result file'}\n" + (
+        f"- command: `{cmd}`\n" if cmd else ""
+    )
 
 
 def main() -> None:

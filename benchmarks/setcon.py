@@ -24,16 +24,20 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
 from benchmarks.fidelity import command_line, machine
 
-PRETEXT = {"set_infonce": "configs/setcon/moving_sprites_32.yaml", "slot_contrast": "configs/setcon/slot_contrast_32.yaml"}
+ROOT = Path(__file__).resolve().parents[1]
+
+PRETEXT = {
+    "set_infonce": "configs/setcon/moving_sprites_32.yaml",
+    "slot_contrast": "configs/setcon/slot_contrast_32.yaml",
+}
 PROBE = "configs/setcon/probe_32.yaml"
 
 
 def _rate(run: Path) -> float:
-    lines = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
-    return statistics.median(l["steps_per_s"] for l in lines if "steps_per_s" in l)
+    lines = [json.loads(row) for row in (run / "metrics.jsonl").read_text().splitlines()]
+    return statistics.median(row["steps_per_s"] for row in lines if "steps_per_s" in row)
 
 
 def _train(spec: str, overrides: list[str], out: Path) -> tuple[Path, float]:
@@ -57,15 +61,23 @@ def one_seed(seed: int, args) -> dict:
     entry = {}
     for objective, spec in PRETEXT.items():
         common = [f"train.seed={seed}", f"train.threads={args.threads}"]
-        pre, wall = _train(spec, common + [f"train.steps={args.pretext_steps}"], runs / f"{args.name}-{objective}-seed{seed}")
+        pre, wall = _train(
+            spec, common + [f"train.steps={args.pretext_steps}"], runs / f"{args.name}-{objective}-seed{seed}"
+        )
         pre_metrics = evaluate.main(str(pre))
         probe_over = common + [f"train.steps={args.probe_steps}", f"train.init_from={pre}"]
         if objective == "slot_contrast":  # the control has no set embedding; shapes must match the pretext run
             probe_over.append("model.grouper.set_dim=null")
         probe, pwall = _train(PROBE, probe_over, runs / f"{args.name}-{objective}-probe-seed{seed}")
         probe_metrics = evaluate.main(str(probe))
-        entry[objective] = {"pretext": pre_metrics, "pretext_steps_per_s": _rate(pre), "pretext_seconds": wall,
-                            "probe": probe_metrics, "probe_steps_per_s": _rate(probe), "probe_seconds": pwall}
+        entry[objective] = {
+            "pretext": pre_metrics,
+            "pretext_steps_per_s": _rate(pre),
+            "pretext_seconds": wall,
+            "probe": probe_metrics,
+            "probe_steps_per_s": _rate(probe),
+            "probe_seconds": pwall,
+        }
     return entry
 
 
@@ -109,21 +121,34 @@ def collect(args) -> int:
             untrained = evaluate.main(str(run), checkpoint="init")  # the pretext model at initialisation
             future = future_prediction(Path(args.runs) / f"{args.name}-{obj}-probe-seed{s}")
             metrics = {**flat(e[obj]), **{f"future_{k}": v for k, v in future.items()}}
-            per_seed[s] = {"metrics": metrics, "untrained": untrained, "steps_per_s": e[obj]["pretext_steps_per_s"],
-                           "probe_steps_per_s": e[obj]["probe_steps_per_s"],
-                           "train_seconds": e[obj]["pretext_seconds"] + e[obj]["probe_seconds"]}
+            per_seed[s] = {
+                "metrics": metrics,
+                "untrained": untrained,
+                "steps_per_s": e[obj]["pretext_steps_per_s"],
+                "probe_steps_per_s": e[obj]["probe_steps_per_s"],
+                "train_seconds": e[obj]["pretext_seconds"] + e[obj]["probe_seconds"],
+            }
         ms = [v["metrics"] for v in per_seed.values()]
         records[obj] = {
-            "name": names[obj], "spec": spec, "probe_spec": PROBE,
-            "overrides": [f"pretext {args.pretext_steps} steps, probe {args.probe_steps} steps (probe_32.yaml, frozen encoder + grouper)"],
-            "steps": args.pretext_steps, "probe_steps": args.probe_steps, "seeds": per_seed,
+            "name": names[obj],
+            "spec": spec,
+            "probe_spec": PROBE,
+            "overrides": [
+                f"pretext {args.pretext_steps} steps, probe {args.probe_steps} steps "
+                "(probe_32.yaml, frozen encoder + grouper)"
+            ],
+            "steps": args.pretext_steps,
+            "probe_steps": args.probe_steps,
+            "seeds": per_seed,
             "mean": {k: statistics.mean(m[k] for m in ms) for k in ms[0]},
             "steps_per_s": statistics.median(v["steps_per_s"] for v in per_seed.values()),
-            "machine": machine(), "date": time.strftime("%Y-%m-%d"), "command": " ; ".join(commands),
+            "machine": machine(),
+            "date": time.strftime("%Y-%m-%d"),
+            "command": " ; ".join(commands),
         }
     gap = records["set_infonce"]["mean"]["probe_fg_ari"] - records["slot_contrast"]["mean"]["probe_fg_ari"]
     records["set_infonce"]["probe_fg_ari_gap_vs_slot_contrast"] = gap
-    for obj, record in records.items():
+    for record in records.values():
         path = ROOT / "benchmarks" / "results" / f"{record['name']}.json"
         path.write_text(json.dumps(record, indent=2))
         print(f"wrote {path}")
@@ -139,14 +164,15 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--name", default="setcon-moving_sprites_32")
     p.add_argument("--runs", default="runs/bench")
-    p.add_argument("--part", action="store_true", help="write runs/bench/NAME-part-SEEDS.json instead of the result file")
+    p.add_argument(
+        "--part", action="store_true", help="write runs/bench/NAME-part-SEEDS.json instead of the result file"
+    )
     p.add_argument("--collect", action="store_true", help="merge the part files into benchmarks/results/NAME.json")
     args = p.parse_args(argv)
     parts = Path(args.runs)
     if args.collect:
         return collect(args)
-    record = {"command": command_line(),
-              "seeds": {str(s): one_seed(s, args) for s in args.seeds}}
+    record = {"command": command_line(), "seeds": {str(s): one_seed(s, args) for s in args.seeds}}
     out = parts / f"{args.name}-part-{'-'.join(map(str, args.seeds))}.json"
     out.write_text(json.dumps(record, indent=2))
     print(f"wrote {out}")

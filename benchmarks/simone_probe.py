@@ -48,9 +48,13 @@ def posterior_stats(model, batch) -> dict:
     with torch.no_grad():
         lat = model(batch, losses=False).latents
     p, f = lat.posterior, lat.frame_posterior
-    return {"object_mean_spread_over_clips": p.mean.std(0).mean().item(), "object_mean_spread_over_slots": p.mean.std(1).mean().item(),
-            "object_scale_median": p.std.median().item(), "frame_mean_spread_over_time": f.mean.std(1).mean().item(),
-            "frame_scale_median": f.std.median().item()}
+    return {
+        "object_mean_spread_over_clips": p.mean.std(0).mean().item(),
+        "object_mean_spread_over_slots": p.mean.std(1).mean().item(),
+        "object_scale_median": p.std.median().item(),
+        "frame_mean_spread_over_time": f.mean.std(1).mean().item(),
+        "frame_scale_median": f.std.median().item(),
+    }
 
 
 def slot_colours(model, batch, sigma: float) -> dict:
@@ -62,11 +66,21 @@ def slot_colours(model, batch, sigma: float) -> dict:
     rgb = r.rgb.movedim(3, -1)  # [b t k h w c]
     x = batch.frames.movedim(2, -1)  # [b t h w c]
     nearest = (r.rgb - batch.frames.unsqueeze(2)).abs().amin(2).movedim(2, -1)[fg]  # [n c]
-    slots = [{"mask_weight": weights[:, :, k][fg].mean().item(), "rgb_mean": rgb[:, :, k][fg].mean(0).tolist(),
-              "rgb_std": rgb[:, :, k][fg].std(0).tolist()} for k in range(weights.shape[2])]
-    return {"slots": slots, "target_rgb_mean": x[fg].mean(0).tolist(), "target_rgb_std": x[fg].std(0).tolist(),
-            "channels_within_2_sigma": (nearest < 2 * sigma).float().mean().item(),
-            "recon_abs_error": (r.recon.movedim(2, -1) - x).abs()[fg].mean().item()}
+    slots = [
+        {
+            "mask_weight": weights[:, :, k][fg].mean().item(),
+            "rgb_mean": rgb[:, :, k][fg].mean(0).tolist(),
+            "rgb_std": rgb[:, :, k][fg].std(0).tolist(),
+        }
+        for k in range(weights.shape[2])
+    ]
+    return {
+        "slots": slots,
+        "target_rgb_mean": x[fg].mean(0).tolist(),
+        "target_rgb_std": x[fg].std(0).tolist(),
+        "channels_within_2_sigma": (nearest < 2 * sigma).float().mean().item(),
+        "recon_abs_error": (r.recon.movedim(2, -1) - x).abs()[fg].mean().item(),
+    }
 
 
 def lone_sprite_r2(model, resolved, n=1200) -> list[float]:
@@ -119,7 +133,9 @@ def retrain_decoder(model, resolved, steps, lr, loss, mask_scale, no_mask_norm, 
             model.eval()
             with torch.no_grad():
                 r = model(val, losses=False).rendering
-            out.append({"step": step, "val_mse": (r.recon - val.frames).pow(2).mean().item(), "seconds": time.time() - t0})
+            out.append(
+                {"step": step, "val_mse": (r.recon - val.frames).pow(2).mean().item(), "seconds": time.time() - t0}
+            )
             print(out[-1], flush=True)
             model.train()
         if step == steps:
@@ -142,22 +158,38 @@ def main(argv=None) -> int:
     p.add_argument("--decoder-steps", type=int, default=600)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--loss", choices=["model", "mse"], default="model")
-    p.add_argument("--mask-scale", type=float, default=None, help="multiply the layer-normed mask logits by this fixed scale")
+    p.add_argument(
+        "--mask-scale", type=float, default=None, help="multiply the layer-normed mask logits by this fixed scale"
+    )
     p.add_argument("--no-mask-norm", action="store_true")
-    p.add_argument("--hidden", type=int, nargs="+", default=None, help="retrain a decoder MLP of these widths instead (e.g. 512 512 512 512 512, the paper's)")
+    p.add_argument(
+        "--hidden",
+        type=int,
+        nargs="+",
+        default=None,
+        help="retrain a decoder MLP of these widths instead (e.g. 512 512 512 512 512, the paper's)",
+    )
     p.add_argument("--checkpoint", default=None, help="'init' for the untrained model, a file, or the last (default)")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     resolved, model, _ = load_run(args.run, args.checkpoint)
     val = clips(resolved, split(resolved, "val"), range(64))
-    sigma = next((o.get("sigma", 0.08) for o in resolved.spec.model.objectives if o["type"] == "simone.likelihood"), 0.08)
-    record = {"run": args.run, "command": "python " + " ".join(sys.argv), "posterior": posterior_stats(model, val),
-              "lone_sprite_position_r2": lone_sprite_r2(model, resolved),
-              "foreground_slots": slot_colours(model, val, sigma)}
+    sigma = next(
+        (o.get("sigma", 0.08) for o in resolved.spec.model.objectives if o["type"] == "simone.likelihood"), 0.08
+    )
+    record = {
+        "run": args.run,
+        "command": "python " + " ".join(sys.argv),
+        "posterior": posterior_stats(model, val),
+        "lone_sprite_position_r2": lone_sprite_r2(model, resolved),
+        "foreground_slots": slot_colours(model, val, sigma),
+    }
     print(json.dumps(record, indent=2), flush=True)
     if args.decoder_steps:
-        record["decoder_retraining"] = retrain_decoder(model, resolved, args.decoder_steps, args.lr, args.loss, args.mask_scale, args.no_mask_norm, args.hidden)
+        record["decoder_retraining"] = retrain_decoder(
+            model, resolved, args.decoder_steps, args.lr, args.loss, args.mask_scale, args.no_mask_norm, args.hidden
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(record, f, indent=2)

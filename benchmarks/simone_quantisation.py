@@ -19,7 +19,9 @@ import h5py
 import torch
 
 
-def level_nll(v: torch.Tensor, k: int, sigma: float, iters: int = 300) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def level_nll(
+    v: torch.Tensor, k: int, sigma: float, iters: int = 300
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """EM for a 1-D mixture of ``k`` Gaussians of fixed ``sigma`` on values ``v [n]``:
     the levels, their weights and each value's negative log-likelihood."""
     mu, w = torch.linspace(v.min().item(), v.max().item(), k, dtype=v.dtype), torch.full((k,), 1.0 / k, dtype=v.dtype)
@@ -47,13 +49,18 @@ def main(argv=None) -> None:
     c = x.shape[-1]
     exact = c * math.log(args.sigma * math.sqrt(2 * math.pi))  # NLL of a pixel reconstructed exactly
     mu, w, nll = level_nll(x.flatten(), 4, args.sigma)
-    print(f"4 global constant levels, no masks: levels {mu.numpy().round(2)} weights {w.numpy().round(2)} "
-          f"nll/pixel {nll.view(-1, c).sum(1).mean():.3f}")
+    print(
+        f"4 global constant levels, no masks: levels {mu.numpy().round(2)} weights {w.numpy().round(2)} "
+        f"nll/pixel {nll.view(-1, c).sum(1).mean():.3f}"
+    )
     frac = fg.double().mean().item()
     for k in (2, 3):
         mu, w, nll = level_nll(x[fg].flatten(), k, args.sigma)
         total = frac * nll.view(-1, c).sum(1).mean().item() + (1 - frac) * exact
-        print(f"true fg/bg split, {k} constant levels on the fg: levels {mu.numpy().round(2)} weights {w.numpy().round(2)} nll/pixel {total:.3f}")
+        print(
+            f"true fg/bg split, {k} constant levels on the fg: levels {mu.numpy().round(2)} "
+            f"weights {w.numpy().round(2)} nll/pixel {total:.3f}"
+        )
     print(f"perfect reconstruction nll/pixel {exact:.3f} (foreground fraction {frac:.3f})")
 
 

@@ -5,8 +5,10 @@
 recorded as benchmarks/results/NAME-part<seed>.json.  ``merge``: the per-seed files →
 benchmarks/results/NAME.json (means over seeds, each seed's command and run dir).
 
-    python -m benchmarks.sqair_fidelity run configs/sqair/air_digits_32.yaml --steps 1200 --seed 0 --name air-moving_digits_32
-    python -m benchmarks.sqair_fidelity run configs/sqair/air_digits_32.yaml --steps 1200 --seed 1 --name air-moving_digits_32
+    python -m benchmarks.sqair_fidelity run configs/sqair/air_digits_32.yaml --steps 1200 --seed 0 \
+        --name air-moving_digits_32
+    python -m benchmarks.sqair_fidelity run configs/sqair/air_digits_32.yaml --steps 1200 --seed 1 \
+        --name air-moving_digits_32
     python -m benchmarks.sqair_fidelity merge air-moving_digits_32 --seeds 0 1
 
 ``resume``: continue each seed's finished run in place to more steps and record it under a
@@ -30,8 +32,20 @@ def run(args) -> int:
     from benchmarks import fidelity
 
     overrides = [o.replace("{seed}", str(args.seed)) for o in args.overrides]
-    return fidelity.main([args.spec, *overrides, "--steps", str(args.steps), "--seeds", str(args.seed),
-                          "--name", f"{args.name}-part{args.seed}", "--runs", args.runs])
+    return fidelity.main(
+        [
+            args.spec,
+            *overrides,
+            "--steps",
+            str(args.steps),
+            "--seeds",
+            str(args.seed),
+            "--name",
+            f"{args.name}-part{args.seed}",
+            "--runs",
+            args.runs,
+        ]
+    )
 
 
 def resume(args) -> int:
@@ -52,10 +66,17 @@ def resume(args) -> int:
     wall = time.time() - t0
     entry = fidelity.seed_entry(run_dir)
     entry["train_seconds_continued"] = wall
-    record = {"name": f"{args.new_name}-part{args.seed}", "spec": str(run_dir / "spec.yaml"), "steps": args.steps,
-              "overrides": [], "continued_from": f"{args.name} (benchmarks/results/{args.name}.json)",
-              "command": command_line(), "machine": fidelity.machine(),
-              "date": time.strftime("%Y-%m-%d"), "seeds": {str(args.seed): entry}}
+    record = {
+        "name": f"{args.new_name}-part{args.seed}",
+        "spec": str(run_dir / "spec.yaml"),
+        "steps": args.steps,
+        "overrides": [],
+        "continued_from": f"{args.name} (benchmarks/results/{args.name}.json)",
+        "command": command_line(),
+        "machine": fidelity.machine(),
+        "date": time.strftime("%Y-%m-%d"),
+        "seeds": {str(args.seed): entry},
+    }
     (RESULTS / f"{args.new_name}-part{args.seed}.json").write_text(json.dumps(record, indent=2))
     return 0
 
@@ -69,11 +90,17 @@ def merge(args) -> int:
         path = RESULTS / f"{args.name}-part{seed}.json"
         one = json.loads(path.read_text())
         parts.append(path)
-        run_dir = one["spec"].rsplit("/spec.yaml", 1)[0] if one["spec"].endswith("spec.yaml") else f"runs/bench/{args.name}-part{seed}-seed{seed}"
+        run_dir = (
+            one["spec"].rsplit("/spec.yaml", 1)[0]
+            if one["spec"].endswith("spec.yaml")
+            else f"runs/bench/{args.name}-part{seed}-seed{seed}"
+        )
         entry = one["seeds"][str(seed)] | {"command": one["command"], "run_dir": run_dir}
         if record is None:
             record = {**one, "name": args.name, "seeds": {}}
-            record["overrides"] = [o.replace(f"seed{seed}", "seed{seed}").replace(f"part{seed}", "part{seed}") for o in one["overrides"]]
+            record["overrides"] = [
+                o.replace(f"seed{seed}", "seed{seed}").replace(f"part{seed}", "part{seed}") for o in one["overrides"]
+            ]
         record["seeds"][str(seed)] = entry
     record["command"] = " && ".join(record["seeds"][str(s)]["command"] for s in args.seeds)
     fidelity.summarise(record)

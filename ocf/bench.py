@@ -7,8 +7,11 @@ import warnings
 
 from ocf.run.bench import hot_operators, matmul_peak, peak_memory_mb, run
 
-warnings.warn("ocf.bench is deprecated; import from ocf.run.bench or ocf.cli.commands (bench, format_record)",
-              DeprecationWarning, stacklevel=2)
+warnings.warn(
+    "ocf.bench is deprecated; import from ocf.run.bench or ocf.cli.commands (bench, format_record)",
+    DeprecationWarning,
+    stacklevel=2,
+)
 
 __all__ = ["format_record", "hot_operators", "main", "matmul_peak", "peak_memory_mb", "run"]
 

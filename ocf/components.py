@@ -78,7 +78,7 @@ class BuildContext:
             raise SpecError([f"{who} needs the size of {key}, which no earlier component provides (known: {known})"])
         return self.dims[key]
 
-    def build(self, kind: str, entry: Any, where: str) -> "Component":
+    def build(self, kind: str, entry: Any, where: str) -> Component:
         """Build a nested component from a spec entry ``{type: <name>, ...}`` through the
         model's registry, with this context; ``where`` names the parameter holding the
         entry (``"decoder"``), so problems read ``model.objectives.1.decoder.type: ...``."""
@@ -88,7 +88,7 @@ class BuildContext:
         name, cls, params = self.registry.resolve(kind, entry, path)
         return self.construct(cls, params, kind=kind, name=name, where=path)
 
-    def construct(self, cls: type["Component"], params: Any, *, kind: str, name: str, where: str) -> "Component":
+    def construct(self, cls: type[Component], params: Any, *, kind: str, name: str, where: str) -> Component:
         """``cls(params, self)`` with this context describing it (kind, name, where); a
         ValueError or TypeError from the constructor becomes a SpecError naming ``where``."""
         saved = (self.kind, self.name, self.where)

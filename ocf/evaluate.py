@@ -11,9 +11,12 @@ from ocf.run.evaluate import evaluate_model
 from ocf.run.evaluate import metric_objects as _metric_objects
 from ocf.viz import decomposition_pictures
 
-warnings.warn("ocf.evaluate is deprecated; import from ocf.run.evaluate, ocf.run.checkpoints (load_run), "
-              "ocf.viz (decomposition_pictures) or ocf.cli.commands (evaluate_run, visualise)",
-              DeprecationWarning, stacklevel=2)
+warnings.warn(
+    "ocf.evaluate is deprecated; import from ocf.run.evaluate, ocf.run.checkpoints (load_run), "
+    "ocf.viz (decomposition_pictures) or ocf.cli.commands (evaluate_run, visualise)",
+    DeprecationWarning,
+    stacklevel=2,
+)
 
 __all__ = ["decomposition_pictures", "evaluate_model", "load_run", "main", "metric_objects", "visualise"]
 

@@ -5,7 +5,8 @@ The loss is ``err + β · (every other term)``.  After each step β is multiplie
 ``exp(step_size · (goal − EMA(err)))`` — it shrinks while the reconstruction error is above
 its goal (reconstruct first) and grows once the goal is met (then compress) — with the
 step multiplied by ``speedup`` while the goal is met, as in GENESIS's code, and clamped to
-``[beta_min, beta_max]``.  Any spec turns it on with ``train.geco`` naming the term (or a list of terms, whose sum is the error).
+``[beta_min, beta_max]``.  Any spec turns it on with ``train.geco`` naming the term (or a list
+of terms, whose sum is the error).
 """
 
 from __future__ import annotations
@@ -29,7 +30,12 @@ class Geco:
         names = [self.spec.term] if isinstance(self.spec.term, str) else list(self.spec.term)
         missing = [n for n in names if n not in terms]
         if missing:
-            raise SpecError([f"train.geco.term: no loss term {', '.join(map(repr, missing))}; the objectives give {', '.join(terms)}"])
+            raise SpecError(
+                [
+                    f"train.geco.term: no loss term {', '.join(map(repr, missing))}; "
+                    f"the objectives give {', '.join(terms)}"
+                ]
+            )
         err = torch.stack([terms[n].reshape(()) for n in names]).sum()
         others = [v for k, v in terms.items() if k not in names]
         rest = torch.stack([v.reshape(()) for v in others]).sum() if others else err.new_zeros(())

@@ -9,8 +9,11 @@ import warnings
 from ocf.run.generate import can_generate, generate
 from ocf.viz import sample_pictures
 
-warnings.warn("ocf.generate is deprecated; import from ocf.run.generate, ocf.viz (sample_pictures) or "
-              "ocf.cli.commands (sample)", DeprecationWarning, stacklevel=2)
+warnings.warn(
+    "ocf.generate is deprecated; import from ocf.run.generate, ocf.viz (sample_pictures) or ocf.cli.commands (sample)",
+    DeprecationWarning,
+    stacklevel=2,
+)
 
 __all__ = ["can_generate", "generate", "main", "sample_pictures"]
 

@@ -36,7 +36,6 @@ def ocf_register_converters(registry):
     (the old ``registry.add("converter", name, cls)`` still works, with a DeprecationWarning)."""
 
 
-
 @hookspec
 def ocf_register_results(registry):
     """Register expected results that ``ocf repro NAME`` reproduces: ``registry.register(result)``

@@ -10,7 +10,8 @@ left out; there is no need for Hydra's ``+a.b=5``.
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ocf.errors import SpecError
 
@@ -43,8 +44,9 @@ def apply(expanded: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     return out
 
 
-def launch_multirun(expanded: dict[str, Any], overrides: list[str], task: Callable[[dict[str, Any], str], Any],
-                    sweep_dir: str) -> list[Any]:
+def launch_multirun(
+    expanded: dict[str, Any], overrides: list[str], task: Callable[[dict[str, Any], str], Any], sweep_dir: str
+) -> list[Any]:
     """Run ``task(spec_dict, run_dir)`` once per point of the sweep through hydra-zen's
     launcher, so Hydra supplies the run directories (``sweep_dir/<job number>``)."""
     from hydra.core.hydra_config import HydraConfig

@@ -16,7 +16,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-
 __all__ = [
     "DiagonalGaussian",
     "gaussian_from_params",
@@ -45,7 +44,7 @@ class DiagonalGaussian:
         var = self.std**2
         return -0.5 * ((x - self.mean) ** 2 / var + torch.log(2 * torch.pi * var))
 
-    def kl(self, other: "DiagonalGaussian | None" = None) -> Tensor:
+    def kl(self, other: DiagonalGaussian | None = None) -> Tensor:
         """Elementwise ``KL(self || other)`` (no reduction); ``other = None`` is ``N(0, 1)``."""
         if other is None:
             return 0.5 * (self.std**2 + self.mean**2 - 1.0) - torch.log(self.std)

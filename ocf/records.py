@@ -48,7 +48,7 @@ class Batch:
     masks: Tensor | None = None
     extras: dict[str, Tensor] = field(default_factory=dict)
 
-    def to(self, device: torch.device | str) -> "Batch":
+    def to(self, device: torch.device | str) -> Batch:
         return Batch(
             frames=self.frames.to(device),
             masks=None if self.masks is None else self.masks.to(device),
@@ -132,7 +132,7 @@ class Rendering:
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def compose(cls, rgb: Tensor, mask_logits: Tensor, **fields: Any) -> "Rendering":
+    def compose(cls, rgb: Tensor, mask_logits: Tensor, **fields: Any) -> Rendering:
         """The rendering of per-slot appearances ``rgb [b t k c h w]`` mixed by the masks
         (softmax over k of ``mask_logits [b t k h w]``): ``recon = Σ_k mask_k · rgb_k``.
         ``fields``: the other fields (``target``, ``extras``)."""

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import difflib
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -141,7 +142,7 @@ class Registry:
                 if plugin is None or e.plugin == plugin:
                     yield e
 
-    def bound(self, plugin: str) -> "BoundRegistry":
+    def bound(self, plugin: str) -> BoundRegistry:
         return BoundRegistry(self, plugin)
 
 

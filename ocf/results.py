@@ -38,13 +38,16 @@ class Run(_Model):
     """One training run: a spec, its overrides and its step budget; optionally started from
     another run trained first with the same seed (``train.init_from``)."""
 
-    spec: str = Field(description="the spec file: relative to the repository's configs/ directory, or to the "
-                                  "package data of `package`, or absolute")
+    spec: str = Field(
+        description="the spec file: relative to the repository's configs/ directory, or to the "
+        "package data of `package`, or absolute"
+    )
     package: str | None = Field(None, description="a Python package whose data holds the spec (a plugin's own specs)")
     overrides: list[str] = Field(default_factory=list, description="dotted key=value overrides of the spec")
     steps: int | None = Field(None, ge=1, description="the step budget; None: the spec's train.steps")
-    init_from: Run | None = Field(None, description="a run trained first with the same seed; this one starts from "
-                                                    "its weights")
+    init_from: Run | None = Field(
+        None, description="a run trained first with the same seed; this one starts from its weights"
+    )
 
     @field_validator("spec")
     @classmethod
@@ -138,8 +141,11 @@ class Result(Run):
     threads: int = Field(2, ge=1, description="the threads per seed `max_minutes` assumes")
     max_minutes: float | None = Field(None, gt=0, description="the wall-clock budget per seed at `threads`")
     shows: str = Field(description="what the result shows, in a sentence or two")
-    evidence: str = Field("", description="what is known from elsewhere (the original code, an independent "
-                                          "implementation) and the documented expectation")
+    evidence: str = Field(
+        "",
+        description="what is known from elsewhere (the original code, an independent "
+        "implementation) and the documented expectation",
+    )
 
     @field_validator("floor", mode="before")
     @classmethod
@@ -201,8 +207,9 @@ def make(**fields) -> Result:
         return Result.model_validate(fields)
     except ValidationError as exc:
         name = fields.get("name", "?")
-        raise SpecError([f"result {name}: {'.'.join(map(str, e['loc'])) or '(entry)'}: {e['msg']}"
-                         for e in exc.errors()]) from None
+        raise SpecError(
+            [f"result {name}: {'.'.join(map(str, e['loc'])) or '(entry)'}: {e['msg']}" for e in exc.errors()]
+        ) from None
 
 
 def registered(registry: Registry) -> dict[str, tuple[Result, str]]:
@@ -210,8 +217,10 @@ def registered(registry: Registry) -> dict[str, tuple[Result, str]]:
     out = {}
     for entry in registry.entries("result"):
         if not isinstance(entry.obj, Result):
-            raise UserError(f"result {entry.name!r} of plugin {entry.plugin!r} is a {type(entry.obj).__name__}, "
-                            "not an ocf.results.Result")
+            raise UserError(
+                f"result {entry.name!r} of plugin {entry.plugin!r} is a {type(entry.obj).__name__}, "
+                "not an ocf.results.Result"
+            )
         out[entry.name] = (entry.obj, entry.plugin)
     return out
 
@@ -253,8 +262,12 @@ def summary(values: list[float]) -> dict:
     return {"mean": mean, "se": se, "n": len(clean)}
 
 
-def judge(result: Result, seeds: dict[int, dict], baseline: dict[int, float] | None = None,
-          control: dict[int, float] | None = None) -> dict:
+def judge(
+    result: Result,
+    seeds: dict[int, dict],
+    baseline: dict[int, float] | None = None,
+    control: dict[int, float] | None = None,
+) -> dict:
     """The verdict on per-seed outcomes ``{seed: {"value": v, "untrained": u}}`` (the judged
     metric of the trained and the step-0 model), the baseline's value per seed and the
     control's.  Returns the per-seed thresholds and passes, the mean with its standard error,
@@ -265,8 +278,12 @@ def judge(result: Result, seeds: dict[int, dict], baseline: dict[int, float] | N
     rows = {}
     for seed, s in seeds.items():
         limit = threshold(result.floor, s.get("untrained"), base.get(seed), hi)
-        rows[seed] = {**s, "baseline": base.get(seed), "floor": None if math.isnan(limit) else limit,
-                      "reached": reaches(s["value"], limit, hi) if result.floor else None}
+        rows[seed] = {
+            **s,
+            "baseline": base.get(seed),
+            "floor": None if math.isnan(limit) else limit,
+            "reached": reaches(s["value"], limit, hi) if result.floor else None,
+        }
     stats = summary([s["value"] for s in seeds.values()])
     verdict: dict = {"metric": result.metric, "target": result.target_text(), "seeds": rows, **stats}
     checks = []

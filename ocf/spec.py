@@ -39,12 +39,19 @@ class GenerateSpec(_Strict):
 class DataSpec(_Strict):
     dataset: str = Field(description="a registered generator name (see `ocf data make --help`) or 'hdf5' for any file")
     path: str = Field(description="HDF5 file; generated from `dataset` with `generate` when missing")
-    generate: GenerateSpec | None = Field(default_factory=GenerateSpec, description="how to make the file when it is missing (null: never)")
+    generate: GenerateSpec | None = Field(
+        default_factory=GenerateSpec, description="how to make the file when it is missing (null: never)"
+    )
     frames: int = Field(1, ge=1, description="frames per sample given to the model (a window of the file's clips)")
     resolution: tuple[int, int] = Field((32, 32), description="[h, w] of the frames")
     channels: int = Field(3, ge=1, description="image channels")
     in_memory: bool = Field(True, description="hold the split in memory (fast for small datasets)")
-    extras: dict[str, list[int]] = Field(default_factory=dict, description="per-sample shapes of the file's extras the model reads, e.g. {features: [768, 14, 14]} for precomputed feature maps: checked against the file, faked in the dry run, and given to components as ctx.dims['batch.extras.<name>']")
+    extras: dict[str, list[int]] = Field(
+        default_factory=dict,
+        description="per-sample shapes of the file's extras the model reads, e.g. {features: [768, 14, 14]} for "
+        "precomputed feature maps: checked against the file, faked in the dry run, and given to components as "
+        "ctx.dims['batch.extras.<name>']",
+    )
     train_split: str = "train"
     val_split: str = "val"
     test_split: str = "test"
@@ -77,7 +84,10 @@ class GecoSpec(_Strict):
     multiplied by exp(step_size · (goal − EMA(err))), with ``speedup`` × step while the
     constraint is satisfied, clamped to [beta_min, beta_max]."""
 
-    term: str | list[str] = Field(description="the loss term treated as the reconstruction error (e.g. 'nll'), or several whose sum is (e.g. [nll, ordered_nll])")
+    term: str | list[str] = Field(
+        description="the loss term treated as the reconstruction error (e.g. 'nll'), or several whose sum is "
+        "(e.g. [nll, ordered_nll])"
+    )
     goal: float = Field(description="target value of that term (same units as the term)")
     step_size: float = Field(1e-5, gt=0)
     alpha: float = Field(0.99, ge=0, lt=1, description="EMA decay of the error")
@@ -105,16 +115,29 @@ class TrainSpec(_Strict):
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     threads: int | None = Field(None, ge=1, description="torch threads on CPU (default: torch's choice)")
-    channels_last: bool = Field(False, description="keep 4-D convolution weights channels-last (measure with `ocf bench` before relying on it)")
-    compile: bool = Field(False, description="torch.compile the model (costs compile time on the first steps; measure with `ocf bench`)")
+    channels_last: bool = Field(
+        False, description="keep 4-D convolution weights channels-last (measure with `ocf bench` before relying on it)"
+    )
+    compile: bool = Field(
+        False, description="torch.compile the model (costs compile time on the first steps; measure with `ocf bench`)"
+    )
     tf32: bool = Field(False, description="allow TF32 matmuls and convolutions on Ampere+ GPUs (no effect on CPU)")
     log_every: int = Field(50, ge=1)
     image_every: int = Field(500, ge=0, description="steps between pictures (0: never)")
     checkpoint_every: int = Field(500, ge=1)
-    eval_every: int = Field(0, ge=0, description="steps between evaluations of eval.metrics on the validation split during training, logged as eval/<metric> (0: never)")
-    eval_samples: int | None = Field(256, ge=1, description="validation samples per evaluation during training (None: the whole split)")
+    eval_every: int = Field(
+        0,
+        ge=0,
+        description="steps between evaluations of eval.metrics on the validation split during training, logged as "
+        "eval/<metric> (0: never)",
+    )
+    eval_samples: int | None = Field(
+        256, ge=1, description="validation samples per evaluation during training (None: the whole split)"
+    )
     init_from: str | None = Field(None, description="run dir or checkpoint to initialise parameters from")
-    freeze: list[str] = Field(default_factory=list, description="stages whose parameters are frozen (encoder, grouper, ...)")
+    freeze: list[str] = Field(
+        default_factory=list, description="stages whose parameters are frozen (encoder, grouper, ...)"
+    )
     geco: GecoSpec | None = None
     curriculum: CurriculumSpec | None = None
 
@@ -125,7 +148,9 @@ class EvalSpec(_Strict):
     batch_size: int = Field(32, ge=1)
     max_samples: int | None = Field(None, ge=1)
     seed: int = 0
-    metric_options: dict[str, dict[str, Any]] = Field(default_factory=dict, description="options per metric name, e.g. {kid: {feature: random, subset_size: 100}}")
+    metric_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="options per metric name, e.g. {kid: {feature: random, subset_size: 100}}"
+    )
 
 
 class ModelSpec(_Strict):
@@ -190,7 +215,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.constructor.ConstructorError as exc:
-        raise SpecError([f"{path}: YAML tag not allowed in a spec (specs cannot construct Python objects): {exc.problem}"]) from None
+        raise SpecError(
+            [f"{path}: YAML tag not allowed in a spec (specs cannot construct Python objects): {exc.problem}"]
+        ) from None
     except yaml.YAMLError as exc:
         raise SpecError([f"{path}: not valid YAML: {exc}"]) from None
     if not isinstance(data, dict):
@@ -240,11 +267,12 @@ def load(path: str | Path, registry: Registry, overrides: list[str] = ()) -> Res
     return resolved
 
 
-def _resolve_component(stage: str, kind: str, entry: Any, registry: Registry, problems: list[str]) -> ComponentChoice | None:
+def _resolve_component(
+    stage: str, kind: str, entry: Any, registry: Registry, problems: list[str]
+) -> ComponentChoice | None:
     try:
         name, cls, params = registry.resolve(kind, entry, f"model.{stage}")
     except SpecError as exc:
         problems.extend(exc.problems)
         return None
     return ComponentChoice(stage, kind, name, cls, params)
-

@@ -19,13 +19,39 @@ from ocf.run.data import open_split as _open_split
 from ocf.run.setup import autocast, freeze, lr_factor, make_optimizer, pick_device, speed_options
 from ocf.run.train import Logger, run, save_picture
 
-warnings.warn("ocf.train is deprecated; import from ocf.run.train, ocf.run.setup, ocf.run.checkpoints, ocf.run.data "
-              "and ocf.data.batches", DeprecationWarning, stacklevel=2)
+warnings.warn(
+    "ocf.train is deprecated; import from ocf.run.train, ocf.run.setup, ocf.run.checkpoints, ocf.run.data "
+    "and ocf.data.batches",
+    DeprecationWarning,
+    stacklevel=2,
+)
 
-__all__ = ["Logger", "StepBatches", "autocast", "check_shape", "curriculum_frames", "ensure_dataset", "find_checkpoint",
-           "freeze", "init_from", "load_checkpoint", "lr_factor", "make_optimizer", "multirun", "open_split",
-           "pick_device", "picture_source", "prepare_run_dir", "run", "save_checkpoint", "save_picture",
-           "speed_options", "take_batch", "versions", "window"]
+__all__ = [
+    "Logger",
+    "StepBatches",
+    "autocast",
+    "check_shape",
+    "curriculum_frames",
+    "ensure_dataset",
+    "find_checkpoint",
+    "freeze",
+    "init_from",
+    "load_checkpoint",
+    "lr_factor",
+    "make_optimizer",
+    "multirun",
+    "open_split",
+    "pick_device",
+    "picture_source",
+    "prepare_run_dir",
+    "run",
+    "save_checkpoint",
+    "save_picture",
+    "speed_options",
+    "take_batch",
+    "versions",
+    "window",
+]
 
 
 def open_split(spec, split: str, registry, frames: int | None = None):
@@ -38,8 +64,11 @@ def window(batch, starts, frames: int, time_extras=None):
     extras whose second axis is as long as the clip are cut, as before; pass the dataset's
     ``time_extras`` instead (a per-object extra may have as many objects as frames)."""
     if time_extras is None:
-        warnings.warn("window() without time_extras guesses time axes by length; pass ds.time_extras",
-                      DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            "window() without time_extras guesses time axes by length; pass ds.time_extras",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         t = batch.frames.shape[1]
         time_extras = {k for k, v in batch.extras.items() if v.dim() >= 2 and v.shape[1] == t}
     return _window(batch, starts, frames, time_extras)

@@ -38,25 +38,25 @@ def field(number: int, payload: bytes) -> bytes:
 
 
 def bytes_list(values: list[bytes]) -> bytes:
-    return field(1, b"".join(field(1, v) for v in values))           # Feature.bytes_list = 1
+    return field(1, b"".join(field(1, v) for v in values))  # Feature.bytes_list = 1
 
 
 def one_byte_entries(arr: np.ndarray) -> bytes:
     """BytesList of one 1-byte entry per element (how DeepMind's readers declare images)."""
     flat = np.ascontiguousarray(arr, dtype=np.uint8).reshape(-1)
     rows = np.empty((flat.size, 3), dtype=np.uint8)
-    rows[:, 0], rows[:, 1], rows[:, 2] = 0x0A, 1, flat                # tag(1, LEN), length 1, the byte
+    rows[:, 0], rows[:, 1], rows[:, 2] = 0x0A, 1, flat  # tag(1, LEN), length 1, the byte
     return field(1, rows.tobytes())
 
 
 def float_list(values) -> bytes:
     packed = np.asarray(values, dtype="<f4").reshape(-1).tobytes()
-    return field(2, field(1, packed))                                  # Feature.float_list = 2, packed
+    return field(2, field(1, packed))  # Feature.float_list = 2, packed
 
 
 def int64_list(values) -> bytes:
     packed = b"".join(varint(int(v)) for v in np.asarray(values).reshape(-1))
-    return field(3, field(1, packed))                                  # Feature.int64_list = 3, packed
+    return field(3, field(1, packed))  # Feature.int64_list = 3, packed
 
 
 def example(features: dict[str, bytes]) -> bytes:
@@ -107,12 +107,12 @@ def entity_masks(rng: np.random.Generator, o: int, h: int, w: int, n_fg: int, n_
     (background 0, foreground entity e -> e - n_bg + 1)."""
     owner = np.zeros((h, w), dtype=np.int64)
     for b in range(n_bg):
-        owner[b * h // n_bg:(b + 1) * h // n_bg] = b
+        owner[b * h // n_bg : (b + 1) * h // n_bg] = b
     cols = np.array_split(np.arange(w), max(n_fg, 1))
     for k in range(n_fg):
         y0 = int(rng.integers(0, h // 2))
         c = cols[k]
-        owner[y0:y0 + max(2, h // 3), c[0]:c[-1] + 1] = n_bg + k
+        owner[y0 : y0 + max(2, h // 3), c[0] : c[-1] + 1] = n_bg + k
     masks = np.stack([(owner == e) for e in range(o)]).astype(np.uint8) * 255
     labels = np.where(owner < n_bg, 0, owner - n_bg + 1).astype(np.int16)
     return masks, labels
@@ -125,8 +125,12 @@ def clevr_record(rng: np.random.Generator, n_fg: int, h: int = 240, w: int = 320
     vis = np.zeros(o, np.float32)
     vis[: n_fg + 1] = 1
     cats = {k: rng.integers(0, 4, o).astype(np.uint8) for k in ("size", "material", "shape", "color")}
-    feats = {"image": one_byte_entries(image), "mask": one_byte_entries(masks[..., None]),
-             "visibility": float_list(vis), "pixel_coords": float_list(rng.random((o, 3)))}
+    feats = {
+        "image": one_byte_entries(image),
+        "mask": one_byte_entries(masks[..., None]),
+        "visibility": float_list(vis),
+        "pixel_coords": float_list(rng.random((o, 3))),
+    }
     for k in ("x", "y", "z", "rotation"):
         feats[k] = float_list(rng.random(o))
     for k, v in cats.items():
@@ -134,14 +138,23 @@ def clevr_record(rng: np.random.Generator, n_fg: int, h: int = 240, w: int = 320
     return example(feats), {"image": image, "labels": labels, "visibility": vis, **cats}
 
 
-def deepmind_image_record(rng: np.random.Generator, h: int, w: int, o: int, n_fg: int, channels: int = 3,
-                          n_bg: int = 1, entity_last: bool = False, factors: dict | None = None) -> tuple[bytes, dict]:
+def deepmind_image_record(
+    rng: np.random.Generator,
+    h: int,
+    w: int,
+    o: int,
+    n_fg: int,
+    channels: int = 3,
+    n_bg: int = 1,
+    entity_last: bool = False,
+    factors: dict | None = None,
+) -> tuple[bytes, dict]:
     """An image dataset record: image/mask as one-byte entries, float factors."""
     masks, labels = entity_masks(rng, o, h, w, n_fg, n_bg)
     image = rng.integers(0, 256, (h, w, channels), dtype=np.uint8)
-    mask = masks[..., None]                                   # [O H W 1]
+    mask = masks[..., None]  # [O H W 1]
     if entity_last:
-        mask = mask.transpose(1, 2, 0, 3)                     # Multi-dSprites stores [H W O 1]
+        mask = mask.transpose(1, 2, 0, 3)  # Multi-dSprites stores [H W O 1]
     feats = {"image": one_byte_entries(image), "mask": one_byte_entries(mask)}
     for k, shape in (factors or {}).items():
         feats[k] = float_list(rng.random((o,) + shape))
@@ -150,24 +163,32 @@ def deepmind_image_record(rng: np.random.Generator, h: int, w: int, o: int, n_fg
 
 def cater_record(rng: np.random.Generator, t: int = 33, o: int = 11, n_fg: int = 3) -> tuple[bytes, dict]:
     pairs = [entity_masks(rng, o, 64, 64, n_fg) for _ in range(t)]
-    masks = np.stack([p[0] for p in pairs])[..., None]         # [T O H W 1]
+    masks = np.stack([p[0] for p in pairs])[..., None]  # [T O H W 1]
     video = rng.integers(0, 256, (t, 64, 64, 3), dtype=np.uint8)
-    positions = rng.random((o, t, 3)).astype(np.float32)       # stored [O T 3]
+    positions = rng.random((o, t, 3)).astype(np.float32)  # stored [O T 3]
     camera = rng.random((t, 4, 4)).astype(np.float32)
-    feats = {"image": field(1, field(1, video.tobytes())), "mask": field(1, field(1, masks.tobytes())),
-             "object_positions": float_list(positions), "camera_matrix": float_list(camera)}
-    return example(feats), {"video": video, "labels": np.stack([p[1] for p in pairs]), "positions": positions,
-                            "camera": camera}
+    feats = {
+        "image": field(1, field(1, video.tobytes())),
+        "mask": field(1, field(1, masks.tobytes())),
+        "object_positions": float_list(positions),
+        "camera_matrix": float_list(camera),
+    }
+    return example(feats), {
+        "video": video,
+        "labels": np.stack([p[1] for p in pairs]),
+        "positions": positions,
+        "camera": camera,
+    }
 
 
 def movi_record(rng: np.random.Generator, t: int = 3, h: int = 16, w: int = 16, o: int = 2) -> tuple[bytes, dict]:
     video = rng.integers(0, 256, (t, h, w, 3), dtype=np.uint8)
     segs = np.zeros((t, h, w), np.uint8)
     for i in range(o):
-        segs[:, 2 + 6 * i: 6 + 6 * i, 3:9] = i + 1
+        segs[:, 2 + 6 * i : 6 + 6 * i, 3:9] = i + 1
     depth = rng.integers(0, 65536, (t, h, w), dtype=np.uint16)
     flow = rng.integers(0, 65536, (t, h, w, 2), dtype=np.uint16)
-    bbox_frames = [list(range(t)), [1]]                        # instance 1 visible in frame 1 only
+    bbox_frames = [list(range(t)), [1]]  # instance 1 visible in frame 1 only
     bboxes = [[[0.125, 0.1875, 0.375, 0.5625]] * t, [[0.5, 0.25, 0.75, 0.5]]]
     feats = {
         "video": bytes_list([png(f) for f in video]),
@@ -210,12 +231,14 @@ def write_clevrtex(root: Path, variant: str, n: int, rng: np.random.Generator, h
         mask = np.zeros((h, w), np.uint8)
         k = 1 + i % 3
         for j in range(k):
-            mask[4 + 5 * j: 8 + 5 * j, 2:10] = j + 1
+            mask[4 + 5 * j : 8 + 5 * j, 2:10] = j + 1
         stem = f"CLEVRTEX_{variant}_{i:06d}"
         Image.fromarray(rgba, "RGBA").save(folder / f"{stem}.png")
         Image.fromarray(mask, "L").save(folder / f"{stem}_flat.png")
-        objects = [{"shape": ["cube", "sphere"][j % 2], "material": f"m{j}", "size": "large", "rotation": 10.0 * j}
-                   for j in range(k)]
+        objects = [
+            {"shape": ["cube", "sphere"][j % 2], "material": f"m{j}", "size": "large", "rotation": 10.0 * j}
+            for j in range(k)
+        ]
         (folder / f"{stem}.json").write_text(json.dumps({"ground_material": "g", "objects": objects}))
         expected[i] = {"image": rgba[..., :3], "mask": mask, "objects": objects}
     return expected

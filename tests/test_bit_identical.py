@@ -70,9 +70,11 @@ def fingerprint(spec_name: str, work: Path) -> dict:
     assert main(["train", str(path), "--out", str(run)]) == 0
     state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["model"]
     # order-free: a renamed parameter key must not hide a changed value, nor a moved one fail
-    digests = sorted(hashlib.sha256(t.detach().cpu().contiguous().numpy().tobytes()).hexdigest() for t in state.values())
-    lines = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
-    losses = [{k: v for k, v in sorted(l.items()) if k.startswith("loss")} for l in lines]
+    digests = sorted(
+        hashlib.sha256(t.detach().cpu().contiguous().numpy().tobytes()).hexdigest() for t in state.values()
+    )
+    lines = [json.loads(row) for row in (run / "metrics.jsonl").read_text().splitlines()]
+    losses = [{k: v for k, v in sorted(row.items()) if k.startswith("loss")} for row in lines]
     return {"params": hashlib.sha256("".join(digests).encode()).hexdigest(), "losses": losses}
 
 

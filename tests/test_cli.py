@@ -104,21 +104,38 @@ def test_broken_plugin_is_listed_and_others_work(tmp_path):
 
 def test_bench_reports_speed_flops_and_memory(tmp_path, capsys):
     spec = tmp_path / "tiny.yaml"
-    spec.write_text(yaml.safe_dump({
-        "data": {"dataset": "shapes", "path": str(tmp_path / "s.h5"), "resolution": [16, 16],
-                 "generate": {"n": 40, "seed": 0, "options": {"resolution": 16}}},
-        "model": {"encoder": {"type": "cnn", "channels": [8, 8]},
-                  "grouper": {"type": "slot_attention.grouper", "num_slots": 3, "slot_dim": 8, "mlp_hidden": 16},
-                  "decoder": {"type": "spatial_broadcast", "channels": [8, 8]}, "objectives": [{"type": "mse"}]},
-        "train": {"batch_size": 4}, "eval": {"batch_size": 4}}))
-    code, out, err = run(["bench", str(spec), "--steps", "3", "--warmup", "1", "--json", "--out", str(tmp_path / "b.json")], capsys)
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "data": {
+                    "dataset": "shapes",
+                    "path": str(tmp_path / "s.h5"),
+                    "resolution": [16, 16],
+                    "generate": {"n": 40, "seed": 0, "options": {"resolution": 16}},
+                },
+                "model": {
+                    "encoder": {"type": "cnn", "channels": [8, 8]},
+                    "grouper": {"type": "slot_attention.grouper", "num_slots": 3, "slot_dim": 8, "mlp_hidden": 16},
+                    "decoder": {"type": "spatial_broadcast", "channels": [8, 8]},
+                    "objectives": [{"type": "mse"}],
+                },
+                "train": {"batch_size": 4},
+                "eval": {"batch_size": 4},
+            }
+        )
+    )
+    code, out, err = run(
+        ["bench", str(spec), "--steps", "3", "--warmup", "1", "--json", "--out", str(tmp_path / "b.json")], capsys
+    )
     assert code == 0, err
     r = json.loads(out)
     assert r == json.loads((tmp_path / "b.json").read_text())
     assert r["train"]["steps_per_s"] > 0 and r["data"]["samples_per_s"] > 0 and r["eval"]["samples_per_s"] > 0
     assert r["flops"]["per_step"] > 1e5 and 0 < r["flops"]["utilisation"] < 1.5
     assert r["memory"]["peak_mb"] > 10
-    code, out, err = run(["bench", str(spec), "train.channels_last=true", "--steps", "2", "--warmup", "0", "--json"], capsys)
+    code, out, err = run(
+        ["bench", str(spec), "train.channels_last=true", "--steps", "2", "--warmup", "0", "--json"], capsys
+    )
     cl = json.loads(out)
     assert code == 0 and cl["options"]["channels_last"] and cl["flops"]["per_step"] == r["flops"]["per_step"]
     code, _, err = run(["bench", str(spec), "--steps", "0"], capsys)

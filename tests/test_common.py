@@ -85,7 +85,9 @@ def test_mixture_log_likelihood_stays_finite_where_naive_underflows():
     rgb = torch.zeros(1, 1, 2, 3, 4, 4)  # every component is 100 sigmas away
     logits = torch.randn(1, 1, 2, 4, 4, requires_grad=True)
     sigma = 0.01
-    naive = (logits.softmax(2).unsqueeze(3) * prob.gaussian_log_likelihood(x.unsqueeze(2), rgb, sigma).exp()).sum(2).log()
+    naive = (
+        (logits.softmax(2).unsqueeze(3) * prob.gaussian_log_likelihood(x.unsqueeze(2), rgb, sigma).exp()).sum(2).log()
+    )
     assert torch.isinf(naive).all()
     ours = prob.mixture_log_likelihood(x, rgb, logits, sigma)
     assert torch.isfinite(ours).all()
@@ -132,7 +134,11 @@ def test_cnn_encoder_kernel_per_layer():
     c = ctx(frames=1, resolution=(64, 64))
     enc = build(CNNEncoder, c, channels=[16, 32, 8], strides=[2, 2, 2], kernel_size=[7, 3, 3])
     convs = [m for m in enc.convs if isinstance(m, torch.nn.Conv2d)]
-    assert [m.kernel_size for m in convs] == [(7, 7), (3, 3), (3, 3)] and [m.padding for m in convs] == [(3, 3), (1, 1), (1, 1)]
+    assert [m.kernel_size for m in convs] == [(7, 7), (3, 3), (3, 3)] and [m.padding for m in convs] == [
+        (3, 3),
+        (1, 1),
+        (1, 1),
+    ]
     feats = enc(State(Batch(torch.rand(2, 1, 3, 64, 64))))
     assert feats.grid == (8, 8) and feats.tokens.shape == (2, 1, 64, 8) and c.dims["features.grid"] == (8, 8)
 
@@ -193,7 +199,9 @@ def test_normal_prior_kl_matches_torch_and_samples():
     prior = build(NormalPrior, c)
     post = DiagonalGaussian(torch.randn(4, 3, 6), torch.rand(4, 3, 6) + 0.1)
     frame_post = DiagonalGaussian(torch.randn(4, 2, 5), torch.rand(4, 2, 5) + 0.1)
-    terms = prior(State(Batch(torch.rand(4, 2, 3, 16, 16)), latents=Latents(posterior=post, frame_posterior=frame_post))).terms
+    terms = prior(
+        State(Batch(torch.rand(4, 2, 3, 16, 16)), latents=Latents(posterior=post, frame_posterior=frame_post))
+    ).terms
     ref = kl_divergence(Normal(post.mean, post.std), Normal(0.0, 1.0)).sum((1, 2)).mean()
     ref_f = kl_divergence(Normal(frame_post.mean, frame_post.std), Normal(0.0, 1.0)).sum((1, 2)).mean()
     assert torch.allclose(terms["kl"], ref, atol=1e-5) and torch.allclose(terms["frame_kl"], ref_f, atol=1e-5)
@@ -227,7 +235,10 @@ def test_mixture_nll_uses_the_rendering_target():
 
 
 def test_kl_objective_sums_or_selects_terms():
-    s = State(Batch(torch.rand(1, 1, 3, 4, 4)), prior=PriorTerms(terms={"kl": torch.tensor(2.0), "frame_kl": torch.tensor(3.0)}))
+    s = State(
+        Batch(torch.rand(1, 1, 3, 4, 4)),
+        prior=PriorTerms(terms={"kl": torch.tensor(2.0), "frame_kl": torch.tensor(3.0)}),
+    )
     assert build(KLObjective, ctx())(s) == {"kl": torch.tensor(5.0)}
     assert build(KLObjective, ctx(), terms=["frame_kl"], name="frame_kl")(s) == {"frame_kl": torch.tensor(3.0)}
     with pytest.raises(ValueError, match="no term scene_kl"):

@@ -142,8 +142,9 @@ def test_metric_page_example(guide_plugins):
     logits = torch.full((3, 1, 4, 4, 4), -9.0)
     logits[0, 0, 0, :, :2] = logits[0, 0, 1, :, 2:] = 9.0
     logits[1, 0, 2] = 9.0
-    for k, (rows, cols) in enumerate([(slice(0, 2), slice(0, 2)), (slice(0, 2), slice(2, 4)),
-                                      (slice(2, 4), slice(0, 2)), (slice(2, 4), slice(2, 4))]):
+    for k, (rows, cols) in enumerate(
+        [(slice(0, 2), slice(0, 2)), (slice(0, 2), slice(2, 4)), (slice(2, 4), slice(0, 2)), (slice(2, 4), slice(2, 4))]
+    ):
         logits[2, 0, k, rows, cols] = 9.0
     from ocf.records import Batch, Rendering, State
 
@@ -184,9 +185,9 @@ def test_index_spec_of_the_examples_builds_trains_evaluates_and_samples(guide_pl
     """The seven examples are one working model: the index page's spec builds, a few steps
     on generated squares lower the loss, every listed metric scores, and the prior's samples
     render."""
-    import ocf_common
     import yaml
 
+    import ocf_common
     from ocf.assembly import Model, build
     from ocf.data import H5Dataset, collate, make_dataset
     from ocf.run.generate import generate
@@ -200,14 +201,26 @@ def test_index_spec_of_the_examples_builds_trains_evaluates_and_samples(guide_pl
     data["data"]["path"] = str(tmp_path / "squares.h5")
     resolved = resolve(data, guide_plugins.registry)
     gen = data["data"]["generate"]
-    path = make_dataset(guide_plugins.registry, data["data"]["dataset"], data["data"]["path"], n=20,
-                        options=gen["options"], progress=False)
+    path = make_dataset(
+        guide_plugins.registry,
+        data["data"]["dataset"],
+        data["data"]["path"],
+        n=20,
+        options=gen["options"],
+        progress=False,
+    )
     batch = collate([item for item in H5Dataset(path, split="train")])  # 16 squares images
 
     torch.manual_seed(0)
     model = build(resolved)
-    assert [label for label, _ in model.order()] == ["encoder", "grouper", "prior", "decoder", "objectives.0",
-                                                    "objectives.1"]
+    assert [label for label, _ in model.order()] == [
+        "encoder",
+        "grouper",
+        "prior",
+        "decoder",
+        "objectives.0",
+        "objectives.1",
+    ]
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
     for _ in range(8):

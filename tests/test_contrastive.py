@@ -25,10 +25,20 @@ from ocf_contrastive.objective import BYOL, DINO, MoCo, NTXent, SimSiam, _TinyEn
 
 REGISTRY = plugins.default().registry
 ROOT = Path(__file__).resolve().parents[1]
-NEW = {"contrastive.ntxent": NTXent, "contrastive.moco": MoCo, "contrastive.byol": BYOL,
-       "contrastive.simsiam": SimSiam, "contrastive.dino": DINO}
-OLD = {"setcon.nt_xent": NTXent, "setcon.moco": MoCo, "setcon.byol": BYOL, "setcon.simsiam": SimSiam,
-       "setcon.dino": DINO}
+NEW = {
+    "contrastive.ntxent": NTXent,
+    "contrastive.moco": MoCo,
+    "contrastive.byol": BYOL,
+    "contrastive.simsiam": SimSiam,
+    "contrastive.dino": DINO,
+}
+OLD = {
+    "setcon.nt_xent": NTXent,
+    "setcon.moco": MoCo,
+    "setcon.byol": BYOL,
+    "setcon.simsiam": SimSiam,
+    "setcon.dino": DINO,
+}
 
 
 def _setup(cls, frames=3, **params):
@@ -197,13 +207,27 @@ def _spec(tmp_path, objective, grouper=None, steps=30, frames=2):
         model["grouper"] = grouper
     return {
         "name": "contrastive-tiny",
-        "data": {"dataset": "moving_sprites", "path": str(tmp_path / "ms.h5"), "frames": frames, "resolution": [16, 16],
-                 "generate": {"n": 64, "seed": 0, "options": {"resolution": 16, "frames": frames, "min_objects": 2,
-                                                               "max_objects": 2}}},
+        "data": {
+            "dataset": "moving_sprites",
+            "path": str(tmp_path / "ms.h5"),
+            "frames": frames,
+            "resolution": [16, 16],
+            "generate": {
+                "n": 64,
+                "seed": 0,
+                "options": {"resolution": 16, "frames": frames, "min_objects": 2, "max_objects": 2},
+            },
+        },
         "model": model,
-        "train": {"steps": steps, "batch_size": 16, "threads": 1, "log_every": 5, "image_every": 0,
-                  "checkpoint_every": steps,
-                  "optimizer": {"type": "adam", "lr": 2e-3}},
+        "train": {
+            "steps": steps,
+            "batch_size": 16,
+            "threads": 1,
+            "log_every": 5,
+            "image_every": 0,
+            "checkpoint_every": steps,
+            "optimizer": {"type": "adam", "lr": 2e-3},
+        },
         "eval": {"metrics": ["mse"]},
     }
 
@@ -215,12 +239,13 @@ def test_nt_xent_learns_on_time_views(tmp_path):
     torch.manual_seed(0)
     spec = _spec(tmp_path, {"type": "contrastive.ntxent", "temperature": 0.5})
     run = train.run(resolve(spec, REGISTRY), out=str(tmp_path / "r"), progress=False)
-    losses = [json.loads(l)["loss"] for l in (run / "metrics.jsonl").read_text().splitlines() if '"loss"' in l]
+    losses = [json.loads(row)["loss"] for row in (run / "metrics.jsonl").read_text().splitlines() if '"loss"' in row]
     assert losses[-1] < losses[0] - 0.3, losses
 
 
-@pytest.mark.parametrize("objective", ["contrastive.moco", "contrastive.byol", "contrastive.dino",
-                                       "contrastive.simsiam"])
+@pytest.mark.parametrize(
+    "objective", ["contrastive.moco", "contrastive.byol", "contrastive.dino", "contrastive.simsiam"]
+)
 def test_family_composes_with_a_slot_attention_grouper(tmp_path, objective):
     """Through a spec: the objective's EMA copy (or second pass) covers the model's own encoder
     and grouper (source: objects, augmented views), trains a few steps and resumes its state."""
@@ -250,8 +275,9 @@ def _tiny(config: str, work, steps: int) -> dict:
     the objective that is not a size stays as shipped."""
     spec = yaml.safe_load((ROOT / "configs" / "contrastive" / config).read_text())
     options = {"resolution": 16, "frames": 3, "min_objects": 2, "max_objects": 2}
-    spec["data"].update(path=str(work / "ms.h5"), frames=3, resolution=[16, 16],
-                        generate={"n": 32, "seed": 0, "options": options})
+    spec["data"].update(
+        path=str(work / "ms.h5"), frames=3, resolution=[16, 16], generate={"n": 32, "seed": 0, "options": options}
+    )
     spec["model"]["encoder"].update(channels=[16, 16], strides=[2, 1])
     if "grouper" in spec["model"]:
         spec["model"]["grouper"].update(num_slots=3, slot_dim=16, mlp_hidden=32)
@@ -259,8 +285,16 @@ def _tiny(config: str, work, steps: int) -> dict:
     objective.update(hidden=32, out_dim=32 if "dino" in config else 16)
     if "queue_size" in objective:
         objective["queue_size"] = 32  # no larger than the 96 frames of the tiny dataset
-    spec["train"].update(steps=steps, batch_size=8, log_every=1, checkpoint_every=steps, threads=1, seed=0,
-                         optimizer={"type": "adam", "lr": 2e-3}, schedule={"warmup_steps": 0})
+    spec["train"].update(
+        steps=steps,
+        batch_size=8,
+        log_every=1,
+        checkpoint_every=steps,
+        threads=1,
+        seed=0,
+        optimizer={"type": "adam", "lr": 2e-3},
+        schedule={"warmup_steps": 0},
+    )
     spec["eval"]["metrics"] = []
     return spec
 
@@ -271,8 +305,10 @@ CONFIGS = ["ntxent_32.yaml", "moco_32.yaml", "byol_32.yaml", "simsiam_32.yaml", 
 def test_there_is_a_config_for_every_method():
     shipped = sorted(p.name for p in (ROOT / "configs" / "contrastive").glob("*.yaml"))
     assert shipped == sorted(CONFIGS)
-    types = {yaml.safe_load((ROOT / "configs" / "contrastive" / c).read_text())["model"]["objectives"][0]["type"]
-             for c in CONFIGS}
+    types = {
+        yaml.safe_load((ROOT / "configs" / "contrastive" / c).read_text())["model"]["objectives"][0]["type"]
+        for c in CONFIGS
+    }
     assert types == set(NEW)
 
 
@@ -284,7 +320,7 @@ def test_each_shipped_config_lowers_its_loss_on_a_tiny_dataset(tmp_path, config)
 
     torch.manual_seed(0)
     run = train.run(resolve(_tiny(config, tmp_path, 80), REGISTRY), out=str(tmp_path / "r"), progress=False)
-    losses = [json.loads(l)["loss"] for l in (run / "metrics.jsonl").read_text().splitlines() if '"loss"' in l]
+    losses = [json.loads(row)["loss"] for row in (run / "metrics.jsonl").read_text().splitlines() if '"loss"' in row]
     assert len(losses) == 80
     early, late = sum(losses[5:15]) / 10, sum(losses[-10:]) / 10
     assert late < early - 0.05 * abs(early) - 0.05, (early, late)
@@ -327,4 +363,4 @@ def test_old_import_path_warns_and_returns_the_moved_objects():
     with pytest.warns(DeprecationWarning, match="contrastive.ntxent"):
         assert old.FAMILY == {"nt_xent": NTXent, "moco": MoCo, "byol": BYOL, "simsiam": SimSiam, "dino": DINO}
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        old.nope
+        _ = old.nope

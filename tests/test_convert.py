@@ -10,12 +10,19 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from convert_fixtures import (
+    cater_record,
+    clevr_record,
+    deepmind_image_record,
+    example,
+    float_list,
+    one_byte_entries,
+    write_tfrecord,
+)
 
-from convert_fixtures import (cater_record, clevr_record, deepmind_image_record, example, float_list,
-                              one_byte_entries, write_tfrecord)
+from ocf.cli.convert import add_check_parser, add_convert_parser
 from ocf.data import H5Dataset, read_info
 from ocf.data.convert import Converter, Record, convert, converters, get_converter
-from ocf.cli.convert import add_check_parser, add_convert_parser
 from ocf.data.convert.tfrecord import iter_records
 from ocf.errors import UserError
 
@@ -26,8 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def clevr_file(tmp_path_factory):
     rng = np.random.default_rng(0)
     records = [clevr_record(rng, n) for n in (2, 7, 3, 5, 8, 1)]
-    path = write_tfrecord(tmp_path_factory.mktemp("clevr") / "clevr_with_masks_train.tfrecords",
-                          [r[0] for r in records], "gzip")
+    path = write_tfrecord(
+        tmp_path_factory.mktemp("clevr") / "clevr_with_masks_train.tfrecords", [r[0] for r in records], "gzip"
+    )
     return path, [r[1] for r in records]
 
 
@@ -85,8 +93,9 @@ def _variant_records(rng, variant):
     o, channels = {"binarized": (4, 1), "colored_on_grayscale": (6, 3), "colored_on_colored": (5, 3)}[variant]
     factors = {k: () for k in ("x", "y", "shape", "visibility", "orientation", "scale")}
     factors["color"] = (channels,)
-    return [deepmind_image_record(rng, 64, 64, o, n, channels, entity_last=True, factors=factors)
-            for n in (1, 3, o - 1)]
+    return [
+        deepmind_image_record(rng, 64, 64, o, n, channels, entity_last=True, factors=factors) for n in (1, 3, o - 1)
+    ]
 
 
 @pytest.mark.parametrize("variant", ["binarized", "colored_on_grayscale", "colored_on_colored"])
@@ -101,8 +110,11 @@ def test_multi_dsprites_variants_transpose_the_mask(tmp_path, variant):
         for i, (_, truth) in enumerate(records):
             assert np.array_equal(f["masks"][i, 0], truth["labels"])
             assert np.array_equal(f["frames"][i, 0], truth["image"])
-        assert f["color"].shape == (3, {"binarized": 4, "colored_on_grayscale": 6, "colored_on_colored": 5}[variant],
-                                    info.c)
+        assert f["color"].shape == (
+            3,
+            {"binarized": 4, "colored_on_grayscale": 6, "colored_on_colored": 5}[variant],
+            info.c,
+        )
 
 
 def test_tetrominoes_and_objects_room_background_entities(tmp_path):
@@ -126,8 +138,7 @@ def test_tetrominoes_and_objects_room_background_entities(tmp_path):
 def test_cater_is_zlib_with_one_byte_string_per_video(tmp_path):
     rng = np.random.default_rng(3)
     records = [cater_record(rng) for _ in range(2)]
-    src = write_tfrecord(tmp_path / "cater_with_masks_train.tfrecords-00000-of-00100", [r[0] for r in records],
-                         "zlib")
+    src = write_tfrecord(tmp_path / "cater_with_masks_train.tfrecords-00000-of-00100", [r[0] for r in records], "zlib")
     with pytest.raises(UserError, match="record 0"):  # read as GZIP it is not a GZIP file
         list(iter_records(src, "gzip"))
     convert("cater_with_masks", [src], tmp_path / "cater.h5")
@@ -153,8 +164,12 @@ def test_truncated_shard_names_file_and_record_and_writes_nothing(tmp_path, clev
 
 
 def test_wrong_or_missing_feature_names_the_record(tmp_path):
-    short = example({"image": one_byte_entries(np.zeros((35, 35, 3), np.uint8)),
-                     "mask": one_byte_entries(np.zeros((3, 35, 35, 1), np.uint8))})  # 3 masks, not 4
+    short = example(
+        {
+            "image": one_byte_entries(np.zeros((35, 35, 3), np.uint8)),
+            "mask": one_byte_entries(np.zeros((3, 35, 35, 1), np.uint8)),
+        }
+    )  # 3 masks, not 4
     src = write_tfrecord(tmp_path / "t.tfrecords", [short], "gzip")
     with pytest.raises(UserError, match=r"t.tfrecords: record 0: feature 'mask' holds 3675 bytes, expected 4900"):
         convert("tetrominoes", [src], tmp_path / "t.h5")
@@ -183,11 +198,38 @@ def test_cli_handlers_convert_list_and_check(tmp_path, clevr_file, capsys):
     args = parser.parse_args(["convert", "--list", "--json"])
     assert args.func(args) == 0
     names = [s["name"] for s in json.loads(capsys.readouterr().out)]
-    assert names == sorted(["clevr_with_masks", "multi_dsprites", "tetrominoes", "objects_room", "cater_with_masks",
-                            "clevrtex", "movi", "coco"])
+    assert names == sorted(
+        [
+            "clevr_with_masks",
+            "multi_dsprites",
+            "tetrominoes",
+            "objects_room",
+            "cater_with_masks",
+            "clevrtex",
+            "movi",
+            "coco",
+        ]
+    )
     out = tmp_path / "c.h5"
-    args = parser.parse_args(["convert", "clevr_with_masks", str(src), "--out", str(out), "--limit", "4",
-                              "--split", "val=3:4", "--split", "train=0:3", "--resolution", "32", "32", "--quiet"])
+    args = parser.parse_args(
+        [
+            "convert",
+            "clevr_with_masks",
+            str(src),
+            "--out",
+            str(out),
+            "--limit",
+            "4",
+            "--split",
+            "val=3:4",
+            "--split",
+            "train=0:3",
+            "--resolution",
+            "32",
+            "32",
+            "--quiet",
+        ]
+    )
     assert args.func(args) == 0
     info = read_info(out)
     assert info.n == 4 and (info.h, info.w) == (32, 32)
@@ -195,9 +237,11 @@ def test_cli_handlers_convert_list_and_check(tmp_path, clevr_file, capsys):
     args = parser.parse_args(["check", str(out)])
     assert args.func(args) == 0
     assert "no inconsistencies" in capsys.readouterr().out
-    for bad in (["convert", "clevr_with_masks", str(src), "--out", str(out), "--split", "val=9:20"],
-                ["convert", "clevr_withmasks", str(src), "--out", str(out)],
-                ["convert", "clevr_with_masks", str(src)]):
+    for bad in (
+        ["convert", "clevr_with_masks", str(src), "--out", str(out), "--split", "val=9:20"],
+        ["convert", "clevr_withmasks", str(src), "--out", str(out)],
+        ["convert", "clevr_with_masks", str(src)],
+    ):
         args = parser.parse_args(bad)
         with pytest.raises(UserError) as exc:
             args.func(args)
@@ -244,11 +288,27 @@ def test_converted_clevr_trains_with_the_shipped_slot_attention_spec(tmp_path, c
 
     src, _ = clevr_file
     data = tmp_path / "clevr6_32.h5"
-    convert("clevr_with_masks", [src], data, crop="29:221,64:256", resolution=(32, 32),
-            splits={"train": "0:4", "val": "4:5", "test": "5:6"})
-    spec = load(ROOT / "configs" / "slot_attention" / "shapes_32.yaml", plugins.default().registry,
-                overrides=[f"data.path={data}", "data.dataset=hdf5", "data.generate=null", "data.resolution=[32,32]",
-                           "train.steps=2", "train.batch_size=2", "eval.metrics=[fg_ari,mse]"])
+    convert(
+        "clevr_with_masks",
+        [src],
+        data,
+        crop="29:221,64:256",
+        resolution=(32, 32),
+        splits={"train": "0:4", "val": "4:5", "test": "5:6"},
+    )
+    spec = load(
+        ROOT / "configs" / "slot_attention" / "shapes_32.yaml",
+        plugins.default().registry,
+        overrides=[
+            f"data.path={data}",
+            "data.dataset=hdf5",
+            "data.generate=null",
+            "data.resolution=[32,32]",
+            "train.steps=2",
+            "train.batch_size=2",
+            "eval.metrics=[fg_ari,mse]",
+        ],
+    )
     run = train.run(spec, out=str(tmp_path / "run"), progress=False)
     lines = [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text().splitlines()]
     assert lines[-1]["step"] == 2 and np.isfinite(lines[-1]["loss/mse"])

@@ -7,9 +7,9 @@ import tarfile
 import h5py
 import numpy as np
 import pytest
+from convert_fixtures import movi_record, write_clevrtex, write_movi
 from PIL import Image
 
-from convert_fixtures import movi_record, write_clevrtex, write_movi
 from ocf.data import H5Dataset, read_info
 from ocf.data.convert import convert
 from ocf.errors import UserError
@@ -36,15 +36,14 @@ def test_clevrtex_tarball_variants_and_reader_crop(tmp_path):
     write_clevrtex(tmp_path / "ood", "outd", 3, np.random.default_rng(2))
     with tarfile.open(tmp_path / "clevrtex_camo.tar.gz", "w:gz") as tar:
         tar.add(tmp_path / "src" / "clevrtex_camo", arcname="clevrtex_camo")
-    convert("clevrtex", [tmp_path / "clevrtex_camo.tar.gz"], tmp_path / "camo.h5", crop="center:0.8",
-            resolution=(8, 8))
+    convert("clevrtex", [tmp_path / "clevrtex_camo.tar.gz"], tmp_path / "camo.h5", crop="center:0.8", resolution=(8, 8))
     info = read_info(tmp_path / "camo.h5")
     assert info.metadata["options"]["variant"] == "camo" and (info.h, info.w) == (8, 8)
     # bounds int(0.1 * 5) = 0 and int(0.2 * 5) = 1: test is empty (left out), val is scene 0
     assert {k: v.tolist() for k, v in info.splits.items()} == {"train": [1, 2, 3, 4], "val": [0]}
     side = int(0.8 * 24)  # the reader's centre square: 19 x 19 from 24 x 32
     y0, x0 = (24 - side) // 2, (32 - side) // 2
-    crop = truth[3]["mask"][y0:y0 + side, x0:x0 + side]
+    crop = truth[3]["mask"][y0 : y0 + side, x0 : x0 + side]
     rows = ((np.arange(8) + 0.5) * side / 8).astype(int)
     with h5py.File(tmp_path / "camo.h5") as f:
         order = f["scene_index"][:].tolist()
@@ -71,8 +70,11 @@ def movi_dir(tmp_path):
     rng = np.random.default_rng(4)
     train = [movi_record(rng) for _ in range(3)]
     val = [movi_record(rng)]
-    root = write_movi(tmp_path / "movi_c" / "128x128" / "1.0.0", "movi_c",
-                      {"train": [[train[0][0], train[1][0]], [train[2][0]]], "validation": [[val[0][0]]]})
+    root = write_movi(
+        tmp_path / "movi_c" / "128x128" / "1.0.0",
+        "movi_c",
+        {"train": [[train[0][0], train[1][0]], [train[2][0]]], "validation": [[val[0][0]]]},
+    )
     return root, [r[1] for r in train + val]
 
 
@@ -143,19 +145,51 @@ def _coco(tmp_path):
         count += 1
     runs.append(count)
     anns = [
-        {"id": 1, "image_id": 1, "category_id": 3, "iscrowd": 0, "bbox": [0, 0, 20, 20],
-         "segmentation": [[0, 0, 20, 0, 20, 20, 0, 20]], "area": 400},
-        {"id": 2, "image_id": 1, "category_id": 7, "iscrowd": 0, "bbox": [40, 5, 10, 10], "segmentation": rle,
-         "area": 100},
-        {"id": 3, "image_id": 1, "category_id": 1, "iscrowd": 1, "bbox": [0, 30, 60, 10],
-         "segmentation": {"size": [40, 60], "counts": runs}, "area": 600},
-        {"id": 4, "image_id": 2, "category_id": 3, "iscrowd": 0, "bbox": [10, 10, 10, 10],
-         "segmentation": [[10, 10, 20, 10, 20, 20, 10, 20]], "area": 100},
+        {
+            "id": 1,
+            "image_id": 1,
+            "category_id": 3,
+            "iscrowd": 0,
+            "bbox": [0, 0, 20, 20],
+            "segmentation": [[0, 0, 20, 0, 20, 20, 0, 20]],
+            "area": 400,
+        },
+        {
+            "id": 2,
+            "image_id": 1,
+            "category_id": 7,
+            "iscrowd": 0,
+            "bbox": [40, 5, 10, 10],
+            "segmentation": rle,
+            "area": 100,
+        },
+        {
+            "id": 3,
+            "image_id": 1,
+            "category_id": 1,
+            "iscrowd": 1,
+            "bbox": [0, 30, 60, 10],
+            "segmentation": {"size": [40, 60], "counts": runs},
+            "area": 600,
+        },
+        {
+            "id": 4,
+            "image_id": 2,
+            "category_id": 3,
+            "iscrowd": 0,
+            "bbox": [10, 10, 10, 10],
+            "segmentation": [[10, 10, 20, 10, 20, 20, 10, 20]],
+            "area": 100,
+        },
     ]
-    doc = {"images": [{"id": 1, "file_name": "a.jpg", "height": 40, "width": 60},
-                      {"id": 2, "file_name": "b.png", "height": 30, "width": 30}],
-           "annotations": anns, "categories": [{"id": 1, "name": "person"}, {"id": 3, "name": "car"},
-                                               {"id": 7, "name": "train"}]}
+    doc = {
+        "images": [
+            {"id": 1, "file_name": "a.jpg", "height": 40, "width": 60},
+            {"id": 2, "file_name": "b.png", "height": 30, "width": 30},
+        ],
+        "annotations": anns,
+        "categories": [{"id": 1, "name": "person"}, {"id": 3, "name": "car"}, {"id": 7, "name": "train"}],
+    }
     (tmp_path / "instances_val2017.json").write_text(json.dumps(doc))
     return tmp_path / "instances_val2017.json", folder
 

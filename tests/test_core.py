@@ -3,7 +3,6 @@
 import types
 
 import pytest
-import torch
 from toy_plugin import spec_dict
 
 from ocf import assembly, overrides
@@ -25,7 +24,9 @@ def test_registry_duplicate_names_both_plugins():
 def test_registry_unknown_suggests_close_match():
     reg = Registry()
     reg.add("grouper", "slot_attention.grouper", object, plugin="p")
-    with pytest.raises(RegistryError, match=r"unknown grouper 'slot_attention.groupr'; did you mean slot_attention.grouper\?"):
+    with pytest.raises(
+        RegistryError, match=r"unknown grouper 'slot_attention.groupr'; did you mean slot_attention.grouper\?"
+    ):
         reg.get("grouper", "slot_attention.groupr")
 
 
@@ -91,7 +92,9 @@ def test_chain_gap_names_the_missing_link(toy_plugins):
     d = spec_dict()
     d["model"]["decoder"] = {"type": "toy.frame_decoder"}
     resolved = resolve(d, toy_plugins.registry)
-    with pytest.raises(SpecError, match="decoder toy.frame_decoder needs latents.frames; grouper toy.grouper does not provide it"):
+    with pytest.raises(
+        SpecError, match="decoder toy.frame_decoder needs latents.frames; grouper toy.grouper does not provide it"
+    ):
         assembly.build(resolved)
 
 

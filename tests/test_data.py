@@ -18,14 +18,13 @@ try:
 except ImportError:  # running from a checkout without the plugins installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
 
-from ocf_common.datasets import GENERATORS  # noqa: E402
-
-from ocf.data import H5Dataset, collate, describe, make_dataset, make_loader, read_info, write_dataset  # noqa: E402
 from ocf.cli.data import add_parser, parse_settings  # noqa: E402
+from ocf.data import H5Dataset, collate, describe, make_dataset, make_loader, read_info, write_dataset  # noqa: E402
 from ocf.data.frames import import_frames  # noqa: E402
 from ocf.errors import DataError, UserError  # noqa: E402
 from ocf.records import Batch  # noqa: E402
 from ocf.registry import Registry  # noqa: E402
+from ocf_common.datasets import GENERATORS  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +44,15 @@ def shapes_file(registry, tmp_path_factory):
 @pytest.fixture(scope="module")
 def video_file(registry, tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "video.h5"
-    return make_dataset(registry, "moving_sprites", path, n=20, seed=1,
-                        options={"resolution": 16, "frames": 8, "camera_shift": 1.0}, progress=False)
+    return make_dataset(
+        registry,
+        "moving_sprites",
+        path,
+        n=20,
+        seed=1,
+        options={"resolution": 16, "frames": 8, "camera_shift": 1.0},
+        progress=False,
+    )
 
 
 def raw(path):
@@ -61,17 +67,29 @@ def test_write_read_round_trip(tmp_path):
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (6, 3, 8, 8, 3), dtype=np.uint8)
     masks = rng.integers(-1, 4, (6, 3, 8, 8)).astype(np.int16)
-    extras = {"counts": np.full((6, 3), 2, np.int16), "visibility": np.ones((6, 4), bool),
-              "boxes": rng.random((6, 3, 4, 4)).astype(np.float32)}
+    extras = {
+        "counts": np.full((6, 3), 2, np.int16),
+        "visibility": np.ones((6, 4), bool),
+        "boxes": rng.random((6, 3, 4, 4)).astype(np.float32),
+    }
     splits = {"train": np.arange(4), "test": np.arange(4, 6)}
-    path = write_dataset(tmp_path / "sub" / "d.h5", frames, masks, extras, {"generator": "x", "seed": 5}, splits,
-                         axes={"boxes": "n t o 4"})
+    path = write_dataset(
+        tmp_path / "sub" / "d.h5",
+        frames,
+        masks,
+        extras,
+        {"generator": "x", "seed": 5},
+        splits,
+        axes={"boxes": "n t o 4"},
+    )
     assert not list(path.parent.glob(".*tmp*"))  # atomic: no temp file left behind
     info = read_info(path)
     assert (info.layout, info.n, info.t, info.h, info.w, info.c) == ("ocf", 6, 3, 8, 8, 3)
     assert info.metadata == {"generator": "x", "seed": 5}
     assert list(info.splits) == ["train", "test"]
-    assert info.extras["boxes"].time_axis and info.extras["counts"].time_axis and not info.extras["visibility"].time_axis
+    assert (
+        info.extras["boxes"].time_axis and info.extras["counts"].time_axis and not info.extras["visibility"].time_axis
+    )
     with h5py.File(path) as f:  # metadata is a JSON string, never pickle
         assert isinstance(f.attrs["metadata"], str) and json.loads(f.attrs["metadata"])["seed"] == 5
     ds = H5Dataset(path, "test")
@@ -94,8 +112,17 @@ def test_make_dataset_file(registry, shapes_file):
     meta = info.metadata
     assert meta["generator"] == "shapes" and meta["seed"] == 3 and meta["options"]["resolution"] == 16
     assert meta["description"] and meta["channels"] == ["r", "g", "b"]
-    again = raw(make_dataset(registry, "shapes", shapes_file.parent / "again.h5",
-                             n=40, seed=3, options={"resolution": 16}, progress=False))
+    again = raw(
+        make_dataset(
+            registry,
+            "shapes",
+            shapes_file.parent / "again.h5",
+            n=40,
+            seed=3,
+            options={"resolution": 16},
+            progress=False,
+        )
+    )
     first = raw(shapes_file)
     for key in first:
         np.testing.assert_array_equal(first[key], again[key])
@@ -290,8 +317,12 @@ def test_frame_windows(video_file):
         out = []
         for i in range(len(ds)):
             it, j = ds[i], int(ds.indices[i])
-            starts = [s for s in range(8 - 3 + 1) if np.array_equal(it["masks"].numpy(), file["masks"][j, s:s + 3])
-                      and np.array_equal(it["camera"].numpy(), file["camera"][j, s:s + 3])]
+            starts = [
+                s
+                for s in range(8 - 3 + 1)
+                if np.array_equal(it["masks"].numpy(), file["masks"][j, s : s + 3])
+                and np.array_equal(it["camera"].numpy(), file["camera"][j, s : s + 3])
+            ]
             assert starts, "a window must be a contiguous run of the clip, extras cut alike"
             out.append(starts[0])
         return out
@@ -335,8 +366,27 @@ def cli(registry):
 def test_cli_make_and_inspect(registry, tmp_path, capsys):
     run = cli(registry)
     out = tmp_path / "digits.h5"
-    assert run("data", "make", "moving_digits", "frames=4", "--out", out, "--n", 6, "--seed", 2, "resolution=40",
-               "--set", "digit_size=16", "--max-speed", "2.5", "--quiet") == 0
+    assert (
+        run(
+            "data",
+            "make",
+            "moving_digits",
+            "frames=4",
+            "--out",
+            out,
+            "--n",
+            6,
+            "--seed",
+            2,
+            "resolution=40",
+            "--set",
+            "digit_size=16",
+            "--max-speed",
+            "2.5",
+            "--quiet",
+        )
+        == 0
+    )
     info = read_info(out)
     assert (info.n, info.t, info.h, info.c) == (6, 4, 40, 1) and info.metadata["seed"] == 2
     assert info.metadata["options"]["digit_size"] == 16 and info.metadata["options"]["max_speed"] == 2.5
@@ -365,7 +415,12 @@ def test_cli_make_and_inspect(registry, tmp_path, capsys):
 
 def test_parse_settings():
     assert parse_settings(["a=1", "b=[1, 2]", "c=random", "--d=true", "e="]) == {
-        "a": 1, "b": [1, 2], "c": "random", "d": True, "e": None}
+        "a": 1,
+        "b": [1, 2],
+        "c": "random",
+        "d": True,
+        "e": None,
+    }
 
 
 def test_import_frames(registry, tmp_path):

@@ -6,9 +6,9 @@ import h5py
 import numpy as np
 import pytest
 
+from ocf.cli.convert import add_check_parser
 from ocf.data import format as fmt
 from ocf.data.check import check, format_card
-from ocf.cli.convert import add_check_parser
 
 
 def _write(path, n=6, t=2, splits=None, visibility=None, masks=None):
@@ -22,8 +22,9 @@ def _write(path, n=6, t=2, splits=None, visibility=None, masks=None):
     if visibility is not None:
         extras["visibility"], axes["visibility"] = visibility, "n o"
     splits = splits if splits is not None else {"train": np.arange(4), "val": np.arange(4, n)}
-    return fmt.write_dataset(path, frames, masks, extras=extras, splits=splits, axes=axes,
-                             metadata={"background_entities": ["floor"]})
+    return fmt.write_dataset(
+        path, frames, masks, extras=extras, splits=splits, axes=axes, metadata={"background_entities": ["floor"]}
+    )
 
 
 def test_card_of_a_consistent_file(tmp_path):
@@ -62,11 +63,19 @@ def test_finds_frames_and_masks_of_different_lengths(tmp_path):
 
 
 def test_finds_overlapping_splits_within_a_partition(tmp_path):
-    splits = {"train": np.arange(0, 5), "test": np.arange(4, 6), "paper_train": np.arange(3),
-              "paper_test": np.arange(3, 4), "clevr6": np.arange(6), "dup": np.array([1, 1])}
+    splits = {
+        "train": np.arange(0, 5),
+        "test": np.arange(4, 6),
+        "paper_train": np.arange(3),
+        "paper_test": np.arange(3, 4),
+        "clevr6": np.arange(6),
+        "dup": np.array([1, 1]),
+    }
     card = check(_write(tmp_path / "s.h5", splits=splits))
-    assert card["problems"] == ["split 'dup' lists 1 item(s) more than once",
-                                "splits 'train' and 'test' overlap in 1 item(s) (e.g. [4])"]
+    assert card["problems"] == [
+        "split 'dup' lists 1 item(s) more than once",
+        "splits 'train' and 'test' overlap in 1 item(s) (e.g. [4])",
+    ]
 
 
 def test_check_handler_exit_codes(tmp_path, capsys):

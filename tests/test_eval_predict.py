@@ -22,8 +22,13 @@ REGISTRY = plugins.default().registry
 def tiny_spec(data_path: Path) -> dict:
     return {
         "name": "tiny",
-        "data": {"dataset": "shapes", "path": str(data_path), "resolution": [16, 16], "channels": 3,
-                 "generate": {"n": 48, "seed": 0, "options": {"resolution": 16}}},
+        "data": {
+            "dataset": "shapes",
+            "path": str(data_path),
+            "resolution": [16, 16],
+            "channels": 3,
+            "generate": {"n": 48, "seed": 0, "options": {"resolution": 16}},
+        },
         "model": {
             "encoder": {"type": "cnn", "channels": [8, 8]},
             "grouper": {"type": "slot_attention.grouper", "num_slots": 3, "slot_dim": 16, "mlp_hidden": 16},
@@ -57,6 +62,7 @@ def _fg_ari(pred: np.ndarray, true: np.ndarray) -> float:
 
     def pairs(x):
         return (x * (x - 1) / 2).sum()
+
     index, rows, cols, total = pairs(table), pairs(table.sum(1)), pairs(table.sum(0)), pairs(np.array(fg.sum()))
     expected = rows * cols / total
     if (rows + cols) / 2 == expected:
@@ -78,8 +84,12 @@ def test_eval_fg_ari_matches_the_labels_predict_writes(run, tmp_path, capsys):
     """The fg_ari `ocf eval --metrics` reports equals the mean foreground ARI of the label
     maps `ocf predict` writes for the same split (same seed, same batches), computed here."""
     code, record, _ = _eval(run, "--metrics", "fg_ari", "--split", "test", capsys=capsys)
-    assert main(["predict", str(run), str(run.parent / "shapes16.h5"), "--split", "test", "--out", str(tmp_path),
-                 "--quiet"]) == 0
+    assert (
+        main(
+            ["predict", str(run), str(run.parent / "shapes16.h5"), "--split", "test", "--out", str(tmp_path), "--quiet"]
+        )
+        == 0
+    )
     truth = H5Dataset(run.parent / "shapes16.h5", split="test")
     true = np.stack([truth[i]["masks"][0].numpy() for i in range(len(truth))])
     with h5py.File(tmp_path / "predictions.h5") as f:

@@ -87,8 +87,9 @@ def test_a_plugin_in_the_old_form_still_loads_and_works_with_a_deprecation_warni
 
     old = types.ModuleType("old")
     old.ocf_register_components = hookimpl(lambda registry: registry.add("objective", "old.abs", OldStyle))
-    from ocf.plugins import Plugins
     import toy_plugin
+
+    from ocf.plugins import Plugins
 
     plugins = Plugins()
     plugins.add_module(toy_plugin, "toy")

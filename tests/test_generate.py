@@ -9,16 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from ocf import plugins, viz
-from ocf.run import generate, train
 from ocf.assembly import build
 from ocf.cli import main
 from ocf.components import ComponentSpec, Prior
 from ocf.errors import UserError
 from ocf.hookspecs import hookimpl
 from ocf.records import Batch, Latents, PriorTerms
+from ocf.run import generate, train
 from ocf.spec import resolve
 
 
@@ -32,8 +31,12 @@ def spec(data_path: Path, *, prior: dict | None = None, grouper: str = "slot_att
     if prior:
         model["prior"] = prior
     return {
-        "data": {"dataset": "shapes", "path": str(data_path), "resolution": [16, 16],
-                 "generate": {"n": 48, "seed": 0, "options": {"resolution": 16}}},
+        "data": {
+            "dataset": "shapes",
+            "path": str(data_path),
+            "resolution": [16, 16],
+            "generate": {"n": 48, "seed": 0, "options": {"resolution": 16}},
+        },
         "model": model,
         "train": {"steps": 2, "batch_size": 4, "image_every": 0, "checkpoint_every": 2},
         "eval": {"batch_size": 8},
@@ -49,7 +52,10 @@ def test_unconditional_samples_have_the_data_shape_and_follow_the_seed(data_path
     torch.manual_seed(0)
     model = build(resolve(spec(data_path, prior={"type": "normal"}), plugins.default().registry), dry_run=False)
     model.train()
-    draw = lambda seed, temp=1.0: generate.generate(model, 5, temperature=temp, generator=torch.Generator().manual_seed(seed))  # noqa: E731
+
+    def draw(seed, temp=1.0):
+        return generate.generate(model, 5, temperature=temp, generator=torch.Generator().manual_seed(seed))
+
     a, b, c = draw(1), draw(1), draw(2)
     assert a.rendering.recon.shape == (5, 1, 3, 16, 16) and torch.isfinite(a.rendering.recon).all()
     assert a.latents.objects.shape == (5, 3, 8)
@@ -117,7 +123,9 @@ def test_ocf_sample_writes_pictures_and_refuses_clearly(tmp_path, data_path, cap
     assert torch.load(run / "samples" / "samples.pt")["recon"].shape == (6, 1, 3, 16, 16)
     assert main(["sample", str(run), "--temperature", "0"]) == 2
     assert "--temperature must be positive" in capsys.readouterr().err
-    bare = train.run(resolve(spec(data_path, grouper="slot_attention.grouper"), reg), out=str(tmp_path / "bare"), progress=False)
+    bare = train.run(
+        resolve(spec(data_path, grouper="slot_attention.grouper"), reg), out=str(tmp_path / "bare"), progress=False
+    )
     assert main(["sample", str(bare)]) == 2
     assert "has no prior" in capsys.readouterr().err
 
@@ -126,8 +134,9 @@ def test_video_samples_make_a_gif_with_boxes(tmp_path):
     n, t = 2, 3
     recon = torch.zeros(n, t, 3, 16, 16)
     where = torch.tensor([0.5, 0.5, 0.0, 0.0]).expand(n, t, 1, 4)  # one centred box covering [4, 12)
-    state = types.SimpleNamespace(rendering=types.SimpleNamespace(recon=recon),
-                                  latents=Latents(where=where, presence=torch.ones(n, t, 1)))
+    state = types.SimpleNamespace(
+        rendering=types.SimpleNamespace(recon=recon), latents=Latents(where=where, presence=torch.ones(n, t, 1))
+    )
     paths = viz.sample_pictures(state, tmp_path, real=torch.rand(n, t, 3, 16, 16), observed=1)
     assert [p.name for p in paths] == ["samples.png", "samples.gif"] and all(p.exists() for p in paths)
 

@@ -14,10 +14,9 @@ try:
 except ImportError:  # running from a checkout without the plugins installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
 
-from ocf_common.datasets import GENERATORS, check_rule, tetromino_placements  # noqa: E402
-
 from ocf.data.generator import count_ids  # noqa: E402
 from ocf.errors import UserError  # noqa: E402
+from ocf_common.datasets import GENERATORS, check_rule, tetromino_placements  # noqa: E402
 
 N = 12
 
@@ -103,8 +102,18 @@ def test_random_background_matches_extra(generated):
         assert (out["frames"][i, 0][sel] == bg[i]).all()
 
 
-@pytest.mark.parametrize("case", ["shapes", "shapes-random-bg", "tetrominoes", "moving_sprites",
-                                  "moving_sprites-camera", "correlated", "correlated-stacked"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "shapes",
+        "shapes-random-bg",
+        "tetrominoes",
+        "moving_sprites",
+        "moving_sprites-camera",
+        "correlated",
+        "correlated-stacked",
+    ],
+)
 def test_counts_match_masks(generated, case):
     _, _, out = generated[case]
     masks, counts = out["masks"], out["counts"]
@@ -174,14 +183,19 @@ def test_moving_sprites_identities_stable(generated, case):
                 assert (frames[i][sel] == colours[i, o]).all(), "an id must keep its object over time"
     boxes = out["boxes"]  # mask pixels lie inside their boxes
     n, t = masks.shape[:2]
-    ys, xs = np.mgrid[0:options.resolution, 0:options.resolution]
+    ys, xs = np.mgrid[0 : options.resolution, 0 : options.resolution]
     for i in range(n):
         for j in range(t):
             for o in range(options.max_objects):
                 sel = masks[i, j] == o + 1
                 x, y, w, h = boxes[i, j, o]
                 if sel.any():
-                    assert xs[sel].min() == x and ys[sel].min() == y and xs[sel].max() == x + w - 1 and ys[sel].max() == y + h - 1
+                    assert (
+                        xs[sel].min() == x
+                        and ys[sel].min() == y
+                        and xs[sel].max() == x + w - 1
+                        and ys[sel].max() == y + h - 1
+                    )
                 else:
                     assert (boxes[i, j, o] == 0).all()
 
@@ -211,7 +225,7 @@ def test_moving_sprites_saturation_keeps_channels_off_black(generated):
 def test_moving_digits(generated):
     _, options, out = generated["moving_digits"]
     assert out["frames"].shape[-1] == 1
-    boxes, present, masks = out["boxes"], out["visibility"], out["masks"]
+    masks = out["masks"]
     _, _, many = make("moving_digits", n=64, frames=3)
     k = many["visibility"].sum(1)
     assert set(np.unique(k)) <= {0, 1, 2} and len(set(np.unique(k))) == 3

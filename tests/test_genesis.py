@@ -13,12 +13,12 @@ import pytest
 import torch
 
 from ocf import plugins
-from ocf.run import train
-from ocf.run.data import ensure_dataset
 from ocf.assembly import Model, build
 from ocf.components import BuildContext
 from ocf.errors import SpecError, UserError
 from ocf.records import Batch, DiagonalGaussian, Features, Latents, Rendering, State
+from ocf.run import train
+from ocf.run.data import ensure_dataset
 from ocf.spec import resolve
 from ocf.testing import check_component
 from ocf_genesis.decoder import GenesisDecoder
@@ -34,8 +34,12 @@ def spec(res=16, k=3, prior="normal", **train_kw):
     """A tiny GENESIS-v2: 16x16 → a 3-block UNet (bottom 4x4), K slots of 8, 2-layer decoder."""
     d = {
         "name": "genesis-tiny",
-        "data": {"dataset": "shapes", "path": "unused.h5", "resolution": [res, res],
-                 "generate": {"n": 64, "seed": 0, "options": {"resolution": res, "max_objects": 2}}},
+        "data": {
+            "dataset": "shapes",
+            "path": "unused.h5",
+            "resolution": [res, res],
+            "generate": {"n": 64, "seed": 0, "options": {"resolution": res, "max_objects": 2}},
+        },
         "model": {
             "encoder": {"type": "genesis.unet", "filters": 8, "mlp_hidden": 16},
             "grouper": {"type": "genesis.icsbp", "num_slots": k, "latent_dim": 8},
@@ -45,8 +49,14 @@ def spec(res=16, k=3, prior="normal", **train_kw):
         },
     }
     if train_kw:
-        d["train"] = {"batch_size": 8, "log_every": 1, "image_every": 0, "checkpoint_every": 1000,
-                      "optimizer": {"lr": 1e-3}, **train_kw}
+        d["train"] = {
+            "batch_size": 8,
+            "log_every": 1,
+            "image_every": 0,
+            "checkpoint_every": 1000,
+            "optimizer": {"lr": 1e-3},
+            **train_kw,
+        }
         d["eval"] = {"metrics": ["fg_ari", "genesis.attention_fg_ari", "mse"], "batch_size": 16}
     return d
 
@@ -69,8 +79,10 @@ def grouper_alone(k=4, c=8, grid=(6, 5), **params) -> ICSBPGrouper:
 
 def tokens(b=2, c=8, grid=(6, 5), seed=0) -> State:
     g = torch.Generator().manual_seed(seed)
-    return State(Batch(torch.rand(b, 1, 3, *grid, generator=g)),
-                 features=Features(tokens=torch.randn(b, 1, grid[0] * grid[1], c, generator=g), grid=grid))
+    return State(
+        Batch(torch.rand(b, 1, 3, *grid, generator=g)),
+        features=Features(tokens=torch.randn(b, 1, grid[0] * grid[1], c, generator=g), grid=grid),
+    )
 
 
 # -- registration and contracts ----------------------------------------------------------
@@ -78,18 +90,26 @@ def test_plugin_registers_its_components():
     info = plugins.default().info["genesis"]
     assert info.status == "ok", info.error
     names = {(e.kind, e.name) for e in REGISTRY.entries(plugin="genesis")}
-    assert names == {("encoder", "genesis.unet"), ("grouper", "genesis.icsbp"), ("decoder", "genesis.decoder"),
-                     ("prior", "genesis.ar_prior"), ("metric", "genesis.attention_fg_ari"),
-                     ("result", "genesis_shapes")}
+    assert names == {
+        ("encoder", "genesis.unet"),
+        ("grouper", "genesis.icsbp"),
+        ("decoder", "genesis.decoder"),
+        ("prior", "genesis.ar_prior"),
+        ("metric", "genesis.attention_fg_ari"),
+        ("result", "genesis_shapes"),
+    }
 
 
-@pytest.mark.parametrize("cls, params", [
-    (UNetEncoder, {"filters": 8, "mlp_hidden": 16}),
-    (ICSBPGrouper, {"num_slots": 3, "latent_dim": 8}),
-    (GenesisDecoder, {"channels": [8, 8]}),
-    (AutoregressivePrior, {}),
-    (AutoregressivePrior, {"kl": "analytic"}),
-])
+@pytest.mark.parametrize(
+    "cls, params",
+    [
+        (UNetEncoder, {"filters": 8, "mlp_hidden": 16}),
+        (ICSBPGrouper, {"num_slots": 3, "latent_dim": 8}),
+        (GenesisDecoder, {"channels": [8, 8]}),
+        (AutoregressivePrior, {}),
+        (AutoregressivePrior, {"kl": "analytic"}),
+    ],
+)
 def test_conformance(cls, params):
     check_component(cls, params)
 
@@ -120,7 +140,9 @@ def test_bad_sizes_are_reported():
     with pytest.raises(ValueError, match="not divisible by 8"):
         UNetEncoder(UNetEncoder.Spec(filters=8), BuildContext(3, 1, (36, 36)))
     with pytest.raises(ValueError, match="resolution divisible by 16"):
-        GenesisDecoder(GenesisDecoder.Spec(channels=[8, 8, 8, 8]), BuildContext(3, 1, (24, 24), dims={"latents.objects": 4}))
+        GenesisDecoder(
+            GenesisDecoder.Spec(channels=[8, 8, 8, 8]), BuildContext(3, 1, (24, 24), dims={"latents.objects": 4})
+        )
     d = spec()
     d["model"]["grouper"]["clamp"] = [0.5, 0.2]
     with pytest.raises(SpecError, match="model.grouper: clamp must satisfy"):
@@ -135,7 +157,9 @@ def reference_sbp(emb, noise, sigma, k, lo=0.01, hi=0.99):
     masks = []
     for _ in range(k - 1):
         i = int(torch.argmax(noise * scope))
-        alpha = torch.tensor([math.exp(-float(((emb[:, j] - emb[:, i]) ** 2).sum()) / sigma) for j in range(n)], dtype=torch.float64)
+        alpha = torch.tensor(
+            [math.exp(-float(((emb[:, j] - emb[:, i]) ** 2).sum()) / sigma) for j in range(n)], dtype=torch.float64
+        )
         alpha = alpha.clamp(lo, hi)
         masks.append(scope * alpha)
         scope = scope * (1 - alpha)
@@ -174,7 +198,9 @@ def test_untrained_embeddings_are_coordinates():
     g = grouper_alone()
     emb = g(tokens()).extras["embeddings"][0, 0]  # [e h w]; the gate starts at 0
     assert torch.all(emb[:-2] == 0)
-    assert torch.allclose(emb[-2, :, 0], torch.linspace(-1, 1, 6)) and torch.allclose(emb[-1, 0], torch.linspace(-1, 1, 5))
+    assert torch.allclose(emb[-2, :, 0], torch.linspace(-1, 1, 6)) and torch.allclose(
+        emb[-1, 0], torch.linspace(-1, 1, 5)
+    )
     assert g.log_sigma.exp().item() == pytest.approx(1 / (4 * math.log(2)))
 
 
@@ -292,7 +318,8 @@ def test_pointwise_conv_is_a_1x1_conv2d(bias):
 
 # -- likelihood --------------------------------------------------------------------------
 def test_mixture_nll_is_genesis_x_loss():
-    """The common mixture_nll (σ 0.7, reduction sum) equals GENESIS's x_loss: −Σ_{c,h,w} log Σ_k m_k N(x; x_k, σ), mean over b."""
+    """The common mixture_nll (σ 0.7, reduction sum) equals GENESIS's x_loss:
+    −Σ_{c,h,w} log Σ_k m_k N(x; x_k, σ), mean over b."""
     g = torch.Generator().manual_seed(0)
     b, k, h, w = 2, 3, 5, 4
     x = torch.rand(b, 1, 3, h, w, generator=g, dtype=torch.float64)
@@ -385,8 +412,11 @@ def test_attention_fg_ari_scores_the_grouper_masks():
     true[:, :, 2:, :2] = 2
     perfect = torch.nn.functional.one_hot(true, 3).permute(0, 1, 4, 2, 3).float()
     wrong = torch.nn.functional.one_hot(torch.zeros_like(true), 3).permute(0, 1, 4, 2, 3).float()
-    state = State(Batch(torch.rand(2, 1, 3, 4, 4), true), latents=Latents(masks=perfect),
-                  rendering=Rendering(mask_logits=wrong.log().clamp(min=-30)))
+    state = State(
+        Batch(torch.rand(2, 1, 3, 4, 4), true),
+        latents=Latents(masks=perfect),
+        rendering=Rendering(mask_logits=wrong.log().clamp(min=-30)),
+    )
     m = AttentionFgAri()
     m.update_state(state)
     assert m.compute().item() == pytest.approx(1.0)
@@ -407,14 +437,16 @@ def test_geco_beta_moves_around_its_goal(tmp_path, data_path, goal, direction):
     d = spec(steps=4, geco={"term": "nll", "goal": goal, "step_size": 1e-4, "alpha": 0.0, "speedup": 10.0})
     d["data"]["path"] = str(data_path)
     run = train.run(resolve(d, REGISTRY), out=str(tmp_path / direction), progress=False)
-    lines = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
-    betas = [l["geco/beta"] for l in lines if "geco/beta" in l]
+    lines = [json.loads(row) for row in (run / "metrics.jsonl").read_text().splitlines()]
+    betas = [row["geco/beta"] for row in lines if "geco/beta" in row]
     nll = lines[0]["loss/nll"]
     assert len(betas) == 4
     if direction == "up":
         assert betas == sorted(betas) and betas[0] == pytest.approx(math.exp(10 * 1e-4 * (goal - nll)), rel=1e-4)
     else:
-        assert betas == sorted(betas, reverse=True) and betas[0] == pytest.approx(math.exp(1e-4 * (goal - nll)), rel=1e-4)
+        assert betas == sorted(betas, reverse=True) and betas[0] == pytest.approx(
+            math.exp(1e-4 * (goal - nll)), rel=1e-4
+        )
 
 
 def test_it_learns(data_path):

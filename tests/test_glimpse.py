@@ -9,8 +9,9 @@ from ocf_common.glimpse import extract, place
 def pixel_boxes(where, size):
     """Boxes ``(sx, sy, tx, ty)`` → pixel ``(x0, y0, x1, y1)`` on a ``size`` × ``size`` image."""
     sx, sy, tx, ty = where.unbind(-1)
-    return torch.stack([(tx - sx + 1) * size / 2, (ty - sy + 1) * size / 2, (tx + sx + 1) * size / 2,
-                        (ty + sy + 1) * size / 2], -1)
+    return torch.stack(
+        [(tx - sx + 1) * size / 2, (ty - sy + 1) * size / 2, (tx + sx + 1) * size / 2, (ty + sy + 1) * size / 2], -1
+    )
 
 
 def test_extract_pixel_aligned_box_is_an_exact_crop():

@@ -29,7 +29,8 @@ def test_stage_table_is_the_one_vocabulary():
 def test_old_names_are_derived_from_the_table():
     from ocf import spec
     from ocf.assembly import RECORD_OWNER
-    from ocf.registry import COMPONENT_KINDS, KINDS as ALL_KINDS
+    from ocf.registry import COMPONENT_KINDS
+    from ocf.registry import KINDS as ALL_KINDS
     from ocf.testing import RECORD_TYPES
 
     assert COMPONENT_KINDS == KINDS and ALL_KINDS == KINDS + ("dataset", "metric", "converter", "result")
@@ -100,10 +101,11 @@ def test_a_typo_in_provides_fails_at_plugin_load_naming_the_class(toy_plugins):
 
 # -- names, registration, the build context ----------------------------------------------
 def test_register_infers_the_kind_and_uses_the_declared_name():
+    from toy_plugin import ToyEncoder, ToyMSE
+
     from ocf.data import Generator
     from ocf.metrics import EvalMetric
     from ocf.registry import Registry
-    from toy_plugin import ToyEncoder, ToyMSE
 
     class Gen(Generator):
         name = "toy.gen"
@@ -124,9 +126,10 @@ def test_register_infers_the_kind_and_uses_the_declared_name():
 
 
 def test_register_refuses_unnamed_inheriting_or_unknown_classes():
+    from toy_plugin import ToyEncoder
+
     from ocf.errors import RegistryError
     from ocf.registry import Registry
-    from toy_plugin import ToyEncoder
 
     class Nameless(Encoder):
         pass
@@ -163,9 +166,10 @@ def test_instances_know_the_name_they_were_built_under(toy_plugins):
 
 
 def test_ctx_dim_names_the_component_being_built():
+    from toy_plugin import ToyGrouper
+
     from ocf.components import BuildContext
     from ocf.errors import SpecError
-    from toy_plugin import ToyGrouper
 
     ctx = BuildContext(channels=3, frames=1, resolution=(8, 8))
     with pytest.raises(SpecError, match=r"grouper toy.grouper needs the size of features.tokens, which no earlier"):
@@ -256,7 +260,7 @@ def test_front_door_exports_the_plugin_api_lazily():
         assert getattr(ocf, name) is obj, name
         assert name in ocf.__all__ and name in dir(ocf)
     with pytest.raises(AttributeError, match="no attribute 'Grouperr'"):
-        ocf.Grouperr
+        _ = ocf.Grouperr
     # importing ocf alone loads neither torch nor the kernel
     code = "import sys, ocf; print('torch' in sys.modules, 'ocf.components' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

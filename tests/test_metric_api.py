@@ -47,15 +47,27 @@ def test_options_are_validated_and_read_back():
 @pytest.mark.parametrize(
     "name, options, message",
     [
-        ("fg_ari_multi", {"min_objects": 0},
-         "metric fg_ari_multi, option min_objects: Input should be greater than or equal to 1, got 0"),
+        (
+            "fg_ari_multi",
+            {"min_objects": 0},
+            "metric fg_ari_multi, option min_objects: Input should be greater than or equal to 1, got 0",
+        ),
         ("fg_ari", {"video": "frames"}, "metric fg_ari, option video: Input should be 'clip' or 'frame'"),
-        ("fg_ari", {"min_object": 2}, "metric fg_ari, option min_object: unknown option; options are masks, video, "
-                                      "min_objects"),
-        ("miou", {"backgrond": True},
-         "metric miou, option backgrond: unknown option; options are masks, video, min_objects, background"),
-        ("genesis.attention_fg_ari", {"masks": "decoder"}, "metric genesis.attention_fg_ari, option masks: Input "
-                                                           "should be 'grouper'"),
+        (
+            "fg_ari",
+            {"min_object": 2},
+            "metric fg_ari, option min_object: unknown option; options are masks, video, min_objects",
+        ),
+        (
+            "miou",
+            {"backgrond": True},
+            "metric miou, option backgrond: unknown option; options are masks, video, min_objects, background",
+        ),
+        (
+            "genesis.attention_fg_ari",
+            {"masks": "decoder"},
+            "metric genesis.attention_fg_ari, option masks: Input should be 'grouper'",
+        ),
         ("mbo", {"background": "maybe"}, "metric mbo, option background: Input should be a valid boolean"),
         ("kid", {"subset_size": 0}, "metric kid, option subset_size: Input should be greater than or equal to 1"),
         ("fid", {"feature": "vgg"}, "metric fid, option feature: Input should be 'random', 'torchscript' or "),

@@ -48,15 +48,16 @@ def _video_state() -> State:
     """Two clips of two 2×2 frames.  The decoder puts everything in one slot; the grouper
     splits objects 1 and 2 perfectly.  Clip 0 holds objects 1 and 2 in frame 0 and only
     object 1 in frame 1; clip 1 holds object 1 alone in both frames."""
-    true = torch.tensor([[[[1, 1], [2, 2]], [[1, 1], [0, 0]]],
-                         [[[1, 1], [0, 0]], [[0, 1], [1, 0]]]])  # [b t h w]
+    true = torch.tensor([[[[1, 1], [2, 2]], [[1, 1], [0, 0]]], [[[1, 1], [0, 0]], [[0, 1], [1, 0]]]])  # [b t h w]
     b, t = true.shape[:2]
     one_slot = torch.zeros(b, t, 2, 2, 2)
     one_slot[:, :, 0] = 5.0
     perfect = torch.nn.functional.one_hot(true, 3).permute(0, 1, 4, 2, 3).float() * 5.0  # [b t 3 h w]
-    return State(batch=Batch(frames=torch.rand(b, t, 3, 2, 2), masks=true),
-                 latents=Latents(masks=perfect.softmax(dim=2)),
-                 rendering=Rendering(mask_logits=one_slot))
+    return State(
+        batch=Batch(frames=torch.rand(b, t, 3, 2, 2), masks=true),
+        latents=Latents(masks=perfect.softmax(dim=2)),
+        rendering=Rendering(mask_logits=one_slot),
+    )
 
 
 def _score(metric: M.EvalMetric, state: State) -> float:
@@ -121,8 +122,9 @@ def test_every_metric_states_its_convention():
 
 def test_ocf_eval_prints_and_records_conventions(tmp_path, capsys):
     """``ocf eval`` names each metric's convention in its table and its JSON record."""
-    from ocf.cli import main
     from repro_tiny import tiny_spec
+
+    from ocf.cli import main
 
     spec = tiny_spec(tmp_path)
     run = tmp_path / "run"

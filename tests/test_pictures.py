@@ -16,16 +16,36 @@ def _cells(image: Image.Image, rows: int, cols: int, cell: int, pad: int = 2) ->
     """Cut an ``image_grid`` picture (column titles, no row titles) into its ``cell``-sized cells."""
     a = np.asarray(image.convert("RGB"))
     top = a.shape[0] - pad - rows * (cell + pad)  # the title band
-    return [[a[top + pad + i * (cell + pad):][:cell, pad + j * (cell + pad):][:, :cell] for j in range(cols)]
-            for i in range(rows)]
+    return [
+        [a[top + pad + i * (cell + pad) :][:cell, pad + j * (cell + pad) :][:, :cell] for j in range(cols)]
+        for i in range(rows)
+    ]
 
 
 @pytest.fixture(scope="module")
 def grey_depth_file(tmp_path_factory):
     """nshapes with depth: C = 2 (grey, nearness) and -1 labels where shapes overlap."""
     path = tmp_path_factory.mktemp("pictures") / "depth.h5"
-    assert main(["data", "make", "nshapes", "--out", str(path), "--n", "20", "--seed", "3", "--quiet",
-                 "depth=true", "size=14", "resolution=32"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "make",
+                "nshapes",
+                "--out",
+                str(path),
+                "--n",
+                "20",
+                "--seed",
+                "3",
+                "--quiet",
+                "depth=true",
+                "size=14",
+                "resolution=32",
+            ]
+        )
+        == 0
+    )
     return path
 
 
@@ -40,8 +60,9 @@ def test_inspect_and_viz_colour_the_same_masks_with_the_same_pixels(grey_depth_f
     scale = 3  # the sheet scales 32 px cells to at least 96 px
     with Image.open(png) as im:
         sheet = _cells(im, rows=3, cols=3, cell=32 * scale)  # frame, truth, labels
-    figure = _cells(viz.decomposition_figure(frames, None, None, None, masks, scale=scale), rows=3, cols=2,
-                    cell=32 * scale)  # input, gt
+    figure = _cells(
+        viz.decomposition_figure(frames, None, None, None, masks, scale=scale), rows=3, cols=2, cell=32 * scale
+    )  # input, gt
     for i in range(3):
         np.testing.assert_array_equal(sheet[i][0], figure[i][0])  # the frame
         np.testing.assert_array_equal(sheet[i][1], figure[i][1])  # ground truth over the frame
@@ -60,4 +81,3 @@ def test_one_palette_and_one_ignore_colour():
     grey = np.full((2, 2, 2), 0.5, np.float32)  # [c h w] grey + depth
     grey[1] = 1.0
     assert (viz.to_uint8(grey) == 128).all()  # the depth channel is not shown
-

@@ -36,19 +36,22 @@ def _result(spec: Path, **fields) -> Result:
 # --------------------------------------------------------------------- entries
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"floor": "untrained plus 0.2"}, "a bound is a number, 'untrained + X' or 'baseline + X'"),
-    ({"floor": "baseline + 0.1"}, "a 'baseline + X' bound needs `baseline`"),
-    ({"floor": 0.5, "success": "6 of 5"}, "success is 'all' or 'k of n' with 0 < k <= n"),
-    ({"success": "2 of 3"}, "counts seeds reaching the floor, but there is no floor"),
-    ({"metrics": ["mse"]}, "metric 'fg_ari' is not among metrics ['mse']"),
-    ({"seeds": [0, 0]}, "seeds repeat"),
-    ({"seeds": []}, "seeds: List should have at least 1 item"),
-    ({"spec": "slot_attention/demo.json"}, "a spec is a .yaml file"),
-    ({"name": "Tiny Result"}, "name: String should match pattern"),
-    ({"overrides": ["train.steps"]}, "overrides are key=value"),
-    ({"colour": "blue"}, "colour: Extra inputs are not permitted"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"floor": "untrained plus 0.2"}, "a bound is a number, 'untrained + X' or 'baseline + X'"),
+        ({"floor": "baseline + 0.1"}, "a 'baseline + X' bound needs `baseline`"),
+        ({"floor": 0.5, "success": "6 of 5"}, "success is 'all' or 'k of n' with 0 < k <= n"),
+        ({"success": "2 of 3"}, "counts seeds reaching the floor, but there is no floor"),
+        ({"metrics": ["mse"]}, "metric 'fg_ari' is not among metrics ['mse']"),
+        ({"seeds": [0, 0]}, "seeds repeat"),
+        ({"seeds": []}, "seeds: List should have at least 1 item"),
+        ({"spec": "slot_attention/demo.json"}, "a spec is a .yaml file"),
+        ({"name": "Tiny Result"}, "name: String should match pattern"),
+        ({"overrides": ["train.steps"]}, "overrides are key=value"),
+        ({"colour": "blue"}, "colour: Extra inputs are not permitted"),
+    ],
+)
 def test_entries_are_validated_with_clear_errors(fields, message):
     base = dict(name="tiny", spec="slot_attention/demo.yaml", metric="fg_ari", shows="x")
     with pytest.raises(SpecError) as info:
@@ -62,8 +65,15 @@ def test_bounds_success_rules_and_seeds():
     assert Bound.model_validate("untrained + 0.2") == Bound(value=0.2, over="untrained")
     assert Bound.model_validate("baseline - 0.05") == Bound(value=-0.05, over="baseline")
     assert Bound.model_validate(0.5) == Bound(value=0.5) and Bound.model_validate("0.5").over == "absolute"
-    r = make(name="x", spec="a.yaml", metric="m", shows="s", floor=["untrained + 0.2", 0.5], success="4 of 5",
-             seeds=[0, 1, 2, 3, 4])
+    r = make(
+        name="x",
+        spec="a.yaml",
+        metric="m",
+        shows="s",
+        floor=["untrained + 0.2", 0.5],
+        success="4 of 5",
+        seeds=[0, 1, 2, 3, 4],
+    )
     assert [b.text() for b in r.floor] == ["untrained + 0.2", "0.5"]
     assert [r.required(n) for n in (5, 3, 10, 1)] == [4, 3, 8, 1]
     assert r.seed_list() == [0, 1, 2, 3, 4] and r.seed_list(2) == [0, 1] and r.seed_list(7) == [0, 1, 2, 3, 4, 5, 6]
@@ -77,8 +87,11 @@ def test_bounds_success_rules_and_seeds():
 
 def test_judge_relative_floor_k_of_n_baseline_and_control():
     r = make(name="x", spec="a.yaml", metric="m", shows="s", floor="untrained + 0.2", mean=0.5)
-    seeds = {0: {"value": 0.7, "untrained": 0.45}, 1: {"value": 0.6, "untrained": 0.45},
-             2: {"value": 0.45, "untrained": 0.1}}
+    seeds = {
+        0: {"value": 0.7, "untrained": 0.45},
+        1: {"value": 0.6, "untrained": 0.45},
+        2: {"value": 0.45, "untrained": 0.1},
+    }
     v = judge(r, seeds)
     assert [v["seeds"][s]["floor"] for s in (0, 1, 2)] == pytest.approx([0.65, 0.65, 0.3])
     assert [v["seeds"][s]["reached"] for s in (0, 1, 2)] == [True, False, True]  # 0.6 < 0.45 + 0.2
@@ -87,8 +100,16 @@ def test_judge_relative_floor_k_of_n_baseline_and_control():
     assert v["se"] == pytest.approx(statistics.stdev([0.7, 0.6, 0.45]) / math.sqrt(3))
     assert v["mean_target"]["reached"] and v["passed"] is False
     # SRI's rule: baseline + 0.1 on 2 of 3 seeds (4 of 5 scaled), baseline compared seed by seed
-    sri = make(name="x", spec="a.yaml", metric="m", shows="s", floor="baseline + 0.1", success="4 of 5",
-               baseline="b", control=Control(run=Run(spec="a.yaml"), ceiling=0.05))
+    sri = make(
+        name="x",
+        spec="a.yaml",
+        metric="m",
+        shows="s",
+        floor="baseline + 0.1",
+        success="4 of 5",
+        baseline="b",
+        control=Control(run=Run(spec="a.yaml"), ceiling=0.05),
+    )
     values = {0: {"value": 0.5}, 1: {"value": 0.3}, 2: {"value": 0.9}}
     v = judge(sri, values, baseline={0: 0.35, 1: 0.25, 2: 0.2}, control={0: 0.01, 1: 0.03, 2: 0.08})
     assert [v["seeds"][s]["reached"] for s in (0, 1, 2)] == [True, False, True]
@@ -111,8 +132,17 @@ TRAINING_PLUGINS = {"slot_attention", "genesis", "setcon", "sri", "simone", "sqa
 
 def test_every_built_in_plugin_registers_results_that_resolve():
     entries = registered(REGISTRY)
-    assert {"demo", "slot_attention_shapes", "genesis_shapes", "setcon_probe", "sri", "simone", "air_digits",
-            "sqair_digits", "rotating_4shapes"} <= set(entries)
+    assert {
+        "demo",
+        "slot_attention_shapes",
+        "genesis_shapes",
+        "setcon_probe",
+        "sri",
+        "simone",
+        "air_digits",
+        "sqair_digits",
+        "rotating_4shapes",
+    } <= set(entries)
     assert TRAINING_PLUGINS <= {plugin for _, plugin in entries.values()}
     demo = entries["demo"][0]
     assert demo.seeds == [0, 1, 2, 3, 4] and demo.mean.value == 0.5 and demo.floor[0].over == "untrained"
@@ -179,9 +209,16 @@ def test_card_from_a_chain_with_baseline_and_control_and_picking_up_seeds(tmp_pa
     seed resumes from its checkpoint."""
     spec = tiny_spec(tmp_path)
     base = Result(name="tiny_base", spec=str(spec), seeds=[0, 1], metric="fg_ari", shows="the baseline")
-    result = _result(spec, init_from=Run(spec=str(spec), steps=2), floor="untrained - 1", mean="baseline - 1",
-                     baseline="tiny_base", control=Control(run=Run(spec=str(spec), overrides=[
-                         "model.grouper.num_slots=2"]), ceiling=1.0, shows="two slots"))
+    result = _result(
+        spec,
+        init_from=Run(spec=str(spec), steps=2),
+        floor="untrained - 1",
+        mean="baseline - 1",
+        baseline="tiny_base",
+        control=Control(
+            run=Run(spec=str(spec), overrides=["model.grouper.num_slots=2"]), ceiling=1.0, shows="two slots"
+        ),
+    )
     registry = Registry()  # the built-in registry with these two results added
     for e in REGISTRY.entries():
         registry.add(e.kind, e.name, e.obj, plugin=e.plugin)
@@ -194,8 +231,10 @@ def test_card_from_a_chain_with_baseline_and_control_and_picking_up_seeds(tmp_pa
     assert (runs / "tiny" / "seed0.init" / "checkpoints" / "last.pt").exists()
     task = json.loads((runs / "tiny" / "seed0" / "task.json").read_text())
     assert task["stages"][1]["out"] == str((runs / "tiny" / "seed0").resolve())
-    assert any(o.startswith("train.init_from=") and o.endswith("seed0.init") for o in
-               job.read_task(runs / "tiny" / "seed0" / "task.json").stage_overrides(1))
+    assert any(
+        o.startswith("train.init_from=") and o.endswith("seed0.init")
+        for o in job.read_task(runs / "tiny" / "seed0" / "task.json").stage_overrides(1)
+    )
 
     card = cards.build(result, "thirdparty", records, command="ocf repro tiny --jobs 0", jobs=0)
     json_path, md_path = cards.write(card, tmp_path / "cards")
@@ -213,13 +252,25 @@ def test_card_from_a_chain_with_baseline_and_control_and_picking_up_seeds(tmp_pa
     assert saved["conventions"]["fg_ari"].startswith("FG-ARI, background (id 0)")
     assert saved["machine"]["threads_per_seed"] == 1 and saved["machine"]["cores"] >= 1
     assert saved["versions"]["torch"] and len(saved["git"]["commit"] or "x" * 40) == 40
-    assert saved["per_seed"]["1"]["commands"][1].startswith("ocf train ") and "--steps 3" in \
-        saved["per_seed"]["1"]["commands"][1]
+    assert (
+        saved["per_seed"]["1"]["commands"][1].startswith("ocf train ")
+        and "--steps 3" in saved["per_seed"]["1"]["commands"][1]
+    )
     text = md_path.read_text()
-    for piece in ("# tiny", "a tiny check", "**passed**", f"fg_ari {v['mean']:.3f} ± {v['se']:.3f} (n = 2)",
-                  "2 of 2 seeds reach the floor (2 required)", "| seed | fg_ari | untrained | baseline (tiny_base) |",
-                  "Control (two slots)", "## Metric conventions", "- `fg_ari`: FG-ARI", "git commit:",
-                  "threads per seed", "```bash\nocf train "):
+    for piece in (
+        "# tiny",
+        "a tiny check",
+        "**passed**",
+        f"fg_ari {v['mean']:.3f} ± {v['se']:.3f} (n = 2)",
+        "2 of 2 seeds reach the floor (2 required)",
+        "| seed | fg_ari | untrained | baseline (tiny_base) |",
+        "Control (two slots)",
+        "## Metric conventions",
+        "- `fg_ari`: FG-ARI",
+        "git commit:",
+        "threads per seed",
+        "```bash\nocf train ",
+    ):
         assert piece in text, piece
 
     # a rerun trains and scores nothing: every checkpoint and record stays as it was

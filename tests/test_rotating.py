@@ -18,10 +18,10 @@ from ocf.metrics import fg_ari
 from ocf.records import Batch, Rendering, State
 from ocf.spec import resolve
 from ocf.testing import check_component
-from ocf_rotating.grouper import RotatingCluster, agglomerative, kmeans, orientations
-from ocf_rotating.layers import add_rotation_dims, magnitude, rotating_conv, rotating_conv_transpose, rotating_linear
 from ocf_rotating.decoder import RotatingDecoder
 from ocf_rotating.encoder import RotatingEncoder
+from ocf_rotating.grouper import RotatingCluster, agglomerative, kmeans, orientations
+from ocf_rotating.layers import add_rotation_dims, magnitude, rotating_conv, rotating_conv_transpose, rotating_linear
 from ocf_rotating.viz import orientation_colours, rotating_figure
 
 REGISTRY = plugins.default().registry
@@ -70,7 +70,9 @@ def test_n1_zero_bias_no_norm_is_relu_of_the_plain_layer():
     x = torch.rand(3, 2, 7, 7)  # non-negative, as every rotating input is
     # equal up to the safe norm's ε: |out − relu(ψ)| ≤ 0.5·sqrt(ε) = 5e-5 where ψ ≈ 0
     conv = zero_bias(rotating_conv(2, 5, 1, stride=2, norm="none"))
-    assert torch.allclose(conv(add_rotation_dims(x, 1))[:, 0], F.relu(F.conv2d(x, conv.op.weight, stride=2, padding=1)), atol=1e-4)
+    assert torch.allclose(
+        conv(add_rotation_dims(x, 1))[:, 0], F.relu(F.conv2d(x, conv.op.weight, stride=2, padding=1)), atol=1e-4
+    )
     convt = zero_bias(rotating_conv_transpose(2, 5, 1, norm="none"))
     plain_t = F.conv_transpose2d(x, convt.op.weight, stride=2, padding=1, output_padding=1)
     assert torch.allclose(convt(add_rotation_dims(x, 1))[:, 0], F.relu(plain_t), atol=1e-4)
@@ -125,16 +127,26 @@ def test_fused_layer_matches_the_plain_autograd_formula(make, in_mag):
     """Values and gradients (input and every parameter) of the fused forward equal the plain one."""
     torch.manual_seed(4)
     n = 4
-    layer = {"conv": lambda: rotating_conv(3, 5, n, stride=2, bias_in_magnitude=in_mag),
-             "convt": lambda: rotating_conv_transpose(3, 5, n, bias_in_magnitude=in_mag),
-             "linear": lambda: rotating_linear(6, 4, n, bias_in_magnitude=in_mag)}[make]().double()
-    z = torch.randn(3, n, 3, 6, 6, dtype=torch.float64) if make != "linear" else torch.randn(3, n, 6, dtype=torch.float64)
+    layer = {
+        "conv": lambda: rotating_conv(3, 5, n, stride=2, bias_in_magnitude=in_mag),
+        "convt": lambda: rotating_conv_transpose(3, 5, n, bias_in_magnitude=in_mag),
+        "linear": lambda: rotating_linear(6, 4, n, bias_in_magnitude=in_mag),
+    }[make]().double()
+    z = (
+        torch.randn(3, n, 3, 6, 6, dtype=torch.float64)
+        if make != "linear"
+        else torch.randn(3, n, 6, dtype=torch.float64)
+    )
     z[0, :, 0] = 0  # zero vectors: the ε-safe norms' edge
     outs, grads = [], []
     for fn in (layer, lambda x: _plain_layer(layer, x)):
         x = z.clone().requires_grad_()
         out = fn(x)
-        grads.append(torch.autograd.grad((out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum(), [x, *layer.parameters()]))
+        grads.append(
+            torch.autograd.grad(
+                (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum(), [x, *layer.parameters()]
+            )
+        )
         outs.append(out)
     torch.testing.assert_close(outs[0], outs[1])
     for g_new, g_old in zip(*grads):
@@ -155,7 +167,11 @@ def test_zero_bias_layers_are_rotation_equivariant(make):
     """Weights shared over the rotation dims and norms of magnitudes: f(Rz) = R f(z) for an orthogonal R."""
     torch.manual_seed(3)
     n = 4
-    layer = {"conv": lambda: rotating_conv(2, 3, n), "convt": lambda: rotating_conv_transpose(2, 3, n), "linear": lambda: rotating_linear(5, 3, n)}[make]()
+    layer = {
+        "conv": lambda: rotating_conv(2, 3, n),
+        "convt": lambda: rotating_conv_transpose(2, 3, n),
+        "linear": lambda: rotating_linear(5, 3, n),
+    }[make]()
     zero_bias(layer)
     z = torch.randn(2, n, 2, 5, 5) if make != "linear" else torch.randn(2, n, 5)
     q, _ = torch.linalg.qr(torch.randn(n, n))
@@ -269,7 +285,10 @@ def constructed_state(b=2, n=4, with_counts=True):
     z[:, 0, :, 0] = torch.where((masks[:, 0] == 2)[:, None], 0.8 * e1[None, :, None, None], z[:, 0, :, 0])
     z = z + 0.02 * torch.randn(z.shape, generator=torch.Generator().manual_seed(0))  # background below threshold
     extras = {"counts": torch.full((b, 1), 2)} if with_counts else {}
-    return State(Batch(torch.rand(b, 1, 1, h, w), masks, extras), rendering=Rendering(recon=torch.rand(b, 1, 1, h, w), extras={"rotating": z}))
+    return State(
+        Batch(torch.rand(b, 1, 1, h, w), masks, extras),
+        rendering=Rendering(recon=torch.rand(b, 1, 1, h, w), extras={"rotating": z}),
+    )
 
 
 @pytest.mark.parametrize("method", ["kmeans", "agglomerative"])

@@ -13,8 +13,8 @@ from ocf import assembly, plugins
 from ocf.data import make_dataset
 from ocf.errors import UserError
 from ocf.run.evaluate import evaluate_model
-from ocf.spec import resolve
 from ocf.run.train import run
+from ocf.spec import resolve
 from ocf_rotating.data import add_features
 
 REGISTRY = plugins.default().registry
@@ -23,8 +23,15 @@ REGISTRY = plugins.default().registry
 def feature_spec(path, shape=(3, 8, 8), **data):
     return {
         "name": "rot-features",
-        "data": {"dataset": "hdf5", "path": str(path), "generate": None, "resolution": [16, 16], "channels": 1,
-                 "extras": {"features": list(shape)}, **data},
+        "data": {
+            "dataset": "hdf5",
+            "path": str(path),
+            "generate": None,
+            "resolution": [16, 16],
+            "channels": 1,
+            "extras": {"features": list(shape)},
+            **data,
+        },
         "model": {
             "encoder": {"type": "rotating.encoder", "rotation_dims": 3, "hidden": 4, "linear": 8, "input": "features"},
             "decoder": {"type": "rotating.decoder", "output": "linear"},
@@ -39,7 +46,9 @@ def feature_spec(path, shape=(3, 8, 8), **data):
 @pytest.fixture(scope="module")
 def feature_file(tmp_path_factory):
     d = tmp_path_factory.mktemp("rotfeat")
-    images = make_dataset(REGISTRY, "nshapes", d / "images.h5", n=40, seed=0, options={"resolution": 16, "num_shapes": 2, "size": 6})
+    images = make_dataset(
+        REGISTRY, "nshapes", d / "images.h5", n=40, seed=0, options={"resolution": 16, "num_shapes": 2, "size": 6}
+    )
     import h5py
 
     with h5py.File(images) as f:
@@ -99,7 +108,9 @@ def test_trains_and_evaluates_on_features(feature_file, tmp_path):
     # linear output (features may be negative): recon = w_c·‖z‖ + b_c, no sigmoid
     dec = model.decoder
     mag = state.rendering.extras["rotating"].square().sum(2).add(dec.spec.eps).sqrt()  # [b t c h w]
-    assert torch.allclose(state.rendering.recon, mag * dec.output_weight.view(-1, 1, 1) + dec.output_bias.view(-1, 1, 1), atol=1e-6)
+    assert torch.allclose(
+        state.rendering.recon, mag * dec.output_weight.view(-1, 1, 1) + dec.output_bias.view(-1, 1, 1), atol=1e-6
+    )
     assert state.latents.masks.shape == (2, 1, 3, 8, 8)  # 2 objects + background on the feature grid
     scores = evaluate_model(model, resolved, progress=False)
     assert set(scores) == {"fg_ari", "mbo", "mse"} and all(np.isfinite(v) for v in scores.values())

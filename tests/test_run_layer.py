@@ -33,8 +33,14 @@ def square_sprites(tmp_path_factory):
     """moving_sprites clips of 3 frames with up to 3 sprites: per-object extras [N 3 ...]
     have a second axis as long as the clip."""
     path = tmp_path_factory.mktemp("sprites") / "sprites.h5"
-    make_dataset(REGISTRY, "moving_sprites", path, n=12, seed=0,
-                 options={"frames": 3, "min_objects": 3, "max_objects": 3, "resolution": 16})
+    make_dataset(
+        REGISTRY,
+        "moving_sprites",
+        path,
+        n=12,
+        seed=0,
+        options={"frames": 3, "min_objects": 3, "max_objects": 3, "resolution": 16},
+    )
     return path
 
 
@@ -71,10 +77,12 @@ def test_window_starts_per_sample():
 def _spec(path: Path, **data) -> dict:
     return {
         "data": {"dataset": "moving_sprites", "path": str(path), "resolution": [16, 16], "frames": 2, **data},
-        "model": {"encoder": {"type": "cnn", "channels": [8]},
-                  "grouper": {"type": "slot_attention.grouper", "num_slots": 3, "slot_dim": 8, "mlp_hidden": 8},
-                  "decoder": {"type": "spatial_broadcast", "channels": [8]},
-                  "objectives": [{"type": "mse"}]},
+        "model": {
+            "encoder": {"type": "cnn", "channels": [8]},
+            "grouper": {"type": "slot_attention.grouper", "num_slots": 3, "slot_dim": 8, "mlp_hidden": 8},
+            "decoder": {"type": "spatial_broadcast", "channels": [8]},
+            "objectives": [{"type": "mse"}],
+        },
         "train": {"steps": 2, "batch_size": 4, "image_every": 0},
         "eval": {"batch_size": 4, "metrics": ["mse"]},
     }
@@ -115,13 +123,16 @@ def test_bench_measures_the_training_step_with_its_checks(square_sprites):
         p.unregister("nanbench")
 
 
-@pytest.mark.parametrize("old, new, name", [
-    ("ocf.train", "ocf.run.train", "run"),
-    ("ocf.evaluate", "ocf.run.evaluate", "evaluate_model"),
-    ("ocf.generate", "ocf.run.generate", "generate"),
-    ("ocf.bench", "ocf.run.bench", "run"),
-    ("ocf.data.cli", "ocf.cli.data", "add_parser"),
-])
+@pytest.mark.parametrize(
+    "old, new, name",
+    [
+        ("ocf.train", "ocf.run.train", "run"),
+        ("ocf.evaluate", "ocf.run.evaluate", "evaluate_model"),
+        ("ocf.generate", "ocf.run.generate", "generate"),
+        ("ocf.bench", "ocf.run.bench", "run"),
+        ("ocf.data.cli", "ocf.cli.data", "add_parser"),
+    ],
+)
 def test_old_paths_warn_and_reexport(old, new, name):
     with pytest.warns(DeprecationWarning, match=new.replace(".", r"\.")):
         module = importlib.reload(importlib.import_module(old))

@@ -81,11 +81,15 @@ def test_set_pairs_index_the_same_video_and_time():
 
 
 def _ctx(frames=5, tokens=16, grid=(4, 4)):
-    return BuildContext(channels=3, frames=frames, resolution=(8, 8), dims={"features.tokens": tokens, "features.grid": grid})
+    return BuildContext(
+        channels=3, frames=frames, resolution=(8, 8), dims={"features.tokens": tokens, "features.grid": grid}
+    )
 
 
 def _grouper(**params):
-    spec = SetConGrouper.Spec(num_slots=3, slot_dim=8, mlp_hidden=16, transition_hidden=16, set_hidden=16, set_dim=6, **params)
+    spec = SetConGrouper.Spec(
+        num_slots=3, slot_dim=8, mlp_hidden=16, transition_hidden=16, set_hidden=16, set_dim=6, **params
+    )
     return SetConGrouper(spec, _ctx())
 
 
@@ -222,16 +226,40 @@ def test_retrieval_metric():
 def _tiny_spec(tmp_path, objective="setcon.set_infonce", **train):
     return {
         "name": "setcon-tiny",
-        "data": {"dataset": "moving_sprites", "path": str(tmp_path / "ms.h5"), "frames": 4, "resolution": [16, 16],
-                 "generate": {"n": 96, "seed": 0, "options": {"resolution": 16, "frames": 4, "min_objects": 2, "max_objects": 2}}},
+        "data": {
+            "dataset": "moving_sprites",
+            "path": str(tmp_path / "ms.h5"),
+            "frames": 4,
+            "resolution": [16, 16],
+            "generate": {
+                "n": 96,
+                "seed": 0,
+                "options": {"resolution": 16, "frames": 4, "min_objects": 2, "max_objects": 2},
+            },
+        },
         "model": {
             "encoder": {"type": "cnn", "channels": [16, 16], "strides": [2, 1]},
-            "grouper": {"type": "setcon.grouper", "num_slots": 3, "slot_dim": 16, "mlp_hidden": 32,
-                        "transition_hidden": 32, "set_hidden": 32, "set_dim": 16},
+            "grouper": {
+                "type": "setcon.grouper",
+                "num_slots": 3,
+                "slot_dim": 16,
+                "mlp_hidden": 32,
+                "transition_hidden": 32,
+                "set_hidden": 32,
+                "set_dim": 16,
+            },
             "objectives": [{"type": objective, "temperature": 0.1}],
         },
-        "train": {"steps": 40, "batch_size": 16, "threads": 1, "log_every": 5, "image_every": 0, "checkpoint_every": 40,
-                  "optimizer": {"type": "adam", "lr": 2e-3}, **train},
+        "train": {
+            "steps": 40,
+            "batch_size": 16,
+            "threads": 1,
+            "log_every": 5,
+            "image_every": 0,
+            "checkpoint_every": 40,
+            "optimizer": {"type": "adam", "lr": 2e-3},
+            **train,
+        },
         "eval": {"metrics": ["setcon.retrieval", "fg_ari"], "batch_size": 16, "max_samples": 16},
     }
 
@@ -239,7 +267,7 @@ def _tiny_spec(tmp_path, objective="setcon.set_infonce", **train):
 def _losses(run):
     import json
 
-    return [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines() if '"loss"' in l]
+    return [json.loads(row) for row in (run / "metrics.jsonl").read_text().splitlines() if '"loss"' in row]
 
 
 def test_setcon_learns_and_probe_trains_on_frozen_stages(tmp_path):
@@ -250,7 +278,7 @@ def test_setcon_learns_and_probe_trains_on_frozen_stages(tmp_path):
 
     torch.manual_seed(0)
     run = train.run(resolve(_tiny_spec(tmp_path), REGISTRY), out=str(tmp_path / "pre"), progress=False)
-    losses = [l["loss"] for l in _losses(run)]
+    losses = [row["loss"] for row in _losses(run)]
     assert losses[-1] < 0.6 * losses[0], losses
     scores = evaluate.evaluate_model(load_run(run, REGISTRY)[1], load_run(run, REGISTRY)[0], progress=False)
     assert scores["setcon.retrieval"] > 0.3  # chance is 1/64

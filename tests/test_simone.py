@@ -30,7 +30,14 @@ def spec(frames=3, res=16, **decoder):
     return {
         "data": {"dataset": "moving_sprites", "path": "unused.h5", "frames": frames, "resolution": [res, res]},
         "model": {
-            "encoder": {"type": "simone.encoder", "conv_channels": [8, 8], "width": 16, "heads": 2, "ffn": 32, "layers": 1},
+            "encoder": {
+                "type": "simone.encoder",
+                "conv_channels": [8, 8],
+                "width": 16,
+                "heads": 2,
+                "ffn": 32,
+                "layers": 1,
+            },
             "grouper": {"type": "simone.pooling", "latent_dim": 6, "hidden": [16]},
             "prior": {"type": "simone.prior"},
             "decoder": {"type": "simone.pixel_mlp", "hidden": [16, 16], **decoder},
@@ -54,9 +61,18 @@ def video(b=2, t=3, res=16, seed=0) -> Batch:
 
 
 def test_plugin_registers_its_components():
-    names = {(kind, e.name) for kind in ("encoder", "grouper", "prior", "decoder", "objective") for e in REGISTRY.entries(kind)}
-    assert {("encoder", "simone.encoder"), ("grouper", "simone.pooling"), ("prior", "simone.prior"),
-            ("decoder", "simone.pixel_mlp"), ("objective", "simone.likelihood")} <= names
+    names = {
+        (kind, e.name)
+        for kind in ("encoder", "grouper", "prior", "decoder", "objective")
+        for e in REGISTRY.entries(kind)
+    }
+    assert {
+        ("encoder", "simone.encoder"),
+        ("grouper", "simone.pooling"),
+        ("prior", "simone.prior"),
+        ("decoder", "simone.pixel_mlp"),
+        ("objective", "simone.likelihood"),
+    } <= names
 
 
 @pytest.mark.parametrize("cls", [SimonePooling, PixelMLPDecoder, SimonePrior, SimoneLikelihood])
@@ -95,7 +111,9 @@ def direct_whole_pixel_nll(x, rgb, logits, sigma):
 
 
 def likelihood_terms(x, rgb, logits, sigma=0.08, mixture="channel"):
-    obj = SimoneLikelihood(SimoneLikelihood.Spec(sigma=sigma, mixture=mixture), BuildContext(3, x.shape[1], tuple(x.shape[-2:])))
+    obj = SimoneLikelihood(
+        SimoneLikelihood.Spec(sigma=sigma, mixture=mixture), BuildContext(3, x.shape[1], tuple(x.shape[-2:]))
+    )
     state = State(Batch(x), rendering=Rendering(rgb=rgb, mask_logits=logits))
     return obj(state)["nll"]
 
@@ -122,8 +140,13 @@ def test_whole_pixel_mixture_equals_its_formula_and_differs_from_per_channel():
     # two slots that each get a different half of the channels right, sharing the mask:
     # per channel this is nearly as good as one right slot; as a whole pixel it is not
     x = torch.full((1, 1, 3, 1, 1), 0.5, dtype=torch.float64)
-    split = torch.stack([x[:, :, :] + torch.tensor([0, 0, 0.5], dtype=torch.float64).view(1, 1, 3, 1, 1),
-                         x[:, :, :] + torch.tensor([0.5, 0.5, 0], dtype=torch.float64).view(1, 1, 3, 1, 1)], 2)
+    split = torch.stack(
+        [
+            x[:, :, :] + torch.tensor([0, 0, 0.5], dtype=torch.float64).view(1, 1, 3, 1, 1),
+            x[:, :, :] + torch.tensor([0.5, 0.5, 0], dtype=torch.float64).view(1, 1, 3, 1, 1),
+        ],
+        2,
+    )
     logits = torch.zeros(1, 1, 2, 1, 1, dtype=torch.float64)
     assert likelihood_terms(x, split, logits, mixture="pixel") - likelihood_terms(x, split, logits) > 10
 
@@ -132,7 +155,9 @@ def test_likelihood_stays_finite_where_the_exp_log_form_underflows():
     g = torch.Generator().manual_seed(1)
     b, t, k, c, h, w = 2, 2, 3, 3, 4, 4
     x = torch.rand(b, t, c, h, w, generator=g)
-    rgb = x.unsqueeze(2) + 1.2 + 0.1 * torch.rand(b, t, k, c, h, w, generator=g)  # every slot ~15 σ away: exponents below −110
+    rgb = (
+        x.unsqueeze(2) + 1.2 + 0.1 * torch.rand(b, t, k, c, h, w, generator=g)
+    )  # every slot ~15 σ away: exponents below −110
     logits = torch.randn(b, t, k, h, w, generator=g)
     naive = direct_pixel_nll(x, rgb, logits, 0.08)  # float32: exp underflows to 0, log gives inf
     assert not torch.isfinite(naive)
@@ -223,7 +248,11 @@ def test_gradients_reach_every_parameter():
     model = tiny_model()
     model.train()
     Model.total(model(video()).losses).backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all() or not p.grad.abs().sum() > 0]
+    missing = [
+        n
+        for n, p in model.named_parameters()
+        if p.grad is None or not torch.isfinite(p.grad).all() or not p.grad.abs().sum() > 0
+    ]
     assert not missing, missing
 
 
@@ -266,7 +295,9 @@ def test_chunked_eval_decode_equals_unchunked(eval_sample):
             torch.manual_seed(5)
             outs.append(decoder(state))
     for r in outs[1:]:
-        assert torch.allclose(r.rgb, outs[0].rgb, atol=1e-6) and torch.allclose(r.mask_logits, outs[0].mask_logits, atol=1e-5)
+        assert torch.allclose(r.rgb, outs[0].rgb, atol=1e-6) and torch.allclose(
+            r.mask_logits, outs[0].mask_logits, atol=1e-5
+        )
 
 
 _DECODE_PEAK = """
@@ -307,7 +338,9 @@ def _decode_peak_mb(frames: int, chunk: int) -> float:
 
     code = _DECODE_PEAK.format(tests=str(Path(__file__).parent))
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
-    out = subprocess.run([sys.executable, "-c", code, str(frames), str(chunk)], capture_output=True, text=True, check=True, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(frames), str(chunk)], capture_output=True, text=True, check=True, env=env
+    )
     return float(out.stdout.split()[-1])
 
 
@@ -320,7 +353,9 @@ def test_eval_decode_memory_is_bounded_by_the_chunk_not_the_video_length():
     short, long = _decode_peak_mb(16, one_frame), _decode_peak_mb(64, one_frame)
     assert short < 80, f"16 frames, one per call: the peak grew {short:.0f} MB"
     output_mb = 48 * 4 * 64 * 64 * 4 * 4 / 2**20  # the 48 extra frames of rgb + mask logit: the result itself
-    assert long - short < 2 * output_mb + 8, f"peak grew with video length beyond the output: {short:.0f} MB at 16 frames, {long:.0f} MB at 64"
+    assert long - short < 2 * output_mb + 8, (
+        f"peak grew with video length beyond the output: {short:.0f} MB at 16 frames, {long:.0f} MB at 64"
+    )
 
 
 @pytest.mark.parametrize("affine", [False, True])
@@ -376,7 +411,10 @@ def test_pool_scale_and_grid_checks():
     enc = SimoneEncoder(SimoneEncoder.Spec(conv_channels=[8], width=8, heads=2, ffn=8, layers=1, pool_size=2), ctx)
     assert ctx.dims["features.grid"] == (4, 4)  # 16 → 8 → pooled 4
     with pytest.raises(ValueError, match="pool_size"):
-        SimoneEncoder(SimoneEncoder.Spec(conv_channels=[8, 8, 8], width=8, heads=2, ffn=8, layers=1, pool_size=4), BuildContext(3, 2, (16, 16)))
+        SimoneEncoder(
+            SimoneEncoder.Spec(conv_channels=[8, 8, 8], width=8, heads=2, ffn=8, layers=1, pool_size=4),
+            BuildContext(3, 2, (16, 16)),
+        )
     with pytest.raises(ValueError, match="heads"):
         SimoneEncoder.Spec(width=10, heads=3)
     assert enc(State(video(t=2))).tokens.shape == (2, 2, 16, 8)
@@ -403,7 +441,10 @@ def test_embed_norm_makes_the_content_as_large_as_the_position_encoding():
     frames[..., 4:9, 4:9] = 0.8  # one small bright sprite on black
     sizes = {}
     for norm in (False, True):
-        enc = SimoneEncoder(SimoneEncoder.Spec(conv_channels=[32, 32], width=32, heads=2, ffn=8, layers=1, embed_norm=norm), BuildContext(3, 2, (16, 16)))
+        enc = SimoneEncoder(
+            SimoneEncoder.Spec(conv_channels=[32, 32], width=32, heads=2, ffn=8, layers=1, embed_norm=norm),
+            BuildContext(3, 2, (16, 16)),
+        )
         x = enc.convs(frames.flatten(0, 1)).permute(0, 2, 3, 1)
         x = enc.embed_norm(enc.project(x))
         sizes[norm] = x.pow(2).mean(-1).sqrt()  # RMS per token
@@ -428,11 +469,13 @@ def test_frame_latent_plot(tmp_path):
 
 
 def test_ocf_viz_draws_the_video_decomposition_and_the_frame_latents(tmp_path):
-    from ocf.run import train
     from ocf.cli import main
+    from ocf.run import train
 
     d = spec(frames=3)
-    d["data"].update(path=str(tmp_path / "sprites.h5"), generate={"n": 16, "seed": 0, "options": {"resolution": 16, "frames": 3}})
+    d["data"].update(
+        path=str(tmp_path / "sprites.h5"), generate={"n": 16, "seed": 0, "options": {"resolution": 16, "frames": 3}}
+    )
     d["train"] = {"steps": 1, "batch_size": 2, "image_every": 0}
     run = train.run(resolve(d, REGISTRY), out=str(tmp_path / "run"), progress=False)
     assert main(["viz", str(run), "--n", "2"]) == 0

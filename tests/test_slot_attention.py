@@ -156,11 +156,13 @@ def test_slot_attention_autoencoder_learns():
         frames = squares(8)
         ctx = BuildContext(channels=3, frames=1, resolution=(16, 16))
         torch.manual_seed(0)
-        stages = torch.nn.ModuleList([
-            CNNEncoder(CNNEncoder.Spec(channels=[32, 32, 32]), ctx),
-            SlotAttentionGrouper(SlotAttentionGrouper.Spec(num_slots=4, slot_dim=32, mlp_hidden=64), ctx),
-            SpatialBroadcastDecoder(SpatialBroadcastDecoder.Spec(channels=[32, 32, 32]), ctx),
-        ])
+        stages = torch.nn.ModuleList(
+            [
+                CNNEncoder(CNNEncoder.Spec(channels=[32, 32, 32]), ctx),
+                SlotAttentionGrouper(SlotAttentionGrouper.Spec(num_slots=4, slot_dim=32, mlp_hidden=64), ctx),
+                SpatialBroadcastDecoder(SpatialBroadcastDecoder.Spec(channels=[32, 32, 32]), ctx),
+            ]
+        )
         mse = MSEObjective(MSEObjective.Spec(), ctx)
         opt = torch.optim.Adam(stages.parameters(), lr=2e-3)
         warmup = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / 30))

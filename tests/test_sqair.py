@@ -8,14 +8,13 @@ import pytest
 import torch
 
 from ocf import plugins
-from ocf.assembly import build
 from ocf.components import BuildContext
 from ocf.metrics import CountAccuracy
 from ocf.records import Batch, State
 from ocf.spec import load
 from ocf_sqair.decoder import GlimpseDecoder
 from ocf_sqair.encoder import FrameEncoder
-from ocf_sqair.estimators import iwae_bound, leave_one_out_bound, learning_signal, surrogate
+from ocf_sqair.estimators import iwae_bound, learning_signal, leave_one_out_bound, surrogate
 from ocf_sqair.grouper import SqairGrouper
 from ocf_sqair.metrics import DiscoveryRate, IwaeBound
 from ocf_sqair.objective import IwaeObjective
@@ -71,7 +70,7 @@ def test_leave_one_out_bound_matches_its_definition():
     got = leave_one_out_bound(log_w)
     for j in range(4):
         replaced = log_w.clone()
-        replaced[j] = torch.cat([log_w[:j], log_w[j + 1:]]).mean(0)
+        replaced[j] = torch.cat([log_w[:j], log_w[j + 1 :]]).mean(0)
         assert torch.allclose(got[j], torch.logsumexp(replaced, 0) - math.log(4), atol=1e-6)
     with pytest.raises(ValueError, match="at least 2 particles"):
         leave_one_out_bound(torch.randn(1, 3))
@@ -121,7 +120,9 @@ def test_learning_signals():
 def _model(b=2, t=3, k=3, res=(24, 24), propagate=True, particles=3, decoder=None, **grouper):
     ctx = BuildContext(1, t, res)
     enc = FrameEncoder(FrameEncoder.Spec(hidden=[16]), ctx)
-    spec = dict(max_objects=k, what_dim=4, glimpse_size=6, hidden=[16], rnn_hidden=16, propagate=propagate, particles=particles)
+    spec = dict(
+        max_objects=k, what_dim=4, glimpse_size=6, hidden=[16], rnn_hidden=16, propagate=propagate, particles=particles
+    )
     grp = SqairGrouper(SqairGrouper.Spec(**{**spec, **grouper}), ctx)
     prior = SqairPrior(SqairPrior.Spec(hidden=[16], rnn_hidden=16), ctx)
     dec = GlimpseDecoder(GlimpseDecoder.Spec(**{"glimpse_size": 6, "hidden": [16], **(decoder or {})}), ctx)
@@ -168,7 +169,9 @@ def test_square_glimpses_use_one_scale_and_give_the_second_no_density(propagate)
     assert ex["presence"].sum() > 0
     assert torch.equal(ex["where"][..., 0], ex["where"][..., 1])  # sx = sy = sigmoid(raw[0])
     assert torch.equal(ex["where"][..., 0], torch.sigmoid(ex["where_raw"][..., 0]))
-    assert torch.equal(ex["where_raw"][..., 0], ex["where_raw"][..., 1])  # one consistent raw scale for the priors' RNNs
+    assert torch.equal(
+        ex["where_raw"][..., 0], ex["where_raw"][..., 1]
+    )  # one consistent raw scale for the priors' RNNs
     # log p has no density on the second scale: perturbing it alone, at the last slot
     # of the last frame (which no later recurrence reads), leaves log p unchanged
     _, _, _, prior, _ = parts
@@ -179,8 +182,8 @@ def test_square_glimpses_use_one_scale_and_give_the_second_no_density(propagate)
     discovered_last = ex["discovered"][:, -1, -1] > 0
     if discovered_last.any():  # the first scale does have a density
         assert not torch.allclose(prior.log_prob({**ex, "where_raw": ex["where_raw"] + bump}), prior.log_prob(ex))
-    from ocf_sqair.common import constrain, where_log_prob
     from ocf.records import DiagonalGaussian
+    from ocf_sqair.common import constrain, where_log_prob
 
     raw = torch.randn(5, 4)
     dist = DiagonalGaussian(torch.zeros(4), torch.ones(4))
@@ -193,8 +196,17 @@ def test_square_glimpses_use_one_scale_and_give_the_second_no_density(propagate)
 def test_fixed_discovery_where_prior_is_the_stated_gaussian():
     ctx = BuildContext(1, 1, (24, 24))
     ctx.dims.update({"latents.num_slots": 3, "latents.objects": 4, "sqair.propagate": False})
-    prior = SqairPrior(SqairPrior.Spec(hidden=[8], rnn_hidden=8, discovery_where="fixed", fixed_scale=0.25,
-                                       fixed_scale_std=0.3, fixed_shift_std=0.8), ctx)
+    prior = SqairPrior(
+        SqairPrior.Spec(
+            hidden=[8],
+            rnn_hidden=8,
+            discovery_where="fixed",
+            fixed_scale=0.25,
+            fixed_scale_std=0.3,
+            fixed_shift_std=0.8,
+        ),
+        ctx,
+    )
     dist = prior._where(torch.randn(5, 8))
     assert torch.allclose(dist.mean, torch.tensor([math.log(1 / 3), math.log(1 / 3), 0.0, 0.0]).expand(5, 4))
     assert torch.allclose(dist.std, torch.tensor([0.3, 0.3, 0.8, 0.8]).expand(5, 4))
@@ -225,9 +237,11 @@ def test_identities_stable_on_a_sequence_with_known_motion():
     t_len, res = 5, 24
     frames = torch.zeros(2, t_len, 1, res, res)
     for t in range(t_len):
-        frames[:, t, 0, 2 + t:8 + t, 2:8] = 1.0  # down by 1 px / frame
-        frames[:, t, 0, 14:20, 16 - 2 * t:22 - 2 * t] = 1.0  # left by 2 px / frame
-    parts = _model(b=2, t=t_len, propagate=True, particles=4, propagation_presence_bias=50.0, discovery_presence_bias=2.0)
+        frames[:, t, 0, 2 + t : 8 + t, 2:8] = 1.0  # down by 1 px / frame
+        frames[:, t, 0, 14:20, 16 - 2 * t : 22 - 2 * t] = 1.0  # left by 2 px / frame
+    parts = _model(
+        b=2, t=t_len, propagate=True, particles=4, propagation_presence_bias=50.0, discovery_presence_bias=2.0
+    )
     ex = _run(parts, frames).latents.extras
     pres, prop = ex["presence"], ex["propagated"]
     first = pres[:, 0]
@@ -242,7 +256,16 @@ def test_mask_propagated_blanks_what_propagation_explains():
     boxes blanked: pixels inside them are 0, the rest unchanged."""
     torch.manual_seed(3)
     k = 2
-    parts = _model(b=2, t=2, k=k, propagate=True, particles=1, mask_propagated=True, propagation_presence_bias=50.0, discovery_presence_bias=50.0)
+    parts = _model(
+        b=2,
+        t=2,
+        k=k,
+        propagate=True,
+        particles=1,
+        mask_propagated=True,
+        propagation_presence_bias=50.0,
+        discovery_presence_bias=50.0,
+    )
     grp = parts[2]
     seen = []
     original = grp._glimpse
@@ -250,7 +273,7 @@ def test_mask_propagated_blanks_what_propagation_explains():
     frames = torch.rand(2, 2, 1, 24, 24) + 0.1
     ex = _run(parts, frames).latents.extras
     assert ex["propagated"][:, 1].sum() == 2 * k  # every object of frame 0 was propagated
-    discovery_t1 = seen[k + 2 * k:]  # frame 0: k discovery glimpses; frame 1: 2 per propagated slot, then discovery
+    discovery_t1 = seen[k + 2 * k :]  # frame 0: k discovery glimpses; frame 1: 2 per propagated slot, then discovery
     assert len(discovery_t1) == k
     img = discovery_t1[0]
     for i in range(2):
@@ -274,11 +297,16 @@ def test_prior_count_logits_and_log_prob_pieces():
     free = torch.tensor([3.0, 1.0])
     first = prior._count_logits(0, free)
     assert torch.allclose(first[0], torch.log_softmax(torch.tensor([0.0, -1.0, -2.0, -3.0]), 0))
-    assert torch.allclose(first[1, :2], torch.log_softmax(torch.tensor([0.0, -1.0]), 0)) and torch.isinf(first[1, 2:]).all()
+    assert (
+        torch.allclose(first[1, :2], torch.log_softmax(torch.tensor([0.0, -1.0]), 0))
+        and torch.isinf(first[1, 2:]).all()
+    )
     later = prior._count_logits(2, free)
     assert later[0, 0].exp() > 0.99  # strongly biased towards no new object after the first frame
     # AIR (no propagation): every frame uses the first-frame counts
-    ctx_air = BuildContext(1, 3, (16, 16), dims={"latents.objects": 4, "latents.num_slots": 3, "sqair.propagate": False})
+    ctx_air = BuildContext(
+        1, 3, (16, 16), dims={"latents.objects": 4, "latents.num_slots": 3, "sqair.propagate": False}
+    )
     air = SqairPrior(SqairPrior.Spec(hidden=[8], rnn_hidden=8), ctx_air)
     assert torch.allclose(air._count_logits(2, free), air._count_logits(0, free))
     # log p of an empty frame is exactly the count term for 0 objects
@@ -290,7 +318,12 @@ def test_prior_count_logits_and_log_prob_pieces():
     what = torch.randn(4)
     ex2 = {**ex1, "what": torch.cat([what, torch.zeros(8)]).view(1, 1, 3, 4)}
     diff = prior.log_prob(ex2) - prior.log_prob(ex1)
-    assert torch.allclose(diff, torch.distributions.Normal(0, 1).log_prob(what).sum() - torch.distributions.Normal(0, 1).log_prob(torch.zeros(4)).sum(), atol=1e-5)
+    assert torch.allclose(
+        diff,
+        torch.distributions.Normal(0, 1).log_prob(what).sum()
+        - torch.distributions.Normal(0, 1).log_prob(torch.zeros(4)).sum(),
+        atol=1e-5,
+    )
 
 
 def test_prior_sample_unconditional_and_conditional():
@@ -299,7 +332,9 @@ def test_prior_sample_unconditional_and_conditional():
         prior.count_logits.copy_(torch.tensor([[0.0, 0.0, -20.0, -20.0], [0.0, -20.0, -20.0, -20.0]]))
     g = torch.Generator().manual_seed(0)
     lat = prior.sample(400, generator=g, frames=5)
-    assert lat.objects.shape == (400, 5, 3, 4) and lat.presence.shape == (400, 5, 3) and lat.where.shape == (400, 5, 3, 4)
+    assert (
+        lat.objects.shape == (400, 5, 3, 4) and lat.presence.shape == (400, 5, 3) and lat.where.shape == (400, 5, 3, 4)
+    )
     counts = lat.presence.sum(-1)
     assert set(counts[:, 0].unique().tolist()) == {0.0, 1.0}  # 0 or 1 new objects, equally likely
     assert 0.4 < counts[:, 0].mean() < 0.6
@@ -366,7 +401,11 @@ def test_objective_and_metrics_agree_with_an_independent_computation():
     parts = _model(b=2, t=2, particles=4)
     state = _run(parts, torch.rand(2, 2, 1, 24, 24))
     terms = IwaeObjective(IwaeObjective.Spec(), None)(state)
-    log_w = (state.rendering.extras["log_lik"] + state.prior.extras["log_p"] - state.latents.extras["log_q"]).sum(1).view(4, 2)
+    log_w = (
+        (state.rendering.extras["log_lik"] + state.prior.extras["log_p"] - state.latents.extras["log_q"])
+        .sum(1)
+        .view(4, 2)
+    )
     bound = torch.logsumexp(log_w, 0) - math.log(4)
     assert torch.allclose(terms["nll_iwae"], -bound.mean())
     assert float(terms["vimco"].detach()) == 0.0 and terms["vimco"].requires_grad
@@ -425,12 +464,14 @@ def test_air_learns_on_tiny_moving_digits(tmp_path):
     opts = gen.Options(resolution=16, digit_size=6, frames=1, max_digits=2)
     data = gen.generate(64, 0, opts)
     frames = torch.from_numpy(data["frames"]).float().div(255).permute(0, 1, 4, 2, 3)  # [n t c h w]
-    ctx, enc, grp, prior, dec = _model(t=1, res=(16, 16), propagate=False, particles=3, decoder={"output_scale": 1.0, "output_bias": 0.0})
+    ctx, enc, grp, prior, dec = _model(
+        t=1, res=(16, 16), propagate=False, particles=3, decoder={"output_scale": 1.0, "output_bias": 0.0}
+    )
     modules = torch.nn.ModuleList([enc, grp, prior, dec])
     opt = torch.optim.Adam(modules.parameters(), lr=3e-3)
     obj = IwaeObjective(IwaeObjective.Spec(), None)
     losses = []
-    for step in range(40):
+    for _ in range(40):
         idx = torch.randint(0, 64, (16,))
         terms = obj(_run((ctx, enc, grp, prior, dec), frames[idx]))
         loss = terms["nll_iwae"] + terms["vimco"]
@@ -445,8 +486,15 @@ def test_air_learns_on_tiny_moving_digits(tmp_path):
 def test_configs_build_and_train_one_step(tmp_path):
     from ocf.run import train
 
-    for name, extra in (("air_digits_32.yaml", []), ("sqair_digits_32.yaml", ["data.frames=3"]), ("paper_50.yaml", ["data.frames=2", "train.batch_size=2"])):
-        resolved = load(f"configs/sqair/{name}", REGISTRY, ["train.steps=1", "train.eval_every=0", f"data.path={tmp_path}/{name}.h5",
-                                                           "data.generate.n=40", *extra])
+    for name, extra in (
+        ("air_digits_32.yaml", []),
+        ("sqair_digits_32.yaml", ["data.frames=3"]),
+        ("paper_50.yaml", ["data.frames=2", "train.batch_size=2"]),
+    ):
+        resolved = load(
+            f"configs/sqair/{name}",
+            REGISTRY,
+            ["train.steps=1", "train.eval_every=0", f"data.path={tmp_path}/{name}.h5", "data.generate.n=40", *extra],
+        )
         run = train.run(resolved, out=str(tmp_path / name), progress=False)
         assert (run / "checkpoints" / "last.pt").exists()

@@ -13,38 +13,57 @@ import torch
 import yaml
 
 from ocf import plugins
-from ocf.data.batches import take_batch
-from ocf.run import generate, train
-from ocf.run.data import open_split
 from ocf.assembly import Model, build
 from ocf.cli import main
+from ocf.data.batches import take_batch
 from ocf.errors import SpecError, UserError
 from ocf.geco import Geco
 from ocf.records import Batch, DiagonalGaussian, Latents, State
-from ocf.spec import GecoSpec, load, resolve
+from ocf.run import generate, train
+from ocf.run.data import open_split
+from ocf.spec import GecoSpec, resolve
 from ocf_sri.matching import greedy_match, hungarian_match
 from ocf_sri.prior import SceneEncoder
 
 ROOT = Path(__file__).resolve().parents[1]
 REGISTRY = plugins.default().registry
-COMPOSITIONS = ["configs/compositions/slot_attention_sri.yaml", "configs/compositions/simone_sri.yaml", "configs/sri/genesis_sri.yaml"]
+COMPOSITIONS = [
+    "configs/compositions/slot_attention_sri.yaml",
+    "configs/compositions/simone_sri.yaml",
+    "configs/sri/genesis_sri.yaml",
+]
 
 
 def tiny(data_path: Path, **prior) -> dict:
     return {
-        "data": {"dataset": "correlated", "path": str(data_path), "resolution": [16, 16],
-                 "generate": {"n": 64, "seed": 0, "options": {"resolution": 16, "rule": "same_color", "min_objects": 2, "max_objects": 3}}},
+        "data": {
+            "dataset": "correlated",
+            "path": str(data_path),
+            "resolution": [16, 16],
+            "generate": {
+                "n": 64,
+                "seed": 0,
+                "options": {"resolution": 16, "rule": "same_color", "min_objects": 2, "max_objects": 3},
+            },
+        },
         "model": {
             "encoder": {"type": "cnn", "channels": [16, 16]},
             "grouper": {"type": "slot_attention.gaussian_grouper", "num_slots": 3, "slot_dim": 8, "mlp_hidden": 16},
             "prior": {"type": "sri.prior", "width": 16, "layers": 2, "heads": 2, "lstm_hidden": 16, **prior},
             "decoder": {"type": "spatial_broadcast", "channels": [16, 16]},
-            "objectives": [{"type": "mixture_nll", "sigma": 0.1, "reduction": "mean_pixel"},
-                           {"type": "sri.ordered_nll", "sigma": 0.1, "reduction": "mean_pixel"}, {"type": "kl", "weight": 0.01}],
+            "objectives": [
+                {"type": "mixture_nll", "sigma": 0.1, "reduction": "mean_pixel"},
+                {"type": "sri.ordered_nll", "sigma": 0.1, "reduction": "mean_pixel"},
+                {"type": "kl", "weight": 0.01},
+            ],
         },
         "train": {"steps": 2, "batch_size": 4, "image_every": 0, "checkpoint_every": 2},
-        "eval": {"batch_size": 8, "max_samples": 16, "metrics": ["fg_ari", "mse", "kid", "relation_accuracy"],
-                 "metric_options": {"kid": {"subset_size": 8, "subsets": 5}}},
+        "eval": {
+            "batch_size": 8,
+            "max_samples": 16,
+            "metrics": ["fg_ari", "mse", "kid", "relation_accuracy"],
+            "metric_options": {"kid": {"subset_size": 8, "subsets": 5}},
+        },
     }
 
 
@@ -117,7 +136,10 @@ def test_ordered_posterior_permutes_the_posterior_means(data_path):
     model.prior.posterior_scales.raw_std.weight.data.zero_()
     model.prior.posterior_scales.min_std = 1e-8
     torch.manual_seed(1)
-    st = State(state.batch, latents=Latents(objects=post.mean, posterior=DiagonalGaussian(post.mean.detach(), post.std.detach())))
+    st = State(
+        state.batch,
+        latents=Latents(objects=post.mean, posterior=DiagonalGaussian(post.mean.detach(), post.std.detach())),
+    )
     out = model.prior(st).extras
     expected = torch.gather(post.mean.detach(), 1, out["order"].unsqueeze(-1).expand(4, 3, 8))
     assert torch.allclose(out["ordered"], expected, atol=1e-4)
@@ -126,13 +148,17 @@ def test_ordered_posterior_permutes_the_posterior_means(data_path):
 def test_no_gradient_flows_through_the_matching_or_into_the_segregation_slots(data_path):
     model = tiny_model(data_path).train()
     state = model(Batch(torch.rand(4, 1, 3, 16, 16)))
-    sri_terms = [state.prior.terms[k] for k in ("scene_kl", "slot_kl", "cross_order_kl")] + [state.losses["ordered_nll"]]
+    sri_terms = [state.prior.terms[k] for k in ("scene_kl", "slot_kl", "cross_order_kl")] + [
+        state.losses["ordered_nll"]
+    ]
     seg = [p for p in list(model.encoder.parameters()) + list(model.grouper.parameters())]
     grads = torch.autograd.grad(sum(sri_terms), seg, allow_unused=True)
     assert all(g is None or g.abs().max() == 0 for g in grads)
     assert not state.prior.extras["order"].requires_grad
     # the segregation VAE's own KL does train the grouper
-    grads = torch.autograd.grad(state.prior.terms["segregation_kl"], list(model.grouper.parameters()), allow_unused=True)
+    grads = torch.autograd.grad(
+        state.prior.terms["segregation_kl"], list(model.grouper.parameters()), allow_unused=True
+    )
     assert any(g is not None and g.abs().max() > 0 for g in grads)
     # and SRI's own networks get gradients from its terms
     prior_grads = torch.autograd.grad(sum(sri_terms), list(model.prior.parameters()), allow_unused=True)
@@ -200,7 +226,10 @@ def test_kid_and_fid_separate_distributions_with_offline_features():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         same, dark = Kid(subset_size=20, subsets=10), Kid(subset_size=20, subsets=10)
-        for m, x in ((same, torch.rand(40, 1, 3, 16, 16, generator=g)), (dark, 0.3 * torch.rand(40, 1, 3, 16, 16, generator=g))):
+        for m, x in (
+            (same, torch.rand(40, 1, 3, 16, 16, generator=g)),
+            (dark, 0.3 * torch.rand(40, 1, 3, 16, 16, generator=g)),
+        ):
             m.update_state(real)
             m.update_generated(fake(x))
         assert abs(float(same.compute())) < 0.1 < float(dark.compute())
@@ -230,7 +259,6 @@ def test_torchscript_feature_extractor_and_clear_errors(tmp_path):
 
 
 def test_relation_accuracy_scores_rule_abiding_scenes_high(data_path):
-    from ocf.data.loader import H5Dataset
     from ocf_common.relation import RelationAccuracy
 
     tiny_model(data_path)  # makes sure the file exists through a training-free path below

@@ -13,13 +13,13 @@ import torch
 import yaml
 
 from ocf import plugins
-from ocf.data.batches import window
-from ocf.run import setup, train
-from ocf.run import data as run_data
 from ocf.cli import main
 from ocf.components import Objective
+from ocf.data.batches import window
 from ocf.errors import TrainingError, UserError
 from ocf.hookspecs import hookimpl
+from ocf.run import data as run_data
+from ocf.run import setup, train
 from ocf.spec import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,16 +28,28 @@ ROOT = Path(__file__).resolve().parents[1]
 def tiny_spec(data_path: Path, **train_kw) -> dict:
     return {
         "name": "tiny",
-        "data": {"dataset": "shapes", "path": str(data_path), "resolution": [16, 16], "channels": 3,
-                 "generate": {"n": 96, "seed": 0, "options": {"resolution": 16}}},
+        "data": {
+            "dataset": "shapes",
+            "path": str(data_path),
+            "resolution": [16, 16],
+            "channels": 3,
+            "generate": {"n": 96, "seed": 0, "options": {"resolution": 16}},
+        },
         "model": {
             "encoder": {"type": "cnn", "channels": [8, 8]},
             "grouper": {"type": "slot_attention.grouper", "num_slots": 3, "slot_dim": 16, "mlp_hidden": 16},
             "decoder": {"type": "spatial_broadcast", "channels": [8, 8]},
             "objectives": [{"type": "mse"}],
         },
-        "train": {"steps": 4, "batch_size": 8, "log_every": 1, "image_every": 2, "checkpoint_every": 2,
-                  "optimizer": {"lr": 1e-3}, **train_kw},
+        "train": {
+            "steps": 4,
+            "batch_size": 8,
+            "log_every": 1,
+            "image_every": 2,
+            "checkpoint_every": 2,
+            "optimizer": {"lr": 1e-3},
+            **train_kw,
+        },
         "eval": {"metrics": ["fg_ari", "mse"], "batch_size": 8},
     }
 
@@ -59,14 +71,21 @@ def params(run_dir: Path, name: str = "last.pt") -> dict:
 def test_run_dir_holds_everything_and_eval_works(tmp_path, data_path):
     reg = plugins.default().registry
     run = train.run(resolve(tiny_spec(data_path), reg), out=str(tmp_path / "run"), progress=False)
-    for f in ("spec.yaml", "versions.json", "metrics.jsonl", "summary.json", "checkpoints/last.pt", "checkpoints/init.pt",
-              "pictures/step_0000002.png"):
+    for f in (
+        "spec.yaml",
+        "versions.json",
+        "metrics.jsonl",
+        "summary.json",
+        "checkpoints/last.pt",
+        "checkpoints/init.pt",
+        "pictures/step_0000002.png",
+    ):
         assert (run / f).exists(), f
     saved = yaml.safe_load((run / "spec.yaml").read_text())
     assert saved["model"]["grouper"]["iterations"] == 3  # fully resolved: defaults filled in
     assert "torch" in json.loads((run / "versions.json").read_text())
-    lines = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [l["step"] for l in lines] == [1, 2, 3, 4] and "loss/mse" in lines[0]
+    lines = [json.loads(row) for row in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in lines] == [1, 2, 3, 4] and "loss/mse" in lines[0]
     assert main(["eval", str(run), "--json"]) == 0
     result = json.loads((run / "eval_test.json").read_text())
     assert 0 <= result["metrics"]["mse"] < 1 and -1 <= result["metrics"]["fg_ari"] <= 1
@@ -93,10 +112,12 @@ def test_resume_equals_uninterrupted(tmp_path, data_path):
 def test_eval_during_training_is_logged_and_leaves_training_unchanged(tmp_path, data_path):
     reg = plugins.default().registry
     plain = train.run(resolve(tiny_spec(data_path), reg), out=str(tmp_path / "plain"), progress=False)
-    evald = train.run(resolve(tiny_spec(data_path, eval_every=2, eval_samples=8), reg), out=str(tmp_path / "eval"), progress=False)
-    lines = [json.loads(l) for l in (evald / "metrics.jsonl").read_text().splitlines()]
-    evals = [l for l in lines if "eval/fg_ari" in l]
-    assert [l["step"] for l in evals] == [2, 4] and all(0 <= l["eval/mse"] < 1 for l in evals)
+    evald = train.run(
+        resolve(tiny_spec(data_path, eval_every=2, eval_samples=8), reg), out=str(tmp_path / "eval"), progress=False
+    )
+    lines = [json.loads(row) for row in (evald / "metrics.jsonl").read_text().splitlines()]
+    evals = [row for row in lines if "eval/fg_ari" in row]
+    assert [row["step"] for row in evals] == [2, 4] and all(0 <= row["eval/mse"] < 1 for row in evals)
     a, b = params(plain), params(evald)
     assert all(torch.equal(a[k], b[k]) for k in a)  # evaluation moved no RNG and no weight
 
@@ -137,8 +158,8 @@ def test_geco_beta_moves_and_is_logged(tmp_path, data_path):
     d = tiny_spec(data_path, steps=3, geco={"term": "mse", "goal": 10.0, "step_size": 0.1, "speedup": None})
     d["model"]["objectives"] = [{"type": "mse"}, {"type": "mse", "weight": 0.5}]
     run = train.run(resolve(d, reg), out=str(tmp_path / "geco"), progress=False)
-    lines = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
-    betas = [l["geco/beta"] for l in lines]
+    lines = [json.loads(row) for row in (run / "metrics.jsonl").read_text().splitlines()]
+    betas = [row["geco/beta"] for row in lines]
     assert betas[0] > 1.0 and betas == sorted(betas)  # err far below goal: beta grows
 
 
@@ -171,12 +192,21 @@ def test_window_and_curriculum():
     from ocf.spec import Spec
 
     frames = torch.arange(2 * 5).float().reshape(2, 5, 1, 1, 1).expand(2, 5, 1, 2, 2)
-    batch = Batch(frames, torch.zeros(2, 5, 2, 2, dtype=torch.long), {"counts": torch.arange(10).reshape(2, 5), "n": torch.ones(2)})
+    batch = Batch(
+        frames,
+        torch.zeros(2, 5, 2, 2, dtype=torch.long),
+        {"counts": torch.arange(10).reshape(2, 5), "n": torch.ones(2)},
+    )
     cut = window(batch, torch.tensor([0, 2]), 3, {"counts"})
     assert cut.frames[:, :, 0, 0, 0].tolist() == [[0, 1, 2], [7, 8, 9]]
     assert cut.extras["counts"].tolist() == [[0, 1, 2], [7, 8, 9]] and cut.extras["n"].shape == (2,)
-    spec = Spec.model_validate({"data": {"dataset": "x", "path": "x", "frames": 10}, "model": {"encoder": {"type": "cnn"}},
-                                "train": {"curriculum": {"start": 3, "every": 100, "max": 10}}})
+    spec = Spec.model_validate(
+        {
+            "data": {"dataset": "x", "path": "x", "frames": 10},
+            "model": {"encoder": {"type": "cnn"}},
+            "train": {"curriculum": {"start": 3, "every": 100, "max": 10}},
+        }
+    )
     assert [run_data.curriculum_frames(spec, s) for s in (0, 99, 100, 650, 10_000)] == [3, 3, 4, 9, 10]
 
 
@@ -197,8 +227,11 @@ def test_sweep_makes_one_run_dir_per_point(tmp_path, data_path):
     finally:
         os.chdir(cwd)
     assert code == 0
-    slots = sorted(yaml.safe_load((p / "spec.yaml").read_text())["model"]["grouper"]["num_slots"]
-                   for p in (tmp_path / "sweep").iterdir() if (p / "spec.yaml").exists())
+    slots = sorted(
+        yaml.safe_load((p / "spec.yaml").read_text())["model"]["grouper"]["num_slots"]
+        for p in (tmp_path / "sweep").iterdir()
+        if (p / "spec.yaml").exists()
+    )
     assert slots == [2, 4]
 
 
@@ -207,9 +240,25 @@ def test_two_process_ddp(tmp_path, data_path):
     run_data.ensure_dataset(resolve(tiny_spec(data_path), plugins.default().registry).spec, plugins.default().registry)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
-         "-m", "ocf", "train", str(spec), "--out", str(tmp_path / "ddp")],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc-per-node",
+            "2",
+            "--master-port",
+            "29517",
+            "-m",
+            "ocf",
+            "train",
+            str(spec),
+            "--out",
+            str(tmp_path / "ddp"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     ck = torch.load(tmp_path / "ddp" / "checkpoints" / "last.pt", weights_only=True)

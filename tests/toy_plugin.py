@@ -3,7 +3,7 @@
 from pydantic import Field
 from torch import nn
 
-from ocf.components import ComponentSpec, Decoder, Encoder, Grouper, Objective, ObjectiveSpec
+from ocf.components import ComponentSpec, Decoder, Encoder, Grouper, Objective
 from ocf.hookspecs import hookimpl
 from ocf.records import Features, Latents, Rendering
 

@@ -38,8 +38,9 @@ def load_spec(path: str, overrides: list[str]) -> ResolvedSpec:
     except SpecError as exc:
         failed = plugins.failed()
         if failed and any("unknown" in p for p in exc.problems):
-            notes = [f"note: plugin {p.name!r} failed to load ({p.error}); its components are unavailable"
-                     for p in failed]
+            notes = [
+                f"note: plugin {p.name!r} failed to load ({p.error}); its components are unavailable" for p in failed
+            ]
             raise SpecError(exc.problems + notes) from None
         raise
 
@@ -73,9 +74,17 @@ def cmd_train(args) -> int:
     return 0
 
 
-def evaluate_run(run_dir: str, *, split: str | None = None, as_json: bool = False, checkpoint: str | None = None,
-                 max_samples: int | None = None, metrics: list[str] | None = None,
-                 metric_options: dict[str, dict] | None = None, data: str | None = None) -> dict[str, float]:
+def evaluate_run(
+    run_dir: str,
+    *,
+    split: str | None = None,
+    as_json: bool = False,
+    checkpoint: str | None = None,
+    max_samples: int | None = None,
+    metrics: list[str] | None = None,
+    metric_options: dict[str, dict] | None = None,
+    data: str | None = None,
+) -> dict[str, float]:
     """``ocf eval``: score a run's checkpoint — with its spec's metrics, or ``metrics`` (any
     registered metric, options from ``metric_options``), on its own file or on ``data`` —
     write ``RUN/eval[_CKPT][_DATA]_<split>.json`` and print the scores (a table, or the
@@ -88,10 +97,18 @@ def evaluate_run(run_dir: str, *, split: str | None = None, as_json: bool = Fals
     if data is not None:
         check_compatible(resolved, split, run_dir)
     conventions: dict[str, str] = {}
-    results = evaluate_model(model, resolved, split=split, max_samples=max_samples, progress=not as_json,
-                             conventions=conventions)
-    record = {"run": str(run_dir), "checkpoint": str(ckpt), "data": resolved.spec.data.path, "split": split,
-              "metrics": results, "metric_options": resolved.spec.eval.metric_options, "conventions": conventions}
+    results = evaluate_model(
+        model, resolved, split=split, max_samples=max_samples, progress=not as_json, conventions=conventions
+    )
+    record = {
+        "run": str(run_dir),
+        "checkpoint": str(ckpt),
+        "data": resolved.spec.data.path,
+        "split": split,
+        "metrics": results,
+        "metric_options": resolved.spec.eval.metric_options,
+        "conventions": conventions,
+    }
     name = "eval" if checkpoint is None else f"eval_{Path(str(checkpoint)).stem}"
     if data is not None:
         name += f"_{Path(data).stem}"
@@ -115,8 +132,11 @@ def _write_eval_record(path: Path, record: dict) -> None:
         old = None
     same = isinstance(old, dict) and all(old.get(k) == record[k] for k in ("checkpoint", "data", "split"))
     if same and isinstance(old.get("metrics"), dict):
-        record = {**record, "metrics": {**old["metrics"], **record["metrics"]},
-                  "metric_options": {**(old.get("metric_options") or {}), **record["metric_options"]}}
+        record = {
+            **record,
+            "metrics": {**old["metrics"], **record["metrics"]},
+            "metric_options": {**(old.get("metric_options") or {}), **record["metric_options"]},
+        }
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(record, indent=2))
     os.replace(tmp, path)
@@ -137,14 +157,22 @@ def parse_metric_options(items: list[str] | None) -> dict[str, dict]:
 
 def cmd_eval(args) -> int:
     metrics = None if args.metrics is None else [m.strip() for m in args.metrics.split(",") if m.strip()]
-    evaluate_run(args.run_dir, split=args.split, as_json=args.json, checkpoint=args.checkpoint,
-                 max_samples=args.max_samples, metrics=metrics, metric_options=parse_metric_options(args.metric_option),
-                 data=args.data)
+    evaluate_run(
+        args.run_dir,
+        split=args.split,
+        as_json=args.json,
+        checkpoint=args.checkpoint,
+        max_samples=args.max_samples,
+        metrics=metrics,
+        metric_options=parse_metric_options(args.metric_option),
+        data=args.data,
+    )
     return 0
 
 
-def visualise(run_dir: str, *, out: str | None = None, split: str | None = None, n: int = 8,
-              checkpoint: str | None = None) -> list[Path]:
+def visualise(
+    run_dir: str, *, out: str | None = None, split: str | None = None, n: int = 8, checkpoint: str | None = None
+) -> list[Path]:
     """``ocf viz``: the decomposition of the first ``n`` samples and each component's own
     pictures, under ``RUN/viz`` (or ``out``); prints the files written."""
     resolved, model, _ = load_run(run_dir, ocf_plugins.default().registry, checkpoint)
@@ -164,9 +192,18 @@ def cmd_viz(args) -> int:
     return 0
 
 
-def sample(run_dir: str, *, n: int = 16, temperature: float = 1.0, condition: int | None = None,
-           frames: int | None = None, seed: int = 0, out: str | None = None, checkpoint: str | None = None,
-           split: str | None = None) -> list[Path]:
+def sample(
+    run_dir: str,
+    *,
+    n: int = 16,
+    temperature: float = 1.0,
+    condition: int | None = None,
+    frames: int | None = None,
+    seed: int = 0,
+    out: str | None = None,
+    checkpoint: str | None = None,
+    split: str | None = None,
+) -> list[Path]:
     """``ocf sample``: load a run, generate, save pictures and ``samples.pt`` under
     ``RUN/samples`` (or ``out``); prints the files written."""
     resolved, model, _ = load_run(run_dir, ocf_plugins.default().registry, checkpoint)
@@ -188,13 +225,30 @@ def sample(run_dir: str, *, n: int = 16, temperature: float = 1.0, condition: in
 
 
 def cmd_sample(args) -> int:
-    sample(args.run_dir, n=args.n, temperature=args.temperature, condition=args.condition, frames=args.frames,
-           seed=args.seed, out=args.out, checkpoint=args.checkpoint, split=args.split)
+    sample(
+        args.run_dir,
+        n=args.n,
+        temperature=args.temperature,
+        condition=args.condition,
+        frames=args.frames,
+        seed=args.seed,
+        out=args.out,
+        checkpoint=args.checkpoint,
+        split=args.split,
+    )
     return 0
 
 
-def bench(spec_path: str, overrides: list[str], *, steps: int = 20, warmup: int = 3, as_json: bool = False,
-          out: str | None = None, profile: int = 0) -> dict:
+def bench(
+    spec_path: str,
+    overrides: list[str],
+    *,
+    steps: int = 20,
+    warmup: int = 3,
+    as_json: bool = False,
+    out: str | None = None,
+    profile: int = 0,
+) -> dict:
     """``ocf bench``: measure a spec, print the record (a table, or JSON) and write it to ``out``."""
     resolved = load_spec(spec_path, overrides)
     record = bench_job.run(resolved, steps=steps, warmup=warmup, progress=not as_json, profile=profile)
@@ -209,33 +263,59 @@ def bench(spec_path: str, overrides: list[str], *, steps: int = 20, warmup: int 
 def cmd_bench(args) -> int:
     if args.steps < 1 or args.warmup < 0 or args.profile < 0:
         raise UserError("--steps must be at least 1, --warmup and --profile at least 0")
-    bench(args.spec, args.overrides, steps=args.steps, warmup=args.warmup, as_json=args.json, out=args.out,
-          profile=args.profile)
+    bench(
+        args.spec,
+        args.overrides,
+        steps=args.steps,
+        warmup=args.warmup,
+        as_json=args.json,
+        out=args.out,
+        profile=args.profile,
+    )
     return 0
 
 
 def format_record(r: dict) -> str:
     """The table ``ocf bench`` prints for a record of :func:`ocf.run.bench.run`."""
     tr, fl = r["train"], r["flops"]
-    rows = [["measure", "value"],
-            ["train", f"{tr['steps_per_s']:.2f} steps/s, {tr['samples_per_s']:.1f} samples/s "
-                      f"({tr['sec_per_step'] * 1000:.0f} ms/step, median of {r['steps_measured']})"],
-            ["data", f"{r['data']['samples_per_s']:.0f} samples/s"
-                     + ("  (slower than training: the model is starved)" if r["data"]["starved"] else "")],
-            ["FLOPs/step", f"{fl['per_step'] / 1e9:.2f} GFLOP"],
-            ["achieved", f"{fl['achieved_per_s'] / 1e9:.2f} GFLOP/s = {100 * fl['utilisation']:.1f}% of the measured "
-                         f"matmul peak ({fl['machine_matmul_peak_per_s'] / 1e9:.1f} GFLOP/s)"],
-            ["eval", f"{r['eval']['samples_per_s']:.1f} samples/s (batch {r['eval']['batch_size']}, "
-                     f"{r['eval']['sec_per_batch'] * 1000:.0f} ms)"],
-            ["memory", f"{r['memory']['peak_mb']:.0f} MB ({r['memory']['kind']})"],
-            ["first step", f"{tr['first_step_s']:.2f} s (with train.compile this includes compilation)"],
-            ["options", ", ".join(f"{k}={v}" for k, v in r["options"].items())],
-            ["machine", f"{r['machine']['cpu'] or r['machine']['device']}, {r['machine']['threads']} threads, "
-                        f"torch {r['machine']['torch']}"]]
+    rows = [
+        ["measure", "value"],
+        [
+            "train",
+            f"{tr['steps_per_s']:.2f} steps/s, {tr['samples_per_s']:.1f} samples/s "
+            f"({tr['sec_per_step'] * 1000:.0f} ms/step, median of {r['steps_measured']})",
+        ],
+        [
+            "data",
+            f"{r['data']['samples_per_s']:.0f} samples/s"
+            + ("  (slower than training: the model is starved)" if r["data"]["starved"] else ""),
+        ],
+        ["FLOPs/step", f"{fl['per_step'] / 1e9:.2f} GFLOP"],
+        [
+            "achieved",
+            f"{fl['achieved_per_s'] / 1e9:.2f} GFLOP/s = {100 * fl['utilisation']:.1f}% of the measured "
+            f"matmul peak ({fl['machine_matmul_peak_per_s'] / 1e9:.1f} GFLOP/s)",
+        ],
+        [
+            "eval",
+            f"{r['eval']['samples_per_s']:.1f} samples/s (batch {r['eval']['batch_size']}, "
+            f"{r['eval']['sec_per_batch'] * 1000:.0f} ms)",
+        ],
+        ["memory", f"{r['memory']['peak_mb']:.0f} MB ({r['memory']['kind']})"],
+        ["first step", f"{tr['first_step_s']:.2f} s (with train.compile this includes compilation)"],
+        ["options", ", ".join(f"{k}={v}" for k, v in r["options"].items())],
+        [
+            "machine",
+            f"{r['machine']['cpu'] or r['machine']['device']}, {r['machine']['threads']} threads, "
+            f"torch {r['machine']['torch']}",
+        ],
+    ]
     text = format_table(rows)
     if r.get("profile"):
         hot = [["operator (self CPU time)", "ms/step", "share", "calls/step"]]
-        hot += [[h["op"], f"{h['self_ms_per_step']:.1f}", f"{100 * h['share']:.1f}%", f"{h['calls_per_step']:g}"]
-                for h in r["profile"]]
+        hot += [
+            [h["op"], f"{h['self_ms_per_step']:.1f}", f"{100 * h['share']:.1f}%", f"{h['calls_per_step']:g}"]
+            for h in r["profile"]
+        ]
         text += "\n\n" + format_table(hot)
     return text

@@ -10,35 +10,53 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ocf.errors import UserError
 
 
 def add_convert_parser(subparsers: Any, get_registry: Callable[[], Any] | None = None) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        "convert", help="convert a standard dataset (CLEVR, Multi-dSprites, ClevrTex, MOVi, COCO...) to an ocf file",
+        "convert",
+        help="convert a standard dataset (CLEVR, Multi-dSprites, ClevrTex, MOVi, COCO...) to an ocf file",
         description="Convert a standard dataset from its distributed format to ocf's HDF5 layout, streaming and "
-                    "atomically (an interrupted run leaves no file; run it again to restart). No TensorFlow needed.",
+        "atomically (an interrupted run leaves no file; run it again to restart). No TensorFlow needed.",
         epilog="Examples: `ocf data convert clevr_with_masks clevr_with_masks_train.tfrecords --out data/clevr6.h5 "
-               "--crop 29:221,64:256 --resolution 128 128`; `ocf data convert movi movi_c/128x128/1.0.0 --out "
-               "data/movi_c.h5`; `ocf data convert coco instances_val2017.json val2017 --out data/coco.h5 "
-               "--resolution 224 224`. `ocf data convert --list` shows every source.")
+        "--crop 29:221,64:256 --resolution 128 128`; `ocf data convert movi movi_c/128x128/1.0.0 --out "
+        "data/movi_c.h5`; `ocf data convert coco instances_val2017.json val2017 --out data/coco.h5 "
+        "--resolution 224 224`. `ocf data convert --list` shows every source.",
+    )
     p.add_argument("source", nargs="?", help="dataset format (see --list)")
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="input files or folders")
     p.add_argument("--out", help="HDF5 file to write")
     p.add_argument("--list", action="store_true", help="list the sources and their variants")
     p.add_argument("--json", action="store_true", help="with --list: print JSON")
     p.add_argument("--variant", default=None, help="dataset variant (e.g. colored_on_grayscale; see --list)")
-    p.add_argument("--split", action="append", default=[], metavar="NAME=RANGE",
-                   help="add or replace a named split as a range of the converted items, e.g. val=0:500 or "
-                        "test=90%%:100%% (repeatable)")
-    p.add_argument("--resolution", type=int, nargs=2, metavar=("H", "W"), default=None,
-                   help="resize to H W (centre-crop to the aspect first; frames bilinear, masks nearest)")
-    p.add_argument("--crop", default=None, metavar="BOX",
-                   help="crop before resizing: Y0:Y1,X0:X1 in pixels, or center:F for the centred square of F times "
-                        "the short side")
+    p.add_argument(
+        "--split",
+        action="append",
+        default=[],
+        metavar="NAME=RANGE",
+        help="add or replace a named split as a range of the converted items, e.g. val=0:500 or "
+        "test=90%%:100%% (repeatable)",
+    )
+    p.add_argument(
+        "--resolution",
+        type=int,
+        nargs=2,
+        metavar=("H", "W"),
+        default=None,
+        help="resize to H W (centre-crop to the aspect first; frames bilinear, masks nearest)",
+    )
+    p.add_argument(
+        "--crop",
+        default=None,
+        metavar="BOX",
+        help="crop before resizing: Y0:Y1,X0:X1 in pixels, or center:F for the centred square of F times "
+        "the short side",
+    )
     p.add_argument("--limit", type=int, default=None, help="convert only the first N items")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=lambda args: cmd_convert(args, get_registry))
@@ -47,9 +65,11 @@ def add_convert_parser(subparsers: Any, get_registry: Callable[[], Any] | None =
 
 def add_check_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        "check", help="print a dataset card and find inconsistencies",
+        "check",
+        help="print a dataset card and find inconsistencies",
         description="Print a dataset card (sizes, splits, objects per item, background convention, value ranges) "
-                    "and list inconsistencies; exit 1 when there are any.")
+        "and list inconsistencies; exit 1 when there are any.",
+    )
     p.add_argument("file", help="HDF5 dataset file")
     p.add_argument("--json", action="store_true", help="print the card as JSON")
     p.add_argument("--max-samples", type=int, default=None, help="scan only the first N items (default: all)")
@@ -74,9 +94,16 @@ def _registry(get_registry: Callable[[], Any] | None) -> Any:
 def list_sources(registry: Any = None) -> list[dict[str, Any]]:
     from ocf.data.convert import converters
 
-    return [{"name": name, "description": cls.description, "video": bool(cls.video),
-             "variants": dict(cls.variants), "default_variant": cls.default_variant}
-            for name, cls in sorted(converters(registry).items())]
+    return [
+        {
+            "name": name,
+            "description": cls.description,
+            "video": bool(cls.video),
+            "variants": dict(cls.variants),
+            "default_variant": cls.default_variant,
+        }
+        for name, cls in sorted(converters(registry).items())
+    ]
 
 
 def cmd_convert(args: argparse.Namespace, get_registry: Callable[[], Any] | None = None) -> int:
@@ -94,9 +121,18 @@ def cmd_convert(args: argparse.Namespace, get_registry: Callable[[], Any] | None
         return 0
     if not args.source or not args.inputs or not args.out:
         raise UserError("usage: ocf data convert SOURCE INPUT... --out FILE.h5 (or --list)")
-    summary = convert(args.source, args.inputs, args.out, variant=args.variant, resolution=args.resolution,
-                      crop=args.crop, limit=args.limit, splits=_parse_split_args(args.split),
-                      progress=not args.quiet, registry=_registry(get_registry))
+    summary = convert(
+        args.source,
+        args.inputs,
+        args.out,
+        variant=args.variant,
+        resolution=args.resolution,
+        crop=args.crop,
+        limit=args.limit,
+        splits=_parse_split_args(args.split),
+        progress=not args.quiet,
+        registry=_registry(get_registry),
+    )
     shape = " ".join(map(str, (summary["n"],) + tuple(summary["shape"])))
     splits = ", ".join(f"{k} {v}" for k, v in summary["splits"].items())
     print(f"wrote {summary['path']}: {args.source} frames [N T H W C] = [{shape}], splits {splits}")

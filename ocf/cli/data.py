@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -55,8 +56,11 @@ class _DataParser(argparse.ArgumentParser):
 def add_parser(subparsers: Any, get_registry: Callable[[], Any]) -> argparse.ArgumentParser:
     """Add ``data`` with the sub-commands of :data:`SUBCOMMANDS` to ``subparsers`` (from
     ``add_subparsers``)."""
-    data = subparsers.add_parser("data", help="make, convert, check, list, inspect and import dataset files",
-                                 description="Make procedural datasets, inspect dataset files, import video frames.")
+    data = subparsers.add_parser(
+        "data",
+        help="make, convert, check, list, inspect and import dataset files",
+        description="Make procedural datasets, inspect dataset files, import video frames.",
+    )
     sub = data.add_subparsers(dest="data_command", metavar="COMMAND", parser_class=_DataParser)
     sub.required = True
     for add in SUBCOMMANDS:
@@ -66,19 +70,24 @@ def add_parser(subparsers: Any, get_registry: Callable[[], Any]) -> argparse.Arg
 
 def _add_make(sub: Any, get_registry: Callable[[], Any]) -> None:
     p = sub.add_parser(
-        "make", help="generate a procedural dataset file",
+        "make",
+        help="generate a procedural dataset file",
         description="Generate N samples of a registered generator into an HDF5 file (written atomically).",
         epilog="Generator options are KEY=VALUE pairs, --KEY VALUE or --set KEY=VALUE (values are YAML), e.g. "
-               "`ocf data make shapes --out data/shapes.h5 --n 2000 resolution=64 --background random`. "
-               "`ocf data list` shows every generator and its options.")
+        "`ocf data make shapes --out data/shapes.h5 --n 2000 resolution=64 --background random`. "
+        "`ocf data list` shows every generator and its options.",
+    )
     p.add_argument("name", help="generator name")
     p.add_argument("settings", nargs="*", metavar="KEY=VALUE", help="generator options")
     p.add_argument("--out", required=True, help="HDF5 file to write")
     p.add_argument("--n", type=int, default=1000, help="number of samples (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a generator option (repeatable)")
-    p.add_argument("--splits", default="train=0.8,val=0.1,test=0.1",
-                   help="split fractions NAME=F,... (default train=0.8,val=0.1,test=0.1)")
+    p.add_argument(
+        "--splits",
+        default="train=0.8,val=0.1,test=0.1",
+        help="split fractions NAME=F,... (default train=0.8,val=0.1,test=0.1)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=lambda args: cmd_make(args, get_registry))
 
@@ -91,9 +100,12 @@ def _add_list(sub: Any, get_registry: Callable[[], Any]) -> None:
 
 
 def _add_inspect(sub: Any, get_registry: Callable[[], Any]) -> None:
-    p = sub.add_parser("inspect", help="summarise a dataset file and draw samples",
-                       description="Print a summary of a dataset file (either layout); with --out, write a PNG of "
-                                   "samples with their ground-truth masks.")
+    p = sub.add_parser(
+        "inspect",
+        help="summarise a dataset file and draw samples",
+        description="Print a summary of a dataset file (either layout); with --out, write a PNG of "
+        "samples with their ground-truth masks.",
+    )
     p.add_argument("file", help="HDF5 dataset file")
     p.add_argument("--out", help="PNG to write: per sample the frame, the mask overlay and the mask")
     p.add_argument("--split", default=None, help="split to draw from (default: train if present, else all)")
@@ -104,20 +116,36 @@ def _add_inspect(sub: Any, get_registry: Callable[[], Any]) -> None:
 
 
 def _add_import_frames(sub: Any, get_registry: Callable[[], Any]) -> None:
-    p = sub.add_parser("import-frames", help="turn a folder of video frames into a clip dataset",
-                       description="Read the images in DIR sorted by name (numbers compared as numbers) as one "
-                                   "video and cut it into clips of --clip-length frames (no masks).")
+    p = sub.add_parser(
+        "import-frames",
+        help="turn a folder of video frames into a clip dataset",
+        description="Read the images in DIR sorted by name (numbers compared as numbers) as one "
+        "video and cut it into clips of --clip-length frames (no masks).",
+    )
     p.add_argument("dir", help="folder of image frames")
     p.add_argument("--out", required=True, help="HDF5 file to write")
     p.add_argument("--clip-length", type=int, default=8, help="frames per clip T (default 8)")
     p.add_argument("--stride", type=int, default=None, help="frames between clip starts (default: the clip length)")
-    p.add_argument("--frame-step", type=int, default=1,
-                   help="source frames between consecutive frames of a clip (default 1; e.g. 4 with --clip-length 3 "
-                        "gives frames t-8, t-4, t)")
-    p.add_argument("--resolution", type=int, nargs=2, metavar=("H", "W"), default=None,
-                   help="resize frames to H W (default: the first frame's size)")
-    p.add_argument("--splits", default="train=0.8,val=0.1,test=0.1",
-                   help="contiguous split fractions (default train=0.8,val=0.1,test=0.1)")
+    p.add_argument(
+        "--frame-step",
+        type=int,
+        default=1,
+        help="source frames between consecutive frames of a clip (default 1; e.g. 4 with --clip-length 3 "
+        "gives frames t-8, t-4, t)",
+    )
+    p.add_argument(
+        "--resolution",
+        type=int,
+        nargs=2,
+        metavar=("H", "W"),
+        default=None,
+        help="resize frames to H W (default: the first frame's size)",
+    )
+    p.add_argument(
+        "--splits",
+        default="train=0.8,val=0.1,test=0.1",
+        help="contiguous split fractions (default train=0.8,val=0.1,test=0.1)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_import_frames)
 
@@ -133,7 +161,12 @@ def _add_check(sub: Any, get_registry: Callable[[], Any]) -> None:
 
 
 SUBCOMMANDS: list[Callable[[Any, Callable[[], Any]], None]] = [
-    _add_make, _add_list, _add_inspect, _add_import_frames, _add_convert, _add_check,
+    _add_make,
+    _add_list,
+    _add_inspect,
+    _add_import_frames,
+    _add_convert,
+    _add_check,
 ]
 
 
@@ -180,8 +213,16 @@ def cmd_make(args: argparse.Namespace, get_registry: Callable[[], Any]) -> int:
     options = parse_settings(list(args.settings) + list(args.set))
     registry = get_registry()
     start = time.perf_counter()
-    path = make_dataset(registry, args.name, args.out, n=args.n, seed=args.seed, options=options,
-                        splits=parse_splits(args.splits), progress=not args.quiet)
+    path = make_dataset(
+        registry,
+        args.name,
+        args.out,
+        n=args.n,
+        seed=args.seed,
+        options=options,
+        splits=parse_splits(args.splits),
+        progress=not args.quiet,
+    )
     seconds = time.perf_counter() - start
     summary = describe(path, max_samples=200)
     shape = " ".join(str(s) for s in summary["frames"]["shape"])
@@ -196,8 +237,14 @@ def _constraints(info: Any) -> str:
 
     parts = []
     for m in info.metadata:
-        for attr, sign in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"),
-                           ("min_length", "length >="), ("max_length", "length <=")):
+        for attr, sign in (
+            ("ge", ">="),
+            ("gt", ">"),
+            ("le", "<="),
+            ("lt", "<"),
+            ("min_length", "length >="),
+            ("max_length", "length <="),
+        ):
             if getattr(m, attr, None) is not None:
                 parts.append(f"{sign} {getattr(m, attr)}")
     ann = info.annotation
@@ -253,8 +300,10 @@ def format_summary(summary: dict[str, Any]) -> str:
         hist = " ".join(f"{k}:{v}" for k, v in o["histogram"].items())
         ignore = ", with -1 (ignore)" if m["has_ignore"] else ""
         lines.append(f"  masks       {m['kind']}, ids up to {m['max_id']}{ignore}")
-        lines.append(f"  objects     per sample min {o['min']} max {o['max']} mean {o['mean']} "
-                     f"(first {o['from_samples']} samples; histogram {hist})")
+        lines.append(
+            f"  objects     per sample min {o['min']} max {o['max']} mean {o['mean']} "
+            f"(first {o['from_samples']} samples; histogram {hist})"
+        )
     for key, e in summary["extras"].items():
         time = " (time axis)" if e["time_axis"] else ""
         lines.append(f"  extra       {key} [{' '.join(map(str, e['shape']))}] {e['dtype']}{time}")
@@ -303,9 +352,16 @@ def write_sheet(out: str | Path, frames: np.ndarray, masks: np.ndarray | None, m
 
 
 def cmd_import_frames(args: argparse.Namespace) -> int:
-    path = import_frames(args.dir, args.out, clip_length=args.clip_length, stride=args.stride,
-                         resolution=args.resolution, splits=parse_splits(args.splits), progress=not args.quiet,
-                         frame_step=args.frame_step)
+    path = import_frames(
+        args.dir,
+        args.out,
+        clip_length=args.clip_length,
+        stride=args.stride,
+        resolution=args.resolution,
+        splits=parse_splits(args.splits),
+        progress=not args.quiet,
+        frame_step=args.frame_step,
+    )
     summary = describe(path, max_samples=0)
     print(f"wrote {path}: frames [N T H W C] = [{' '.join(map(str, summary['frames']['shape']))}]")
     return 0

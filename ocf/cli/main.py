@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
-from typing import Callable
+from collections.abc import Callable
 
 from ocf import plugins as ocf_plugins
 from ocf.cli import commands
@@ -22,8 +22,9 @@ from ocf.errors import TrainingError, UserError
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                        help="show tracebacks for every error")
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for every error"
+    )
     parser = argparse.ArgumentParser(prog="ocf", description="object-centric learning framework", parents=[common])
     from ocf import __version__
 
@@ -65,18 +66,33 @@ def _add_train(sub, common) -> None:
 
 
 def _add_eval(sub, common) -> None:
-    p = sub.add_parser("eval", parents=[common], help="score a trained run (any registered metric, any compatible file)")
+    p = sub.add_parser(
+        "eval", parents=[common], help="score a trained run (any registered metric, any compatible file)"
+    )
     p.add_argument("run_dir")
     p.add_argument("--split", default=None)
     p.add_argument("--json", action="store_true")
     p.add_argument("--checkpoint", default=None, help="checkpoint file (default: the run's last)")
     p.add_argument("--max-samples", type=int, default=None)
-    p.add_argument("--metrics", default=None, metavar="M1,M2,...",
-                   help="score these registered metrics instead of the spec's eval.metrics (ocf plugins list shows them)")
-    p.add_argument("--metric-option", action="append", default=None, metavar="METRIC.OPTION=VALUE",
-                   help="an option of a scored metric, as in eval.metric_options (repeatable)")
-    p.add_argument("--data", default=None, metavar="FILE",
-                   help="score on this HDF5 file instead of the run's (same resolution, channels and clip length)")
+    p.add_argument(
+        "--metrics",
+        default=None,
+        metavar="M1,M2,...",
+        help="score these registered metrics instead of the spec's eval.metrics (ocf plugins list shows them)",
+    )
+    p.add_argument(
+        "--metric-option",
+        action="append",
+        default=None,
+        metavar="METRIC.OPTION=VALUE",
+        help="an option of a scored metric, as in eval.metric_options (repeatable)",
+    )
+    p.add_argument(
+        "--data",
+        default=None,
+        metavar="FILE",
+        help="score on this HDF5 file instead of the run's (same resolution, channels and clip length)",
+    )
     p.set_defaults(func=commands.cmd_eval)
 
 
@@ -90,31 +106,45 @@ def _add_viz(sub, common) -> None:
 
 
 def _add_bench(sub, common) -> None:
-    p = sub.add_parser("bench", parents=[common], help="training and evaluation speed, FLOPs and memory of a spec",
-                       description="Train a spec for a few steps and report steps/s and samples/s (median after "
-                                   "warm-up), FLOPs per step and their share of this machine's measured matmul peak, "
-                                   "data-loading throughput, evaluation speed and peak memory.")
+    p = sub.add_parser(
+        "bench",
+        parents=[common],
+        help="training and evaluation speed, FLOPs and memory of a spec",
+        description="Train a spec for a few steps and report steps/s and samples/s (median after "
+        "warm-up), FLOPs per step and their share of this machine's measured matmul peak, "
+        "data-loading throughput, evaluation speed and peak memory.",
+    )
     p.add_argument("spec")
     p.add_argument("overrides", nargs="*", help="dotted key=value overrides")
     p.add_argument("--steps", type=int, default=20, help="measured steps (default 20)")
     p.add_argument("--warmup", type=int, default=3, help="unmeasured steps first (default 3)")
     p.add_argument("--json", action="store_true", help="print the record as JSON")
     p.add_argument("--out", default=None, help="also write the JSON record to this file")
-    p.add_argument("--profile", type=int, default=0, metavar="N",
-                   help="also profile three training steps and list the N most expensive operators by self CPU time")
+    p.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also profile three training steps and list the N most expensive operators by self CPU time",
+    )
     p.set_defaults(func=commands.cmd_bench)
 
 
 def _add_sample(sub, common) -> None:
-    p = sub.add_parser("sample", parents=[common], help="generate scenes from a trained model's prior",
-                       description="Sample latents from the run's prior and render them; pictures go to "
-                                   "RUN_DIR/samples. With --condition N the model infers the first N frames of real "
-                                   "test videos and a sequential prior (e.g. SQAIR's) rolls forward.")
+    p = sub.add_parser(
+        "sample",
+        parents=[common],
+        help="generate scenes from a trained model's prior",
+        description="Sample latents from the run's prior and render them; pictures go to "
+        "RUN_DIR/samples. With --condition N the model infers the first N frames of real "
+        "test videos and a sequential prior (e.g. SQAIR's) rolls forward.",
+    )
     p.add_argument("run_dir")
     p.add_argument("--n", type=int, default=16, help="how many scenes (default 16)")
     p.add_argument("--temperature", type=float, default=1.0, help="scale of the prior's noise (default 1)")
-    p.add_argument("--condition", type=int, default=None, metavar="N",
-                   help="condition on the first N frames of real videos")
+    p.add_argument(
+        "--condition", type=int, default=None, metavar="N", help="condition on the first N frames of real videos"
+    )
     p.add_argument("--frames", type=int, default=None, help="frames to generate (default: the spec's data.frames)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="output folder (default RUN_DIR/samples)")

@@ -72,13 +72,15 @@ def component_doc(entry, as_json: bool = False) -> str:
         for fname, field in spec_cls.model_fields.items():
             constraints = ", ".join(_constraint(m) for m in field.metadata)
             default = "required" if field.is_required() else repr(field.get_default(call_default_factory=True))
-            params.append({
-                "name": fname,
-                "type": _type_name(field.annotation),
-                "default": default,
-                "constraints": constraints,
-                "description": field.description or "",
-            })
+            params.append(
+                {
+                    "name": fname,
+                    "type": _type_name(field.annotation),
+                    "default": default,
+                    "constraints": constraints,
+                    "description": field.description or "",
+                }
+            )
     data = {
         "kind": entry.kind,
         "name": entry.name,
@@ -101,8 +103,15 @@ def component_doc(entry, as_json: bool = False) -> str:
     return "\n".join(lines)
 
 
-_SYMBOLS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<=", "min_length": "len >=", "max_length": "len <=",
-            "multiple_of": "multiple of"}
+_SYMBOLS = {
+    "gt": ">",
+    "ge": ">=",
+    "lt": "<",
+    "le": "<=",
+    "min_length": "len >=",
+    "max_length": "len <=",
+    "multiple_of": "multiple of",
+}
 
 
 def _constraint(meta) -> str:

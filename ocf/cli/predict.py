@@ -12,11 +12,14 @@ from ocf.run.predict import open_source, predict
 
 def add_parser(sub, common) -> None:
     p = sub.add_parser(
-        "predict", parents=[common], help="segment new images or an HDF5 file with a trained run",
+        "predict",
+        parents=[common],
+        help="segment new images or an HDF5 file with a trained run",
         description="Apply a trained run to a folder of PNG/JPEG images (fitted to the run's resolution: centre-crop "
-                    "to its aspect ratio, then bilinear resize) or to an HDF5 file (clips for video runs). Writes "
-                    "OUT/masks/<name>.png label maps, OUT/overlays/<name>.png and OUT/predictions.h5 (frames, "
-                    "labels, soft masks, slots, reconstructions; axes in docs/training.md).")
+        "to its aspect ratio, then bilinear resize) or to an HDF5 file (clips for video runs). Writes "
+        "OUT/masks/<name>.png label maps, OUT/overlays/<name>.png and OUT/predictions.h5 (frames, "
+        "labels, soft masks, slots, reconstructions; axes in docs/training.md).",
+    )
     p.add_argument("run_dir")
     p.add_argument("input", help="a folder of .png/.jpg/.jpeg images, or an HDF5 file")
     p.add_argument("--out", required=True, help="output folder")
@@ -26,8 +29,15 @@ def add_parser(sub, common) -> None:
     p.set_defaults(func=cmd_predict)
 
 
-def run_predict(run_dir: str, input: str, out: str, *, split: str | None = None, checkpoint: str | None = None,
-                progress: bool = True) -> Path:
+def run_predict(
+    run_dir: str,
+    input: str,
+    out: str,
+    *,
+    split: str | None = None,
+    checkpoint: str | None = None,
+    progress: bool = True,
+) -> Path:
     """Load the run, read the input, predict; print and return the HDF5 path."""
     resolved, model, ckpt = load_run(run_dir, ocf_plugins.default().registry, checkpoint)
     source = open_source(input, resolved, split, run_dir)
@@ -38,6 +48,7 @@ def run_predict(run_dir: str, input: str, out: str, *, split: str | None = None,
 
 
 def cmd_predict(args) -> int:
-    run_predict(args.run_dir, args.input, args.out, split=args.split, checkpoint=args.checkpoint,
-                progress=not args.quiet)
+    run_predict(
+        args.run_dir, args.input, args.out, split=args.split, checkpoint=args.checkpoint, progress=not args.quiet
+    )
     return 0

@@ -24,28 +24,39 @@ from ocf.run import repro as job
 
 def add_parser(sub, common) -> None:
     p = sub.add_parser(
-        "repro", parents=[common], help="reproduce a registered result on several seeds and write its card",
+        "repro",
+        parents=[common],
+        help="reproduce a registered result on several seeds and write its card",
         description="Train a registered result's spec on each of its seeds (several at once with --jobs), score "
-                    "the trained and the untrained model of each, and write a result card (JSON and markdown): "
-                    "mean ± standard error, per-seed values against the floor, the control, speed, machine, "
-                    "versions, git commit and metric conventions. Finished seeds are kept and not rerun; a "
-                    "half-finished one resumes from its last checkpoint.")
+        "the trained and the untrained model of each, and write a result card (JSON and markdown): "
+        "mean ± standard error, per-seed values against the floor, the control, speed, machine, "
+        "versions, git commit and metric conventions. Finished seeds are kept and not rerun; a "
+        "half-finished one resumes from its last checkpoint.",
+    )
     p.add_argument("name", nargs="?", help="the result to reproduce (see --list)")
     p.add_argument("--list", action="store_true", help="list the registered results")
     p.add_argument("--json", action="store_true", help="with --list: print the entries as JSON")
     p.add_argument("--seeds", type=int, default=None, metavar="N", help="run the first N seeds (default the entry's)")
-    p.add_argument("--steps", type=int, default=None, metavar="S",
-                   help="train every run S steps instead of its budget (cards and runs get a -Ssteps suffix)")
-    p.add_argument("--jobs", type=int, default=1, metavar="J",
-                   help="seeds trained at once, each in its own process (default 1; 0: one after another in this "
-                        "process)")
-    p.add_argument("--threads", type=int, default=None, metavar="T",
-                   help="torch threads per seed (default: CPU cores / jobs)")
-    p.add_argument("--out", default=str(cards.CARDS), metavar="DIR",
-                   help=f"where cards go (default {cards.CARDS})")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        metavar="S",
+        help="train every run S steps instead of its budget (cards and runs get a -Ssteps suffix)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="J",
+        help="seeds trained at once, each in its own process (default 1; 0: one after another in this process)",
+    )
+    p.add_argument(
+        "--threads", type=int, default=None, metavar="T", help="torch threads per seed (default: CPU cores / jobs)"
+    )
+    p.add_argument("--out", default=str(cards.CARDS), metavar="DIR", help=f"where cards go (default {cards.CARDS})")
     p.add_argument("--runs", default="runs/repro", metavar="DIR", help="where run dirs go (default runs/repro)")
-    p.add_argument("--report", action="store_true",
-                   help="write the results section of --doc from the cards in --out")
+    p.add_argument("--report", action="store_true", help="write the results section of --doc from the cards in --out")
     p.add_argument("--doc", default="docs/benchmarks.md", help="the page --report updates (default docs/benchmarks.md)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--task", default=None, help=argparse.SUPPRESS)  # a worker: one seed of one run chain
@@ -66,30 +77,55 @@ def cmd_repro(args) -> int:
         return 0
     if not args.name:
         raise UserError("usage: ocf repro NAME (or --list, or --report)")
-    card, paths = reproduce(args.name, seeds=args.seeds, steps=args.steps, jobs=args.jobs, threads=args.threads,
-                            out=args.out, runs=args.runs, progress=not args.no_progress)
+    card, paths = reproduce(
+        args.name,
+        seeds=args.seeds,
+        steps=args.steps,
+        jobs=args.jobs,
+        threads=args.threads,
+        out=args.out,
+        runs=args.runs,
+        progress=not args.no_progress,
+    )
     print(cards.verdict_line(card).replace("**", ""))
     for p in paths:
         print(p)
     return 0
 
 
-def reproduce(name: str, *, seeds: int | None = None, steps: int | None = None, jobs: int = 1,
-              threads: int | None = None, out: str = str(cards.CARDS), runs: str = "runs/repro",
-              progress: bool = True) -> tuple[dict, tuple[Path, Path]]:
+def reproduce(
+    name: str,
+    *,
+    seeds: int | None = None,
+    steps: int | None = None,
+    jobs: int = 1,
+    threads: int | None = None,
+    out: str = str(cards.CARDS),
+    runs: str = "runs/repro",
+    progress: bool = True,
+) -> tuple[dict, tuple[Path, Path]]:
     """Run every seed of the registered result ``name`` and write its card; the card and its files."""
     plugins = ocf_plugins.default()
     registry = plugins.registry
     result = lookup(registry, name)
     plugin = registry.entry("result", name).plugin
-    records = job.reproduce(result, registry, seeds=seeds, steps=steps, jobs=jobs, threads=threads, runs=runs,
-                            progress=progress)
+    records = job.reproduce(
+        result, registry, seeds=seeds, steps=steps, jobs=jobs, threads=threads, runs=runs, progress=progress
+    )
     words = ["ocf", "repro", name, "--seeds", str(len(records["result"]))]
     words += ["--steps", str(steps)] if steps else []
     words += ["--jobs", str(jobs)] if jobs != 1 else []
     stem = name if steps is None else f"{name}-{steps}steps"
-    card = cards.build(result, plugin, records, command=" ".join(words), jobs=jobs, stem=stem, registry=registry,
-                       plugin_info=list(plugins.info.values()))
+    card = cards.build(
+        result,
+        plugin,
+        records,
+        command=" ".join(words),
+        jobs=jobs,
+        stem=stem,
+        registry=registry,
+        plugin_info=list(plugins.info.values()),
+    )
     return card, cards.write(card, out)
 
 
@@ -97,8 +133,7 @@ def list_results(registry, *, as_json: bool = False, card_dir: Path | None = Non
     """``ocf repro --list``: name, plugin, spec, steps, seeds, target and the last card's verdict."""
     entries = registered(registry)
     if as_json:
-        print(json.dumps([{"plugin": plugin, **r.model_dump(mode="json")} for r, plugin in entries.values()],
-                         indent=2))
+        print(json.dumps([{"plugin": plugin, **r.model_dump(mode="json")} for r, plugin in entries.values()], indent=2))
         return 0
     rows = [["result", "plugin", "trains", "steps", "seeds", "target", "card"]]
     for name, (r, plugin) in entries.items():

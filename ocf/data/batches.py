@@ -9,7 +9,8 @@ long as the clip.
 
 from __future__ import annotations
 
-from typing import Collection, Protocol
+from collections.abc import Collection
+from typing import Protocol
 
 import torch
 from torch import Tensor

@@ -45,9 +45,14 @@ def check(path: str | Path, max_samples: int | None = None) -> dict[str, Any]:
         return {"path": str(path), "problems": [str(exc)]}
     n = info.n if max_samples is None else min(info.n, max_samples)
     card: dict[str, Any] = {
-        "path": str(path), "layout": info.layout, "n": info.n, "shape": [info.n, info.t, info.h, info.w, info.c],
-        "video": info.video, "splits": {k: int(len(v)) for k, v in info.splits.items()},
-        "background": _background(info), "scanned": n,
+        "path": str(path),
+        "layout": info.layout,
+        "n": info.n,
+        "shape": [info.n, info.t, info.h, info.w, info.c],
+        "video": info.video,
+        "splits": {k: int(len(v)) for k, v in info.splits.items()},
+        "background": _background(info),
+        "scanned": n,
     }
     problems += _split_problems(info.splits)
     with fmt.open_h5(path) as f:
@@ -78,8 +83,10 @@ def _lengths(path: Path) -> list[str]:
                 if key in ("frames", "masks") or not axes or str(axes).split()[:2] != ["n", "t"]:
                     continue
                 if ds.ndim < 2 or ds.shape[:2] != (n, t):
-                    out.append(f"{path}: extra {key!r} (axes {axes}) has shape {list(ds.shape)}, but the frames "
-                               f"have N={n} T={t}")
+                    out.append(
+                        f"{path}: extra {key!r} (axes {axes}) has shape {list(ds.shape)}, but the frames "
+                        f"have N={n} T={t}"
+                    )
             return out
     except OSError:
         return []  # read_info explains unreadable files
@@ -179,8 +186,10 @@ def _ids_without_pixels(start: int, present: np.ndarray, vis: np.ndarray, offset
         if label <= 0:
             continue
         if label >= present.shape[2] or not present[i, s, label]:
-            out.append(f"item {start + int(i)}{f' frame {int(s)}' if t > 1 else ''}: mask id {label} "
-                       f"(visibility[{int(k)}] set) has no pixels")
+            out.append(
+                f"item {start + int(i)}{f' frame {int(s)}' if t > 1 else ''}: mask id {label} "
+                f"(visibility[{int(k)}] set) has no pixels"
+            )
             if len(out) >= 10:
                 break
     return out
@@ -190,8 +199,10 @@ def format_card(card: dict[str, Any]) -> str:
     """The text ``ocf data check`` prints."""
     lines = [f"{card['path']}"]
     if "shape" in card:
-        lines.append(f"  layout      {card['layout']}, frames [N T H W C] = [{' '.join(map(str, card['shape']))}]"
-                     f"{'  (video)' if card['video'] else ''}")
+        lines.append(
+            f"  layout      {card['layout']}, frames [N T H W C] = [{' '.join(map(str, card['shape']))}]"
+            f"{'  (video)' if card['video'] else ''}"
+        )
         lines.append("  splits      " + (", ".join(f"{k}: {v}" for k, v in card["splits"].items()) or "none"))
         bg = card["background"]
         lines.append(f"  background  label 0 ({', '.join(map(str, bg['entities']))}); {bg['labels']}")

@@ -32,8 +32,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import h5py
 import numpy as np
@@ -47,9 +48,9 @@ from ocf.data.info import (  # noqa: F401 - re-exported: the layout's public nam
     ExtraInfo,
     open_h5,
     read_array,
+    split_ranges,
 )
 from ocf.errors import DataError
-
 
 # --------------------------------------------------------------------------- validation
 
@@ -122,8 +123,22 @@ def _info_ocf(path: Path, f: h5py.File, keys: list[str]) -> DatasetInfo:
 
     extras, skipped = _extras(path, f, keys, n, t, exclude={"frames", "masks"})
     splits = _splits(path, f, n)
-    return DatasetInfo(path, LAYOUT_OCF, n, t, h, w, c, "frames", masks_key, "labels" if masks_key else None,
-                       extras, splits, metadata, skipped)
+    return DatasetInfo(
+        path,
+        LAYOUT_OCF,
+        n,
+        t,
+        h,
+        w,
+        c,
+        "frames",
+        masks_key,
+        "labels" if masks_key else None,
+        extras,
+        splits,
+        metadata,
+        skipped,
+    )
 
 
 def _info_ocl(path: Path, f: h5py.File, keys: list[str]) -> DatasetInfo:
@@ -194,8 +209,9 @@ def _extras(path: Path, f: h5py.File, keys: list[str], n: int, t: int, exclude: 
             time_axis = str(axes).split()[:2] == ["n", "t"]
         else:  # no declaration: a second axis of length T (T > 1) is taken as time
             time_axis = t > 1 and obj.ndim >= 2 and obj.shape[1] == t
-        extras[key] = ExtraInfo(tuple(int(s) for s in obj.shape), str(obj.dtype), time_axis,
-                                None if axes is None else str(axes))
+        extras[key] = ExtraInfo(
+            tuple(int(s) for s in obj.shape), str(obj.dtype), time_axis, None if axes is None else str(axes)
+        )
     return extras, skipped
 
 
@@ -235,7 +251,9 @@ def masks_to_labels(raw: np.ndarray, kind: str) -> np.ndarray:
     return raw
 
 
-def read_frames(path: Path, f: h5py.File, info: DatasetInfo, index: Any, t0: int = 0, t1: int | None = None) -> np.ndarray:
+def read_frames(
+    path: Path, f: h5py.File, info: DatasetInfo, index: Any, t0: int = 0, t1: int | None = None
+) -> np.ndarray:
     """Frames of ``index`` (an int, slice or increasing index list) → ``[... T H W C]`` uint8.
 
     ``f`` is the open file or a mapping of dataset names to h5py datasets (a cache)."""
@@ -245,7 +263,9 @@ def read_frames(path: Path, f: h5py.File, info: DatasetInfo, index: Any, t0: int
     return read_array(path, ds, (index, slice(t0, t1)))
 
 
-def read_masks(path: Path, f: h5py.File, info: DatasetInfo, index: Any, t0: int = 0, t1: int | None = None) -> np.ndarray | None:
+def read_masks(
+    path: Path, f: h5py.File, info: DatasetInfo, index: Any, t0: int = 0, t1: int | None = None
+) -> np.ndarray | None:
     """Masks of ``index`` → label maps ``[... T H W]`` (None when the file has none)."""
     if info.masks_key is None:
         return None
@@ -258,7 +278,9 @@ def read_masks(path: Path, f: h5py.File, info: DatasetInfo, index: Any, t0: int 
     return read_array(path, ds, (index, slice(t0, t1)))
 
 
-def read_extra(path: Path, f: h5py.File, info: DatasetInfo, key: str, index: Any, t0: int = 0, t1: int | None = None) -> np.ndarray:
+def read_extra(
+    path: Path, f: h5py.File, info: DatasetInfo, key: str, index: Any, t0: int = 0, t1: int | None = None
+) -> np.ndarray:
     """Extra ``key`` of ``index``; a time axis is cut to ``t0:t1``. OCL ``counts`` is read
     from ``num_actual_objects``."""
     ds = f["num_actual_objects" if key == "counts" and key not in f else key]
@@ -307,30 +329,6 @@ def write_splits(f: h5py.File, splits: dict[str, np.ndarray]) -> None:
         group.create_dataset(name, data=np.asarray(idx, dtype=np.int64))
 
 
-def split_ranges(n: int, fractions: dict[str, float]) -> dict[str, np.ndarray]:
-    """Contiguous index ranges ``{name: [M]}`` in the given order, sizes by fraction.
-
-    The fractions must be positive and sum to at most 1 (+1e-6); rounding leftovers go to the
-    first split. Samples are i.i.d., so contiguous ranges lose nothing and read fastest."""
-    if not fractions:
-        return {}
-    bad = [k for k, v in fractions.items() if not v > 0]
-    if bad:
-        raise DataError(f"split fractions must be positive: {', '.join(bad)}")
-    total = sum(fractions.values())
-    if total > 1 + 1e-6:
-        raise DataError(f"split fractions sum to {total:g}, more than 1")
-    sizes = {k: int(np.floor(v * n + 1e-9)) for k, v in fractions.items()}
-    if abs(total - 1) < 1e-6:
-        first = next(iter(sizes))
-        sizes[first] += n - sum(sizes.values())
-    out, start = {}, 0
-    for name, size in sizes.items():
-        out[name] = np.arange(start, start + size, dtype=np.int64)
-        start += size
-    return out
-
-
 def write_dataset(
     path: str | os.PathLike,
     frames: np.ndarray,
@@ -356,13 +354,17 @@ def write_dataset(
     if masks is not None:
         masks = np.asarray(masks)
         if masks.shape != (n, t, h, w) or not np.issubdtype(masks.dtype, np.integer):
-            raise DataError(f"{path}: masks must be integer [{n} {t} {h} {w}], got {masks.dtype} {_shape_text(masks.shape)}")
+            raise DataError(
+                f"{path}: masks must be integer [{n} {t} {h} {w}], got {masks.dtype} {_shape_text(masks.shape)}"
+            )
     extras = dict(extras or {})
     axes = dict(axes or {})
     for key, value in extras.items():
         value = np.asarray(value)
         if key in ("frames", "masks", "splits") or value.ndim == 0 or value.shape[0] != n:
-            raise DataError(f"{path}: extra {key!r} must have a leading axis of {n} samples, got {_shape_text(value.shape)}")
+            raise DataError(
+                f"{path}: extra {key!r} must have a leading axis of {n} samples, got {_shape_text(value.shape)}"
+            )
     with atomic_h5(path) as f:
         write_metadata(f, metadata or {})
         f.create_dataset("frames", data=frames, chunks=(1, t, h, w, c), compression=compression)

@@ -36,12 +36,7 @@ def import_frames(
     stride = clip_length if stride is None else stride
     files = _frame_files(folder, clip_length, stride, frame_step)
     span = (clip_length - 1) * frame_step + 1  # source frames one clip covers
-    if resolution is not None:
-        h, w = int(resolution[0]), int(resolution[1])
-        if h < 1 or w < 1:
-            raise UserError(f"--resolution must be positive, got {h} {w}")
-    else:
-        h, w = _load_image(files[0], None).shape[:2]
+    h, w = _frame_size(files[0], resolution)
     starts = list(range(0, len(files) - span + 1, stride))
     n = len(starts)
     index = fmt.split_ranges(n, splits if splits is not None else {"train": 0.8, "val": 0.1, "test": 0.1})
@@ -51,17 +46,14 @@ def import_frames(
 
         bar = tqdm(total=n, desc="import-frames", unit="clip", leave=False)
     with fmt.atomic_h5(out) as f:
-        fmt.write_metadata(f, {
-            "generator": "import-frames",
-            "description": f"clips of {clip_length} frames from the image folder {folder.name}",
-            "options": {"source": str(folder), "clip_length": clip_length, "stride": stride, "frame_step": frame_step,
-                        "resolution": [h, w]},
-            "video": clip_length > 1,
-            "channels": ["r", "g", "b"],
-            "source_files": len(files),
-        })
-        ds = f.create_dataset("frames", shape=(n, clip_length, h, w, 3), dtype=np.uint8,
-                              chunks=(1, clip_length, h, w, 3), compression="lzf")
+        fmt.write_metadata(f, _metadata(folder, clip_length, stride, frame_step, (h, w), len(files)))
+        ds = f.create_dataset(
+            "frames",
+            shape=(n, clip_length, h, w, 3),
+            dtype=np.uint8,
+            chunks=(1, clip_length, h, w, 3),
+            compression="lzf",
+        )
         ds.attrs["axes"] = "n t h w c"
         for i, s in enumerate(starts):
             ds[i] = np.stack([_load_image(files[j], (h, w)) for j in range(s, s + span, frame_step)])
@@ -72,6 +64,33 @@ def import_frames(
     if bar is not None:
         bar.close()
     return Path(out)
+
+
+def _frame_size(first: Path, resolution: tuple[int, int] | list[int] | None) -> tuple[int, int]:
+    """``[h w]`` of the clips: ``resolution``, else the first frame's size."""
+    if resolution is None:
+        return _load_image(first, None).shape[:2]
+    h, w = int(resolution[0]), int(resolution[1])
+    if h < 1 or w < 1:
+        raise UserError(f"--resolution must be positive, got {h} {w}")
+    return h, w
+
+
+def _metadata(folder: Path, clip_length: int, stride: int, frame_step: int, size: tuple[int, int], files: int) -> dict:
+    return {
+        "generator": "import-frames",
+        "description": f"clips of {clip_length} frames from the image folder {folder.name}",
+        "options": {
+            "source": str(folder),
+            "clip_length": clip_length,
+            "stride": stride,
+            "frame_step": frame_step,
+            "resolution": list(size),
+        },
+        "video": clip_length > 1,
+        "channels": ["r", "g", "b"],
+        "source_files": files,
+    }
 
 
 def _frame_files(folder: Path, clip_length: int, stride: int, frame_step: int) -> list[Path]:
@@ -89,8 +108,10 @@ def _frame_files(folder: Path, clip_length: int, stride: int, frame_step: int) -
         raise UserError(f"--frame-step must be >= 1, got {frame_step}")
     span = (clip_length - 1) * frame_step + 1
     if len(files) < span:
-        raise UserError(f"{folder}: {len(files)} frames, fewer than one clip of {clip_length}"
-                        + (f" frames {frame_step} apart ({span} source frames)" if frame_step > 1 else ""))
+        raise UserError(
+            f"{folder}: {len(files)} frames, fewer than one clip of {clip_length}"
+            + (f" frames {frame_step} apart ({span} source frames)" if frame_step > 1 else "")
+        )
     return files
 
 

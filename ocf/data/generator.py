@@ -22,8 +22,9 @@ random stream (:func:`sample_rngs`) so that sample ``i`` depends only on ``(seed
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -56,7 +57,7 @@ class Generator:
         resolution: int = Field(32, ge=8, le=512, description="image height and width in pixels")
 
     def generate(
-        self, n: int, seed: int, options: "Generator.Options", progress: Progress | None = None
+        self, n: int, seed: int, options: Generator.Options, progress: Progress | None = None
     ) -> dict[str, np.ndarray]:
         """Make ``n`` samples.
 
@@ -65,12 +66,12 @@ class Generator:
         """
         raise NotImplementedError
 
-    def channels(self, options: "Generator.Options") -> list[str]:
+    def channels(self, options: Generator.Options) -> list[str]:
         """Names of the frame channels (``["r", "g", "b"]``), stored in the file metadata."""
         return ["r", "g", "b"]
 
     @classmethod
-    def parse_options(cls, options: dict[str, Any] | BaseModel | None) -> "Generator.Options":
+    def parse_options(cls, options: dict[str, Any] | BaseModel | None) -> Generator.Options:
         """Validate ``options``; a problem raises :class:`UserError` naming the option
         (``resolution: Input should be greater than or equal to 8 (got 4)``)."""
         if isinstance(options, cls.Options):
@@ -157,7 +158,8 @@ def check_arrays(name: str, arrays: dict[str, np.ndarray], n: int) -> None:
         raise RuntimeError(f"generator {name!r} returned bad frames (need uint8 [N T H W C] with N={n})")
     if masks is not None and (masks.shape != frames.shape[:4] or not np.issubdtype(masks.dtype, np.integer)):
         raise RuntimeError(
-            f"generator {name!r} returned masks {masks.shape} {masks.dtype}, need integer {frames.shape[:4]}")
+            f"generator {name!r} returned masks {masks.shape} {masks.dtype}, need integer {frames.shape[:4]}"
+        )
     for key, value in arrays.items():
         if value.shape[0] != n:
             raise RuntimeError(f"generator {name!r} returned {key} with {value.shape[0]} samples, need {n}")
@@ -166,6 +168,15 @@ def check_arrays(name: str, arrays: dict[str, np.ndarray], n: int) -> None:
 # --------------------------------------------------------------------------- making files
 
 DEFAULT_SPLITS = {"train": 0.8, "val": 0.1, "test": 0.1}
+
+
+def _generate(generator: Generator, name: str, n: int, seed: int, opts: Any, progress: bool) -> dict[str, np.ndarray]:
+    if not progress:
+        return generator.generate(n, seed, opts)
+    from tqdm import tqdm
+
+    with tqdm(total=n, desc=name, unit="sample", leave=False, dynamic_ncols=True) as bar:
+        return generator.generate(n, seed, opts, progress=bar.update)
 
 
 def make_dataset(
@@ -198,13 +209,7 @@ def make_dataset(
     index = split_ranges(int(n), split_fractions)
 
     generator = cls()
-    if progress:
-        from tqdm import tqdm
-
-        with tqdm(total=int(n), desc=f"{name}", unit="sample", leave=False, dynamic_ncols=True) as bar:
-            arrays = generator.generate(int(n), int(seed), opts, progress=bar.update)
-    else:
-        arrays = generator.generate(int(n), int(seed), opts)
+    arrays = _generate(generator, name, int(n), int(seed), opts, progress)
     check_arrays(name, arrays, int(n))
 
     import ocf
@@ -223,5 +228,13 @@ def make_dataset(
     }
     frames = arrays.pop("frames")
     masks = arrays.pop("masks", None)
-    return write_dataset(out_path, frames, masks, extras=arrays, metadata=metadata, splits=index,
-                         axes=dict(cls.axes), compression=compression)
+    return write_dataset(
+        out_path,
+        frames,
+        masks,
+        extras=arrays,
+        metadata=metadata,
+        splits=index,
+        axes=dict(cls.axes),
+        compression=compression,
+    )

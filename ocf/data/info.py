@@ -7,9 +7,10 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import h5py
 import numpy as np
@@ -126,3 +127,27 @@ def read_array(path: Path, ds: h5py.Dataset, selection: Any = ()) -> np.ndarray:
         return ds[selection]
     except OSError as exc:
         raise DataError(f"{path}: cannot read dataset {ds.name!r} (truncated or corrupt file?): {exc}") from None
+
+
+def split_ranges(n: int, fractions: dict[str, float]) -> dict[str, np.ndarray]:
+    """Contiguous index ranges ``{name: [M]}`` in the given order, sizes by fraction.
+
+    The fractions must be positive and sum to at most 1 (+1e-6); rounding leftovers go to the
+    first split. Samples are i.i.d., so contiguous ranges lose nothing and read fastest."""
+    if not fractions:
+        return {}
+    bad = [k for k, v in fractions.items() if not v > 0]
+    if bad:
+        raise DataError(f"split fractions must be positive: {', '.join(bad)}")
+    total = sum(fractions.values())
+    if total > 1 + 1e-6:
+        raise DataError(f"split fractions sum to {total:g}, more than 1")
+    sizes = {k: int(np.floor(v * n + 1e-9)) for k, v in fractions.items()}
+    if abs(total - 1) < 1e-6:
+        first = next(iter(sizes))
+        sizes[first] += n - sum(sizes.values())
+    out, start = {}, 0
+    for name, size in sizes.items():
+        out[name] = np.arange(start, start + size, dtype=np.int64)
+        start += size
+    return out

@@ -139,8 +139,9 @@ class H5Dataset(Dataset):
             try:
                 self._file = h5py.File(self.path, "r")
             except OSError as exc:
-                raise DataError(f"{self.path}: cannot be opened as HDF5 (not an HDF5 file, truncated or corrupt): "
-                                f"{exc}") from None
+                raise DataError(
+                    f"{self.path}: cannot be opened as HDF5 (not an HDF5 file, truncated or corrupt): {exc}"
+                ) from None
             self._file_pid = os.getpid()
             keys = [k for k in (self.info.frames_key, self.info.masks_key) if k]
             self._datasets = {k: self._file[k] for k in keys}
@@ -178,6 +179,7 @@ class H5Dataset(Dataset):
         local = None if contiguous else idx - lo
         info = self.info
         with fmt.open_h5(self.path) as f:
+
             def take(a: np.ndarray) -> np.ndarray:
                 return a if local is None else a[local]
 
@@ -225,8 +227,9 @@ class H5Dataset(Dataset):
 
         out = Fetched()
         frames = take(mem["frames"])  # [b t h w c] uint8
-        out["frames"] = frames.permute(0, 1, 4, 2, 3).to(torch.float32,
-                                                         memory_format=torch.contiguous_format).div_(255.0)
+        out["frames"] = (
+            frames.permute(0, 1, 4, 2, 3).to(torch.float32, memory_format=torch.contiguous_format).div_(255.0)
+        )
         if "masks" in mem:
             out["masks"] = take(mem["masks"]).long()
         for key in self.info.extras:
@@ -246,8 +249,12 @@ class H5Dataset(Dataset):
             if info.has_masks:
                 masks.append(fmt.read_masks(self.path, f, info, i, s, s + self.window))
         out = Fetched()
-        out["frames"] = torch.from_numpy(np.stack(frames)).permute(0, 1, 4, 2, 3).to(
-            torch.float32, memory_format=torch.contiguous_format).div_(255.0)
+        out["frames"] = (
+            torch.from_numpy(np.stack(frames))
+            .permute(0, 1, 4, 2, 3)
+            .to(torch.float32, memory_format=torch.contiguous_format)
+            .div_(255.0)
+        )
         if masks:
             out["masks"] = torch.from_numpy(np.stack(masks).astype(np.int64))
         pos = torch.as_tensor(positions, dtype=torch.long)
@@ -312,8 +319,14 @@ def make_loader(
     if batch_size < 1:
         raise DataError(f"batch_size must be >= 1, got {batch_size}")
     if dataset is None:
-        dataset = H5Dataset(path, split=split, frames=frames, in_memory=in_memory,
-                            random_window=shuffle if random_window is None else random_window, seed=seed)
+        dataset = H5Dataset(
+            path,
+            split=split,
+            frames=frames,
+            in_memory=in_memory,
+            random_window=shuffle if random_window is None else random_window,
+            seed=seed,
+        )
     generator = torch.Generator().manual_seed(int(seed))
     return DataLoader(
         dataset,
@@ -342,10 +355,12 @@ def describe(path: str | os.PathLike, max_samples: int = 1000) -> dict[str, Any]
         "frames": {"shape": [info.n, info.t, info.h, info.w, info.c], "axes": "N T H W C", "dtype": "uint8"},
         "video": info.video,
         "masks": None,
-        "splits": ({k: int(len(v)) for k, v in info.splits.items()}
-                   or {"(none: train/val/test read the whole file)": info.n}),
-        "extras": {k: {"shape": list(e.shape), "dtype": e.dtype, "time_axis": e.time_axis}
-                   for k, e in info.extras.items()},
+        "splits": (
+            {k: int(len(v)) for k, v in info.splits.items()} or {"(none: train/val/test read the whole file)": info.n}
+        ),
+        "extras": {
+            k: {"shape": list(e.shape), "dtype": e.dtype, "time_axis": e.time_axis} for k, e in info.extras.items()
+        },
         "metadata": info.metadata,
     }
     if info.skipped:

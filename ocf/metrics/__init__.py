@@ -23,6 +23,8 @@ from __future__ import annotations
 import importlib
 import warnings
 
+from ocf.metrics import evaluators as _evaluators  # noqa: E402 - for __all__
+from ocf.metrics import generation as _generation
 from ocf.metrics.counting import count_accuracy, presence_counts
 from ocf.metrics.evaluators import (
     METRICS,
@@ -61,8 +63,6 @@ from ocf.metrics.segmentation import (
     object_counts,
     segmentation_labels,
 )
-
-from ocf.metrics import evaluators as _evaluators, generation as _generation  # noqa: E402 - for __all__
 
 __all__ = [
     "ari",

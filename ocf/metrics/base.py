@@ -20,10 +20,17 @@ __all__ = ["MetricSpec", "EvalMetric", "MetricUnavailable", "ItemMean", "ratio"]
 
 # Keyword arguments of torchmetrics.Metric itself (distributed syncing, caching); they are
 # passed through to it rather than validated as metric options.
-_TORCHMETRICS_KWARGS = frozenset({
-    "compute_on_cpu", "dist_sync_on_step", "process_group", "dist_sync_fn", "distributed_available_fn",
-    "sync_on_compute", "compute_with_cache",
-})
+_TORCHMETRICS_KWARGS = frozenset(
+    {
+        "compute_on_cpu",
+        "dist_sync_on_step",
+        "process_group",
+        "dist_sync_fn",
+        "distributed_available_fn",
+        "sync_on_compute",
+        "compute_with_cache",
+    }
+)
 
 
 class MetricSpec(BaseModel):
@@ -99,7 +106,7 @@ class EvalMetric(torchmetrics.Metric):
         return out
 
     @classmethod
-    def from_spec(cls, resolved, **options) -> "EvalMetric":
+    def from_spec(cls, resolved, **options) -> EvalMetric:
         """Build the metric for a run: ``options`` are ``eval.metric_options.<name>``;
         override to read defaults from the spec (e.g. a dataset option)."""
         return cls(**options)
@@ -108,7 +115,7 @@ class EvalMetric(torchmetrics.Metric):
         """What this metric scores and how, in words, with its options (shown by ``ocf eval``
         and on result cards); by default the first sentence of the class docstring."""
         doc = " ".join((type(self).__doc__ or type(self).__name__).replace("``", "").split())
-        return doc.split('. ')[0].rstrip('.')
+        return doc.split(". ")[0].rstrip(".")
 
     @classmethod
     def check(cls, state: State) -> None:

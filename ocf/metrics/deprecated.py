@@ -16,7 +16,7 @@ from ocf.records import State
 #: old name → (replacement class, what to write instead)
 REPLACEMENTS = {
     "ARI": "ocf.metrics.FgAri (foreground_only=True) or ocf.metrics.Ari, with update(fg_ari(pred, true)) "
-           "or update(ari(pred, true))",
+    "or update(ari(pred, true))",
     "MBO": "ocf.metrics.Mbo, with update(best_overlap(pred_masks, true))",
     "MIoU": "ocf.metrics.Miou, with update(miou(pred_masks, true))",
     "MSE": "ocf.metrics.Mse",

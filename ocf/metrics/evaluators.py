@@ -57,16 +57,21 @@ def predicted_masks(metric: EvalMetric | type[EvalMetric], state: State, masks: 
             metric.check(state)  # raises, naming what is missing
         return seg, "grouper" if has_grouper and not has_decoder else "decoder"
     if masks == "decoder" and not has_decoder:
-        raise MetricUnavailable(f"metric {metric.name} scores the decoder's masks (masks: decoder), but this "
-                                "decoder renders no masks for the whole input")
+        raise MetricUnavailable(
+            f"metric {metric.name} scores the decoder's masks (masks: decoder), but this "
+            "decoder renders no masks for the whole input"
+        )
     if masks == "grouper" and not has_grouper:
-        raise MetricUnavailable(f"metric {metric.name} scores the grouper's masks (masks: grouper), but this "
-                                "grouper provides no latents.masks")
+        raise MetricUnavailable(
+            f"metric {metric.name} scores the grouper's masks (masks: grouper), but this "
+            "grouper provides no latents.masks"
+        )
     return (r.masks, "decoder") if masks == "decoder" else (latents.masks, "grouper")
 
 
-def frame_labels(metric: EvalMetric | type[EvalMetric], state: State,
-                 masks: str = "auto") -> tuple[Tensor, Tensor, str]:
+def frame_labels(
+    metric: EvalMetric | type[EvalMetric], state: State, masks: str = "auto"
+) -> tuple[Tensor, Tensor, str]:
     """The argmax segmentation (resized to the ground truth) and the ground-truth labels,
     both ``[b t (h w)]``, and the source of the masks (see :func:`predicted_masks`);
     :class:`MetricUnavailable` if either is missing or they differ in batch or time."""
@@ -96,14 +101,21 @@ class SegmentationSpec(MetricSpec):
     states it in words on every ``ocf eval`` output and result card."""
 
     masks: Literal["auto", "decoder", "grouper"] = Field(
-        "auto", description="the masks scored: the decoder's (rendering.masks), the grouper's (latents.masks), or "
-                            "auto: the decoder's when it renders every pixel, else the grouper's")
+        "auto",
+        description="the masks scored: the decoder's (rendering.masks), the grouper's (latents.masks), or "
+        "auto: the decoder's when it renders every pixel, else the grouper's",
+    )
     video: Literal["clip", "frame"] = Field(
-        "clip", description="clip: one score per clip over all its frames (object ids must persist over time); "
-                            "frame: one score per frame, averaged over the frames of each clip")
+        "clip",
+        description="clip: one score per clip over all its frames (object ids must persist over time); "
+        "frame: one score per frame, averaged over the frames of each clip",
+    )
     min_objects: int = Field(
-        0, ge=0, description="the fewest ground-truth objects an item (a frame with video: frame) needs to be scored; "
-                             "the others are skipped")
+        0,
+        ge=0,
+        description="the fewest ground-truth objects an item (a frame with video: frame) needs to be scored; "
+        "the others are skipped",
+    )
 
 
 class SegmentationMetric(ItemMean):
@@ -136,12 +148,18 @@ class SegmentationMetric(ItemMean):
 
     def convention(self) -> str:
         o = self.options
-        where = {"auto": "the decoder's masks where it renders every pixel, else the grouper's",
-                 "decoder": "the decoder's masks", "grouper": "the grouper's masks"}[o.masks]
+        where = {
+            "auto": "the decoder's masks where it renders every pixel, else the grouper's",
+            "decoder": "the decoder's masks",
+            "grouper": "the grouper's masks",
+        }[o.masks]
         if o.masks == "auto" and self.source:
             where += f" (here: the {self.source}'s)"
-        video = ("video scored over the whole clip, object ids persisting across frames" if o.video == "clip"
-                 else "video scored frame by frame, averaged over each clip's frames")
+        video = (
+            "video scored over the whole clip, object ids persisting across frames"
+            if o.video == "clip"
+            else "video scored frame by frame, averaged over each clip's frames"
+        )
         unit = "items" if o.video == "clip" else "frames"
         if o.min_objects == 0:
             items = f"every {unit[:-1]} counts, single-object ones included"
@@ -198,8 +216,9 @@ class _Overlap(SegmentationMetric):
     Spec = OverlapSpec
 
     def treats_background(self) -> str:
-        return ("background (id 0) scored as one more object" if self.options.background
-                else "background (id 0) excluded") + ", ignored (-1) pixels excluded"
+        return (
+            "background (id 0) scored as one more object" if self.options.background else "background (id 0) excluded"
+        ) + ", ignored (-1) pixels excluded"
 
 
 class Mbo(_Overlap):

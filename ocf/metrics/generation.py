@@ -122,7 +122,8 @@ class GenerativeMetric(EvalMetric):
 
 class FeatureSpec(MetricSpec):
     feature: Literal["random", "torchscript", "inception"] = Field(
-        "random", description="feature extractor: seeded random convolutions or a TorchScript file")
+        "random", description="feature extractor: seeded random convolutions or a TorchScript file"
+    )
     weights: str | None = Field(None, description="path of the TorchScript file (torchscript, inception)")
     seed: int = Field(0, description="seed of the random extractor's weights")
     call_kwargs: dict[str, Any] | None = Field(None, description="keyword arguments of the TorchScript call")
@@ -138,8 +139,9 @@ class _FeatureDistance(GenerativeMetric):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         o = self.options
-        extractor = make_extractor(o.feature, weights=o.weights, seed=o.seed, call_kwargs=o.call_kwargs,
-                                   channels=o.channels)
+        extractor = make_extractor(
+            o.feature, weights=o.weights, seed=o.seed, call_kwargs=o.call_kwargs, channels=o.channels
+        )
         self.inner = self._make(extractor)
 
     def _make(self, extractor: nn.Module):  # pragma: no cover - abstract
@@ -184,8 +186,7 @@ class Kid(_FeatureDistance):
         from torchmetrics.image.kid import KernelInceptionDistance
 
         o = self.options
-        return KernelInceptionDistance(feature=extractor, subsets=o.subsets, subset_size=o.subset_size,
-                                       normalize=False)
+        return KernelInceptionDistance(feature=extractor, subsets=o.subsets, subset_size=o.subset_size, normalize=False)
 
     def compute(self) -> Tensor:
         inner = self.inner

@@ -95,22 +95,40 @@ def run(resolved: ResolvedSpec, *, steps: int = 20, warmup: int = 3, progress: b
         "spec": spec.name or "",
         "batch_size": t.batch_size,
         "steps_measured": steps,
-        "train": {"sec_per_step": sec, "steps_per_s": 1 / sec, "samples_per_s": t.batch_size / sec,
-                  "first_step_s": first_step},
+        "train": {
+            "sec_per_step": sec,
+            "steps_per_s": 1 / sec,
+            "samples_per_s": t.batch_size / sec,
+            "first_step_s": first_step,
+        },
         "options": {"precision": t.precision, "channels_last": t.channels_last, "compile": t.compile, "tf32": t.tf32},
         "data": {"sec_per_batch": data_sec, "samples_per_s": t.batch_size / data_sec, "starved": data_sec > sec},
         "flops": _flops(flops, sec, device),
-        "eval": {"batch_size": eval_batch.frames.shape[0], "sec_per_batch": eval_sec,
-                 "samples_per_s": eval_batch.frames.shape[0] / eval_sec},
-        "memory": {"peak_mb": peak_memory_mb(device),
-                   "kind": "cuda allocator peak" if device.type == "cuda" else "process peak RSS"},
-        "machine": {"device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
-                    "python": platform.python_version(), "cpu": _cpu_name()},
+        "eval": {
+            "batch_size": eval_batch.frames.shape[0],
+            "sec_per_batch": eval_sec,
+            "samples_per_s": eval_batch.frames.shape[0] / eval_sec,
+        },
+        "memory": {
+            "peak_mb": peak_memory_mb(device),
+            "kind": "cuda allocator peak" if device.type == "cuda" else "process peak RSS",
+        },
+        "machine": _machine(device),
         "precision": t.precision,
     }
     if hot is not None:
         record["profile"] = hot
     return record
+
+
+def _machine(device: torch.device) -> dict:
+    return {
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cpu": _cpu_name(),
+    }
 
 
 class RandomBatches:
@@ -145,8 +163,9 @@ def _seconds(fn, *args) -> float:
     return time.perf_counter() - t0
 
 
-def _time_steps(bench: _Stepper, batches: list[Batch], steps: int, warmup: int,
-                progress: bool) -> tuple[list[float], float]:
+def _time_steps(
+    bench: _Stepper, batches: list[Batch], steps: int, warmup: int, progress: bool
+) -> tuple[list[float], float]:
     """Seconds of each step after ``warmup``, and of the first (with compilation)."""
     bar = range(warmup + steps)
     if progress:
@@ -185,8 +204,12 @@ def _time_eval(model: torch.nn.Module, batch: Batch, steps: int, device: torch.d
 def _flops(per_step: float, sec: float, device: torch.device) -> dict:
     peak = matmul_peak(device)
     achieved = per_step / sec
-    return {"per_step": per_step, "achieved_per_s": achieved, "machine_matmul_peak_per_s": peak,
-            "utilisation": achieved / peak}
+    return {
+        "per_step": per_step,
+        "achieved_per_s": achieved,
+        "machine_matmul_peak_per_s": peak,
+        "utilisation": achieved / peak,
+    }
 
 
 def hot_operators(fn, *, top: int = 15, steps: int = 3) -> list[dict]:
@@ -200,12 +223,19 @@ def hot_operators(fn, *, top: int = 15, steps: int = 3) -> list[dict]:
     events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
     total = sum(e.self_cpu_time_total for e in events) or 1.0
     events.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
-    return [{"op": e.key, "calls_per_step": e.count / steps, "self_ms_per_step": e.self_cpu_time_total / 1000 / steps,
-             "share": e.self_cpu_time_total / total} for e in events[:top]]
+    return [
+        {
+            "op": e.key,
+            "calls_per_step": e.count / steps,
+            "self_ms_per_step": e.self_cpu_time_total / 1000 / steps,
+            "share": e.self_cpu_time_total / total,
+        }
+        for e in events[:top]
+    ]
 
 
 def _cpu_name() -> str:
     try:
-        return next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+        return next(row.split(":", 1)[1].strip() for row in open("/proc/cpuinfo") if row.startswith("model name"))
     except (OSError, StopIteration):
         return platform.processor()

@@ -17,8 +17,9 @@ import platform
 import statistics
 import subprocess
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ocf.registry import Registry
 from ocf.results import Result, judge, summary
@@ -37,24 +38,47 @@ def machine(threads: int, jobs: int) -> dict:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         cpu = platform.processor()
-    return {"cpu": cpu, "cores": os.cpu_count(), "threads_per_seed": threads, "parallel_jobs": jobs,
-            "platform": platform.platform(), "torch": torch.__version__}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "threads_per_seed": threads,
+        "parallel_jobs": jobs,
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+    }
 
 
 def git_state(root: Path = ROOT) -> dict:
     """The commit of ``root`` and whether its tracked files differ from it (None outside git)."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     except (OSError, subprocess.CalledProcessError):
         return {"commit": None, "dirty": None}
     return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
 
 
-def build(result: Result, plugin: str, records: dict[str, dict[int, dict]], *, command: str, jobs: int,
-          stem: str | None = None, registry: Registry | None = None,
-          plugin_info: Iterable[Any] | None = None) -> dict:
+#: what a card keeps of each seed's worker record
+_PER_SEED = ("metrics", "untrained", "steps_per_s", "train_seconds", "eval_seconds", "resumed", "run_dir", "commands")
+
+
+def build(
+    result: Result,
+    plugin: str,
+    records: dict[str, dict[int, dict]],
+    *,
+    command: str,
+    jobs: int,
+    stem: str | None = None,
+    registry: Registry | None = None,
+    plugin_info: Iterable[Any] | None = None,
+) -> dict:
     """The card of ``result`` from the worker records per role (``result``, ``baseline``,
     ``control``) and seed (:func:`ocf.run.repro.reproduce`), as plain JSON data (seeds are
     string keys)."""
@@ -70,19 +94,27 @@ def build(result: Result, plugin: str, records: dict[str, dict[int, dict]], *, c
     minutes = {s: (r["train_seconds"] + r["eval_seconds"]) / 60 for s, r in own.items()}
     rates = [r["steps_per_s"] for r in own.values() if r.get("steps_per_s")]
     card = {
-        "name": result.name, "stem": stem or result.name, "plugin": plugin, "shows": result.shows,
+        "name": result.name,
+        "stem": stem or result.name,
+        "plugin": plugin,
+        "shows": result.shows,
         "evidence": result.evidence,
-        "target": result.target_text(), "date": time.strftime("%Y-%m-%d"), "command": command,
-        "entry": result.model_dump(mode="json"), "seeds": sorted(own), "steps": first["steps"],
+        "target": result.target_text(),
+        "date": time.strftime("%Y-%m-%d"),
+        "command": command,
+        "entry": result.model_dump(mode="json"),
+        "seeds": sorted(own),
+        "steps": first["steps"],
         "verdict": verdict,
         "metrics": {m: summary([r["metrics"].get(m, math.nan) for r in own.values()]) for m in shown},
-        "per_seed": {s: {k: r[k] for k in ("metrics", "untrained", "steps_per_s", "train_seconds", "eval_seconds",
-                                            "resumed", "run_dir", "commands")} for s, r in own.items()},
+        "per_seed": {s: {k: r[k] for k in _PER_SEED} for s, r in own.items()},
         "baseline": {"name": result.baseline, "values": baseline} if result.baseline else None,
-        "speed": {"steps_per_s_median": statistics.median(rates) if rates else None,
-                  "minutes_per_seed_max": max(minutes.values()), "max_minutes": result.max_minutes,
-                  "within_budget": None if result.max_minutes is None
-                  else max(minutes.values()) <= result.max_minutes},
+        "speed": {
+            "steps_per_s_median": statistics.median(rates) if rates else None,
+            "minutes_per_seed_max": max(minutes.values()),
+            "max_minutes": result.max_minutes,
+            "within_budget": None if result.max_minutes is None else max(minutes.values()) <= result.max_minutes,
+        },
         "machine": machine(first["threads"], jobs),
         "versions": versions(registry, plugin_info),
         "git": git_state(),
@@ -133,8 +165,13 @@ def seed_table(card: dict) -> str:
     rows = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for seed, row in v["seeds"].items():
         rec = card["per_seed"][seed]
-        cells = [str(seed), _f(row["value"]), _f(row.get("untrained")), _f(row.get("floor")),
-                 {True: "yes", False: "no", None: "—"}[row.get("reached")]]
+        cells = [
+            str(seed),
+            _f(row["value"]),
+            _f(row.get("untrained")),
+            _f(row.get("floor")),
+            {True: "yes", False: "no", None: "—"}[row.get("reached")],
+        ]
         if card.get("baseline"):
             cells.insert(3, _f(row.get("baseline")))
         cells += [_f(rec["metrics"].get(m)) for m in shown if m != v["metric"]]
@@ -146,8 +183,18 @@ def seed_table(card: dict) -> str:
 def markdown(card: dict) -> str:
     """The card as a markdown page."""
     m, g, sp = card["machine"], card["git"], card["speed"]
-    lines = [f"# {card['name']}", "", card["shows"], "", f"Target — {card['target']}.", "",
-             verdict_line(card) + ".", "", seed_table(card), ""]
+    lines = [
+        f"# {card['name']}",
+        "",
+        card["shows"],
+        "",
+        f"Target — {card['target']}.",
+        "",
+        verdict_line(card) + ".",
+        "",
+        seed_table(card),
+        "",
+    ]
     means = "; ".join(f"{k} {mean_se(s)}" for k, s in card["metrics"].items())
     lines.append(f"Mean ± standard error over seeds: {means}.")
     if "control" in card["verdict"]:
@@ -158,19 +205,26 @@ def markdown(card: dict) -> str:
         lines += ["", f"Control ({why}): {per}; mean {_f(c['mean'])}, ceiling {c['ceiling']:g} — {held}."]
     if card["evidence"]:
         lines += ["", f"Evidence: {card['evidence']}"]
-    budget = f" (budget {sp['max_minutes']:g} min: {'within' if sp['within_budget'] else 'over'})" \
-        if sp["max_minutes"] else ""
+    budget = (
+        f" (budget {sp['max_minutes']:g} min: {'within' if sp['within_budget'] else 'over'})"
+        if sp["max_minutes"]
+        else ""
+    )
     lines += ["", "## Metric conventions", ""] + [f"- `{k}`: {t}" for k, t in card["conventions"].items()]
-    lines += ["", "## How it was run", "",
-              f"- command: `{card['command']}` ({card['date']}); steps: {'+'.join(map(str, card['steps']))}",
-              f"- speed: {_f(sp['steps_per_s_median'], 2)} steps/s (median over seeds), at most "
-              f"{_f(sp['minutes_per_seed_max'], 1)} min per seed{budget}",
-              f"- machine: {m['cpu']}, {m['cores']} cores, {m['threads_per_seed']} threads per seed, "
-              f"{m['parallel_jobs']} seeds at a time; {m['platform']}",
-              "- versions: " + ", ".join(f"{k} {v}" for k, v in card["versions"].items()
-                                         if not k.startswith("plugin:")),
-              f"- git commit: {g['commit'] or 'unknown'}{' (with uncommitted changes)' if g['dirty'] else ''}",
-              "- one seed by hand:", ""]
+    lines += [
+        "",
+        "## How it was run",
+        "",
+        f"- command: `{card['command']}` ({card['date']}); steps: {'+'.join(map(str, card['steps']))}",
+        f"- speed: {_f(sp['steps_per_s_median'], 2)} steps/s (median over seeds), at most "
+        f"{_f(sp['minutes_per_seed_max'], 1)} min per seed{budget}",
+        f"- machine: {m['cpu']}, {m['cores']} cores, {m['threads_per_seed']} threads per seed, "
+        f"{m['parallel_jobs']} seeds at a time; {m['platform']}",
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in card["versions"].items() if not k.startswith("plugin:")),
+        f"- git commit: {g['commit'] or 'unknown'}{' (with uncommitted changes)' if g['dirty'] else ''}",
+        "- one seed by hand:",
+        "",
+    ]
     first = next(iter(card["per_seed"].values()))
     lines += ["```bash", *first["commands"], "```", ""]
     return "\n".join(lines)
@@ -180,21 +234,29 @@ def results_section(card_dir: str | Path = CARDS, link_from: Path | None = None)
     """The summary table of every card in ``card_dir`` (markdown), for docs/benchmarks.md."""
     card_dir = Path(card_dir)
     cards = [json.loads(p.read_text()) for p in sorted(card_dir.glob("*.json"))]
-    head = ["## Reproduced results (`ocf repro`)", "",
-            "Each row is a result card written by `ocf repro NAME` (mean ± standard error over seeds);",
-            "[repro.md](repro.md) says how to check one yourself.", ""]
+    head = [
+        "## Reproduced results (`ocf repro`)",
+        "",
+        "Each row is a result card written by `ocf repro NAME` (mean ± standard error over seeds);",
+        "[repro.md](repro.md) says how to check one yourself.",
+        "",
+    ]
     if not cards:
         return "\n".join(head + ["No cards yet: run `ocf repro --list`, then `ocf repro NAME`.", ""])
-    rows = ["| result | target | mean ± SE | seeds reaching the floor | control | verdict | steps | card |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    rows = [
+        "| result | target | mean ± SE | seeds reaching the floor | control | verdict | steps | card |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for c in cards:
         v = c["verdict"]
         success = f"{v['success']['reached']} of {v['success']['of']}" if "success" in v else "—"
         control = f"{_f(v['control']['mean'])} (≤ {v['control']['ceiling']:g})" if "control" in v else "—"
         word = {True: "passed", False: "not reached", None: "no target"}[v["passed"]]
         link = os.path.relpath(card_dir / f"{_stem(c)}.md", link_from) if link_from else f"{_stem(c)}.md"
-        rows.append(f"| `{c['name']}` | {c['target']} | {mean_se(v)} | {success} | {control} | {word} | "
-                    f"{'+'.join(map(str, c['steps']))} | [card]({link}) |")
+        rows.append(
+            f"| `{c['name']}` | {c['target']} | {mean_se(v)} | {success} | {control} | {word} | "
+            f"{'+'.join(map(str, c['steps']))} | [card]({link}) |"
+        )
     return "\n".join(head + rows + [""])
 
 

@@ -18,8 +18,9 @@ import importlib.metadata as md
 import json
 import os
 import platform
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 import yaml
@@ -93,8 +94,9 @@ def versions(registry: Registry | None = None, plugin_info: Iterable[Any] | None
     return out
 
 
-def prepare_run_dir(resolved: ResolvedSpec, out: str | None, resume: bool,
-                    plugin_info: Iterable[Any] | None = None) -> Path:
+def prepare_run_dir(
+    resolved: ResolvedSpec, out: str | None, resume: bool, plugin_info: Iterable[Any] | None = None
+) -> Path:
     """The run directory (``out`` or ``runs/<name>``), with ``spec.yaml`` and
     ``versions.json`` written for a new run; refuses to overwrite or to resume nothing."""
     run_dir = Path(out or Path("runs") / resolved.spec.name)
@@ -112,8 +114,9 @@ def prepare_run_dir(resolved: ResolvedSpec, out: str | None, resume: bool,
     return run_dir
 
 
-def load_run(run_dir: str | Path, registry: Registry,
-             checkpoint: str | None = None) -> tuple[ResolvedSpec, Model, Path]:
+def load_run(
+    run_dir: str | Path, registry: Registry, checkpoint: str | None = None
+) -> tuple[ResolvedSpec, Model, Path]:
     """The resolved spec of a run dir and its model (in eval mode) with the chosen
     checkpoint's weights (``None``: the last; ``"init"``: the initialisation; or a file path)."""
     run_dir = Path(run_dir)

@@ -25,8 +25,10 @@ def ensure_dataset(spec: Spec, registry: Registry) -> Path:
     if d.generate is None or d.dataset == "hdf5":
         raise UserError(f"data.path: {path} does not exist (and data.generate is off)")
     if dist.rank() == 0:
-        print(f"ocf: {path} is missing; generating {d.generate.n} samples of {d.dataset!r} (seed {d.generate.seed})",
-              file=sys.stderr)
+        print(
+            f"ocf: {path} is missing; generating {d.generate.n} samples of {d.dataset!r} (seed {d.generate.seed})",
+            file=sys.stderr,
+        )
         make_dataset(registry, d.dataset, path, n=d.generate.n, seed=d.generate.seed, options=d.generate.options)
     dist.barrier()
     return path

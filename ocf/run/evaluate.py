@@ -9,9 +9,10 @@ moves the caller's random state: every evaluation forward pass goes through
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
@@ -66,8 +67,15 @@ def metric_objects(resolved: ResolvedSpec) -> dict[str, object]:
     return out
 
 
-def evaluate_model(model: Model, resolved: ResolvedSpec, *, split: str | None = None, max_samples: int | None = None,
-                   progress: bool = True, conventions: dict[str, str] | None = None) -> dict[str, float]:
+def evaluate_model(
+    model: Model,
+    resolved: ResolvedSpec,
+    *,
+    split: str | None = None,
+    max_samples: int | None = None,
+    progress: bool = True,
+    conventions: dict[str, str] | None = None,
+) -> dict[str, float]:
     """Every metric of ``eval.metrics`` over a split; metrics the model cannot support are
     reported as an error naming what is missing.  A ``conventions`` dict, when given, is
     filled with each metric's convention in words (``EvalMetric.convention()``)."""
@@ -106,9 +114,13 @@ def evaluate_model(model: Model, resolved: ResolvedSpec, *, split: str | None = 
     return {name: float(m.compute()) for name, m in metrics.items()}
 
 
-def rescoring_spec(resolved: ResolvedSpec, *, metrics: list[str] | None = None,
-                   metric_options: dict[str, dict[str, Any]] | None = None,
-                   data: str | Path | None = None) -> ResolvedSpec:
+def rescoring_spec(
+    resolved: ResolvedSpec,
+    *,
+    metrics: list[str] | None = None,
+    metric_options: dict[str, dict[str, Any]] | None = None,
+    data: str | Path | None = None,
+) -> ResolvedSpec:
     """A finished run's spec set up to score other metrics or another file without
     retraining: ``eval.metrics`` replaced by ``metrics`` (each checked against the
     registry, with a suggestion for a misspelt name), their options those of

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 
 from ocf.assembly import Model
-from ocf.errors import UserError
 from ocf.data.batches import ordered_batch
+from ocf.errors import UserError
 from ocf.records import Batch, State
 from ocf.run.data import open_split, registry_of
 from ocf.spec import ResolvedSpec
@@ -21,8 +21,9 @@ from ocf.spec import ResolvedSpec
 def can_generate(model: Model) -> str | None:
     """``None`` if the model can generate, else the reason it cannot."""
     if model.prior is None:
-        return ("the model has no prior (model.prior); generation needs a generative prior such as `normal` or "
-                "`sri.prior`")
+        return (
+            "the model has no prior (model.prior); generation needs a generative prior such as `normal` or `sri.prior`"
+        )
     if not type(model.prior).can_sample():
         return f"prior {model.prior.name!r} does not implement sampling; it cannot generate scenes"
     if model.decoder is None:
@@ -86,8 +87,8 @@ def conditioning(resolved: ResolvedSpec, split: str | None, n: int, condition: i
     if condition < 1:
         raise UserError(f"--condition must be at least 1 frame, got {condition}")
     if condition > spec.data.frames:
-        raise UserError(f"--condition {condition} exceeds the {spec.data.frames} frames the run was trained on "
-                        "(data.frames)")
+        raise UserError(
+            f"--condition {condition} exceeds the {spec.data.frames} frames the run was trained on (data.frames)"
+        )
     ds = open_split(spec, split or spec.eval.split, registry_of(resolved))
     return ordered_batch(ds, 0, n, spec.data.frames), ordered_batch(ds, 0, n, condition)
-

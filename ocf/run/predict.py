@@ -25,9 +25,10 @@ import json
 import os
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import h5py
 import numpy as np
@@ -51,11 +52,11 @@ _CONVERT = {"RGBA": "RGB", "LA": "L", "1": "L", "CMYK": "RGB", "YCbCr": "RGB"}  
 
 #: The datasets of ``predictions.h5`` and their axes (N items, T frames, K slots).
 PREDICTION_AXES = {
-    "frames": "n t h w c",       # uint8, the input as the model saw it (resized)
-    "labels": "n t h w",         # int16, argmax over slots of the masks (the PNG label maps)
-    "masks": "n t k h w",        # float32, soft masks (sum to 1 over k)
-    "slots": "n k d",            # float32, object latents (n t k d for models with per-frame slots)
-    "recon": "n t h w c",        # float32, the reconstruction (absent when the model renders none)
+    "frames": "n t h w c",  # uint8, the input as the model saw it (resized)
+    "labels": "n t h w",  # int16, argmax over slots of the masks (the PNG label maps)
+    "masks": "n t k h w",  # float32, soft masks (sum to 1 over k)
+    "slots": "n k d",  # float32, object latents (n t k d for models with per-frame slots)
+    "recon": "n t h w c",  # float32, the reconstruction (absent when the model renders none)
 }
 
 
@@ -92,8 +93,10 @@ def _check_channels(path: Path, mode: str, have: int | None, channels: int) -> N
     if have is None:
         raise UserError(f"{path}: unsupported image mode {mode!r}; give 8-bit greyscale or RGB(A) images")
     if have != channels:
-        raise UserError(f"{path}: a {'greyscale' if have == 1 else 'colour'} image ({have} channel"
-                        f"{'s' if have > 1 else ''}), but the run takes {channels}-channel frames (data.channels)")
+        raise UserError(
+            f"{path}: a {'greyscale' if have == 1 else 'colour'} image ({have} channel"
+            f"{'s' if have > 1 else ''}), but the run takes {channels}-channel frames (data.channels)"
+        )
 
 
 def load_image(path: Path, resolution: tuple[int, int], channels: int) -> np.ndarray:
@@ -122,13 +125,17 @@ def image_source(folder: Path, resolved: ResolvedSpec) -> Source:
     """The images of ``folder`` for an image run (checked before anything is read)."""
     d = resolved.spec.data
     if d.frames > 1:
-        raise UserError(f"{folder}: the run models clips of {d.frames} frames; give an HDF5 file of clips "
-                        "(ocf data import-frames turns a folder of frames into one)")
+        raise UserError(
+            f"{folder}: the run models clips of {d.frames} frames; give an HDF5 file of clips "
+            "(ocf data import-frames turns a folder of frames into one)"
+        )
     if d.extras:
-        raise UserError(f"{folder}: the run's model reads the extras {', '.join(d.extras)}; give an HDF5 file "
-                        "holding them")
-    files = sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
-                   key=_natural_key)
+        raise UserError(
+            f"{folder}: the run's model reads the extras {', '.join(d.extras)}; give an HDF5 file holding them"
+        )
+    files = sorted(
+        (p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key
+    )
     if not files:
         raise UserError(f"{folder}: no images (looked for {', '.join('*' + s for s in IMAGE_SUFFIXES)})")
     for p in files:  # every header before any output is written
@@ -136,7 +143,7 @@ def image_source(folder: Path, resolved: ResolvedSpec) -> Source:
 
     def read(start: int, stop: int) -> Batch:
         arr = np.stack([load_image(p, d.resolution, d.channels) for p in files[start:stop]])  # [b h w c]
-        frames = torch.from_numpy(arr).permute(0, 3, 1, 2).unsqueeze(1).float() / 255.0     # [b 1 c h w]
+        frames = torch.from_numpy(arr).permute(0, 3, 1, 2).unsqueeze(1).float() / 255.0  # [b 1 c h w]
         return Batch(frames=frames)
 
     return Source([p.stem for p in files], read, f"{len(files)} images in {folder}")
@@ -152,8 +159,9 @@ def h5_source(path: Path, resolved: ResolvedSpec, split: str | None, run: str) -
     except UserError as exc:
         raise UserError(f"{path} does not fit the run {run}: {exc}") from None
     names = [f"item_{int(i):06d}" for i in ds.indices]
-    return Source(names, lambda s, e: ordered_batch(ds, s, e, spec.data.frames),
-                  f"{len(names)} items of {path} (split {split})")
+    return Source(
+        names, lambda s, e: ordered_batch(ds, s, e, spec.data.frames), f"{len(names)} items of {path} (split {split})"
+    )
 
 
 def open_source(path: str | Path, resolved: ResolvedSpec, split: str | None, run: str) -> Source:
@@ -171,15 +179,20 @@ def outputs(state: State, size: tuple[int, int]) -> dict[str, np.ndarray]:
     """The arrays of one batch for ``predictions.h5`` (axes: :data:`PREDICTION_AXES`)."""
     seg = state.segmentation()
     if seg is None:
-        raise UserError("the run's model predicts no masks (neither its decoder nor its grouper), so there is "
-                        "nothing to segment")
+        raise UserError(
+            "the run's model predicts no masks (neither its decoder nor its grouper), so there is nothing to segment"
+        )
     b, t, k = seg.shape[:3]
     masks = seg.float()
     if tuple(masks.shape[-2:]) != tuple(size):
-        masks = F.interpolate(masks.reshape(b * t, k, *masks.shape[-2:]), size=size, mode="bilinear",
-                              align_corners=False).reshape(b, t, k, *size)
-    out = {"frames": (state.batch.frames.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 1, 3, 4, 2),
-           "labels": segmentation_labels(seg, size).to(torch.int16), "masks": masks}
+        masks = F.interpolate(
+            masks.reshape(b * t, k, *masks.shape[-2:]), size=size, mode="bilinear", align_corners=False
+        ).reshape(b, t, k, *size)
+    out = {
+        "frames": (state.batch.frames.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 1, 3, 4, 2),
+        "labels": segmentation_labels(seg, size).to(torch.int16),
+        "masks": masks,
+    }
     if state.latents is not None and state.latents.objects is not None:
         out["slots"] = state.latents.objects.float()
     recon = state.rendering.recon if state.rendering is not None else None
@@ -199,26 +212,34 @@ def _save_png(arr: np.ndarray, path: Path) -> None:
 def write_pictures(arrays: dict[str, np.ndarray], names: list[str], out: Path) -> None:
     """``masks/<name>.png`` (uint8 label map, uint16 past 255 slots) and ``overlays/<name>.png``."""
     for i, name in enumerate(names):
-        frames = arrays["frames"][i]                      # [t h w c] uint8
+        frames = arrays["frames"][i]  # [t h w c] uint8
         for t in range(frames.shape[0]):
             stem = name if frames.shape[0] == 1 else f"{name}_t{t:03d}"
             labels = arrays["labels"][i, t].astype(np.int64)
             dtype = np.uint8 if labels.max(initial=0) < 256 else np.uint16
             _save_png(labels.astype(dtype), out / "masks" / f"{stem}.png")
-            image = np.moveaxis(frames[t], -1, 0)            # [c h w]
+            image = np.moveaxis(frames[t], -1, 0)  # [c h w]
             _save_png(overlay(image, labels), out / "overlays" / f"{stem}.png")
 
 
 def _create(f: h5py.File, arrays: dict[str, np.ndarray], n: int) -> None:
     for name, a in arrays.items():
         axes = PREDICTION_AXES[name] if not (name == "slots" and a.ndim == 4) else "n t k d"
-        ds = f.create_dataset(name, shape=(n,) + a.shape[1:], dtype=a.dtype, chunks=(1,) + a.shape[1:],
-                              compression="lzf")
+        ds = f.create_dataset(
+            name, shape=(n,) + a.shape[1:], dtype=a.dtype, chunks=(1,) + a.shape[1:], compression="lzf"
+        )
         ds.attrs["axes"] = axes
 
 
-def predict(model: Model, resolved: ResolvedSpec, source: Source, out: str | Path, *,
-            meta: dict[str, Any] | None = None, progress: bool = True) -> Path:
+def predict(
+    model: Model,
+    resolved: ResolvedSpec,
+    source: Source,
+    out: str | Path,
+    *,
+    meta: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> Path:
     """Run the model over ``source`` in batches of ``eval.batch_size`` (under
     :func:`evaluating`, seeded by ``eval.seed``), write the pictures and ``predictions.h5``
     (atomically: a temporary file beside it, renamed when every item is done)."""
@@ -246,9 +267,15 @@ def predict(model: Model, resolved: ResolvedSpec, source: Source, out: str | Pat
                 write_pictures(arrays, source.names[start:stop], out)
                 bar.update(stop - start)
             f.create_dataset("names", data=np.array(source.names, dtype=object), dtype=h5py.string_dtype())
-            f.attrs["metadata"] = json.dumps({**(meta or {}), "input": source.description, "items": n,
-                                              "axes": {k: f[k].attrs["axes"] for k in PREDICTION_AXES if k in f},
-                                              "resize_rule": "centre-crop to the run's aspect ratio, then bilinear"})
+            f.attrs["metadata"] = json.dumps(
+                {
+                    **(meta or {}),
+                    "input": source.description,
+                    "items": n,
+                    "axes": {k: f[k].attrs["axes"] for k in PREDICTION_AXES if k in f},
+                    "resize_rule": "centre-crop to the run's aspect ratio, then bilinear",
+                }
+            )
         os.replace(tmp, target)
     finally:
         bar.close()

@@ -20,9 +20,10 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ocf.errors import TrainingError, UserError
 from ocf.registry import Registry
@@ -77,8 +78,16 @@ class Task:
         """The ``ocf`` commands that do by hand what the worker does."""
         lines = []
         for i, s in enumerate(self.stages):
-            words = ["ocf", "train", _shown(s.spec), *self.stage_overrides(i), "--out", _shown(s.out),
-                     "--steps", str(s.steps)]
+            words = [
+                "ocf",
+                "train",
+                _shown(s.spec),
+                *self.stage_overrides(i),
+                "--out",
+                _shown(s.out),
+                "--steps",
+                str(s.steps),
+            ]
             lines.append(" ".join(shlex.quote(w) for w in words))
         out = shlex.quote(_shown(str(self.out)))
         return lines + [f"ocf eval {out} --json", f"ocf eval {out} --checkpoint init --json"]
@@ -98,8 +107,9 @@ def _shown(path: str) -> str:
 # --------------------------------------------------------------------------- planning
 
 
-def chain_tasks(label: str, run: Run, seed: int, steps: int | None, root: Path, registry: Registry,
-                threads: int) -> Task:
+def chain_tasks(
+    label: str, run: Run, seed: int, steps: int | None, root: Path, registry: Registry, threads: int
+) -> Task:
     """The task training ``run`` (and the runs it starts from) for ``seed`` under ``root/label``."""
     chain = run.chain()
     stages = []
@@ -111,8 +121,9 @@ def chain_tasks(label: str, run: Run, seed: int, steps: int | None, root: Path, 
     return Task(label, seed, stages, threads)
 
 
-def plan(result: Result, registry: Registry, seeds: list[int], steps: int | None, root: Path,
-         threads: int) -> dict[str, list[Task]]:
+def plan(
+    result: Result, registry: Registry, seeds: list[int], steps: int | None, root: Path, threads: int
+) -> dict[str, list[Task]]:
     """The tasks per role: ``result``, ``baseline`` (the baseline result's own runs, shared
     with ``ocf repro BASELINE``) and ``control``."""
     suffix = "" if steps is None else f"-{steps}steps"
@@ -121,8 +132,10 @@ def plan(result: Result, registry: Registry, seeds: list[int], steps: int | None
         roles["baseline"] = (result.baseline, lookup(registry, result.baseline))
     if result.control:
         roles["control"] = (f"{result.name}.control", result.control.run)
-    return {role: [chain_tasks(label + suffix, run, s, steps, root, registry, threads) for s in seeds]
-            for role, (label, run) in roles.items()}
+    return {
+        role: [chain_tasks(label + suffix, run, s, steps, root, registry, threads) for s in seeds]
+        for role, (label, run) in roles.items()
+    }
 
 
 def check_reusable(task: Task) -> None:
@@ -131,8 +144,10 @@ def check_reusable(task: Task) -> None:
     if saved.exists():
         before = json.loads(saved.read_text()).get("fingerprint")
         if before != task.fingerprint():
-            raise UserError(f"{task.out} holds runs of another configuration (a different spec, overrides or "
-                            "steps); pass --runs DIR for a new directory, or delete it")
+            raise UserError(
+                f"{task.out} holds runs of another configuration (a different spec, overrides or "
+                "steps); pass --runs DIR for a new directory, or delete it"
+            )
 
 
 def finished(task: Task) -> bool:
@@ -161,10 +176,21 @@ def run_task(task: Task, registry: Registry, plugin_info: Iterable[Any] | None =
     trained = evaluate_model(model, resolved, progress=False, conventions=conventions)
     _, model0, _ = load_run(task.out, registry, "init")
     untrained = evaluate_model(model0, resolved, progress=False)
-    record = {"label": task.label, "seed": task.seed, "metrics": trained, "untrained": untrained,
-              "conventions": conventions, "steps": [s.steps for s in task.stages],
-              "steps_per_s": _median_rate(task.out), "train_seconds": t1 - t0, "eval_seconds": time.time() - t1,
-              "resumed": resumed, "threads": task.threads, "run_dir": str(task.out), "commands": task.commands()}
+    record = {
+        "label": task.label,
+        "seed": task.seed,
+        "metrics": trained,
+        "untrained": untrained,
+        "conventions": conventions,
+        "steps": [s.steps for s in task.stages],
+        "steps_per_s": _median_rate(task.out),
+        "train_seconds": t1 - t0,
+        "eval_seconds": time.time() - t1,
+        "resumed": resumed,
+        "threads": task.threads,
+        "run_dir": str(task.out),
+        "commands": task.commands(),
+    }
     tmp = task.record_file.with_suffix(".tmp")
     tmp.write_text(json.dumps(record, indent=2))
     os.replace(tmp, task.record_file)
@@ -225,8 +251,9 @@ def done_steps(task: Task) -> int:
     return total
 
 
-def execute(tasks: list[Task], jobs: int, progress: bool = True, poll: float = 1.0,
-            registry: Registry | None = None) -> dict[str, str]:
+def execute(
+    tasks: list[Task], jobs: int, progress: bool = True, poll: float = 1.0, registry: Registry | None = None
+) -> dict[str, str]:
     """Run the unfinished ``tasks``, ``jobs`` worker processes at a time (``jobs=0``: one
     after another in this process, with ``registry``), with a progress bar over their steps.
     Returns the failures: task log → reason.  On Ctrl-C or SIGTERM the workers are
@@ -274,8 +301,9 @@ def _launch(task: Task):
     path = write_task(task)
     env = {**os.environ, "OMP_NUM_THREADS": str(task.threads), "MKL_NUM_THREADS": str(task.threads)}
     log = open(task.out / "repro.log", "a")
-    proc = subprocess.Popen([sys.executable, "-m", "ocf", "repro", "--task", str(path)], stdout=log,
-                            stderr=subprocess.STDOUT, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ocf", "repro", "--task", str(path)], stdout=log, stderr=subprocess.STDOUT, env=env
+    )
     return proc, log
 
 
@@ -327,9 +355,17 @@ def prepare(tasks: list[Task], registry: Registry) -> None:
             ensure_dataset(load(s.spec, registry, task.stage_overrides(i)).spec, registry)
 
 
-def reproduce(result: Result, registry: Registry, *, seeds: int | None = None, steps: int | None = None,
-              jobs: int = 1, threads: int | None = None, runs: str | Path = "runs/repro",
-              progress: bool = True) -> dict[str, dict[int, dict]]:
+def reproduce(
+    result: Result,
+    registry: Registry,
+    *,
+    seeds: int | None = None,
+    steps: int | None = None,
+    jobs: int = 1,
+    threads: int | None = None,
+    runs: str | Path = "runs/repro",
+    progress: bool = True,
+) -> dict[str, dict[int, dict]]:
     """Run (or pick up) every seed of ``result``, its baseline's and its control's, ``jobs``
     worker processes at a time (0: in this process) with ``threads`` torch threads each
     (default: the CPU cores shared among the jobs); return their records by role and seed.

@@ -88,7 +88,7 @@ class Optimisation:
     geco: Geco | None
 
     @classmethod
-    def create(cls, model: torch.nn.Module, t: TrainSpec) -> "Optimisation":
+    def create(cls, model: torch.nn.Module, t: TrainSpec) -> Optimisation:
         params = [p for p in model.parameters() if p.requires_grad]
         if not params:
             raise UserError("the model has no trainable parameters (check train.freeze)")
@@ -107,8 +107,16 @@ class StepResult:
     grad_norm: Tensor | None
 
 
-def train_step(net: torch.nn.Module, batch: Batch, opt: Optimisation, t: TrainSpec, device: torch.device, *,
-               step: int, last_good: Path | None = None) -> StepResult:
+def train_step(
+    net: torch.nn.Module,
+    batch: Batch,
+    opt: Optimisation,
+    t: TrainSpec,
+    device: torch.device,
+    *,
+    step: int,
+    last_good: Path | None = None,
+) -> StepResult:
     """Forward ``batch`` (under ``train.precision``), combine the loss terms (GECO or their
     sum), stop on a non-finite loss, then backward, clip, optimizer and schedule step.
 

@@ -12,8 +12,9 @@ import functools
 import json
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 
@@ -60,8 +61,15 @@ class Logger:
             self.tb.close()
 
 
-def run(resolved: ResolvedSpec, *, out: str | None = None, resume: bool = False, steps: int | None = None,
-        progress: bool = True, plugin_info: Iterable[Any] | None = None) -> Path:
+def run(
+    resolved: ResolvedSpec,
+    *,
+    out: str | None = None,
+    resume: bool = False,
+    steps: int | None = None,
+    progress: bool = True,
+    plugin_info: Iterable[Any] | None = None,
+) -> Path:
     """Train ``resolved`` into a run dir and return its path.  ``plugin_info`` (the
     loaded plugins' :class:`~ocf.plugins.PluginInfo`) is recorded in ``versions.json``."""
     dist.init()
@@ -114,8 +122,12 @@ class TrainingRun:
 
     def loop(self, progress: bool) -> None:
         """Steps ``start .. total_steps - 1``; on Ctrl-C, checkpoint and re-raise."""
-        bar = _progress(range(self.start, self.total_steps), enabled=progress and dist.rank() == 0,
-                        initial=self.start, total=self.total_steps)
+        bar = _progress(
+            range(self.start, self.total_steps),
+            enabled=progress and dist.rank() == 0,
+            initial=self.start,
+            total=self.total_steps,
+        )
         step = self.start
         self.model.train()
         try:
@@ -157,8 +169,12 @@ class TrainingRun:
         self.terms = {k: float(v.detach()) for k, v in result.terms.items()}
         rate = len(self.times) / sum(self.times)
         loss = float(result.loss.detach())
-        values = {"loss": loss, **{f"loss/{k}": v for k, v in self.terms.items()},
-                  "lr": self.opt.scheduler.get_last_lr()[0], "steps_per_s": rate}
+        values = {
+            "loss": loss,
+            **{f"loss/{k}": v for k, v in self.terms.items()},
+            "lr": self.opt.scheduler.get_last_lr()[0],
+            "steps_per_s": rate,
+        }
         if result.grad_norm is not None:
             values["grad_norm"] = float(result.grad_norm)
         if self.opt.geco:
@@ -176,8 +192,9 @@ class TrainingRun:
         save_picture(self.model, self.picture_batch, self.run_dir / "pictures" / f"step_{done:07d}.png", self.device)
 
     def evaluate(self, done: int) -> None:
-        scores = evaluate_model(self.model, self.resolved, split=self.spec.data.val_split,
-                                max_samples=self.t.eval_samples, progress=False)
+        scores = evaluate_model(
+            self.model, self.resolved, split=self.spec.data.val_split, max_samples=self.t.eval_samples, progress=False
+        )
         self.logger.log(done, {f"eval/{k}": v for k, v in scores.items()})
 
     def save(self, step: int, name: str = "last.pt") -> Path | None:
@@ -218,8 +235,9 @@ def _progress(it, enabled: bool, initial: int, total: int):
     return tqdm(it, initial=initial, total=total, desc="train", dynamic_ncols=True, mininterval=1.0, file=sys.stderr)
 
 
-def multirun(base: ResolvedSpec, overrides: list[str], out: str | None = None,
-             plugin_info: Iterable[Any] | None = None) -> list[str]:
+def multirun(
+    base: ResolvedSpec, overrides: list[str], out: str | None = None, plugin_info: Iterable[Any] | None = None
+) -> list[str]:
     """Sweep comma-separated overrides of ``base`` through hydra-zen; each point trains
     into its own run dir (``out`` or ``runs/<name>-sweep``, then the job number).  Returns
     the run dirs."""

@@ -3,7 +3,8 @@ dataset contact sheets (see :mod:`ocf.viz` for the conventions)."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -186,5 +187,3 @@ def _resize_float(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return x
     im = Image.fromarray(np.ascontiguousarray(x, dtype=np.float32))  # mode F
     return np.asarray(im.resize((size[1], size[0]), Image.Resampling.BILINEAR))
-
-

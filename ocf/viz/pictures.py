@@ -36,8 +36,9 @@ def decomposition_pictures(state: Any, path: str | Path, max_items: int = 8) -> 
     return written
 
 
-def sample_pictures(state: Any, out_dir: str | Path, *, real: Any = None, observed: int = 0,
-                    per_row: int = 8) -> list[Path]:
+def sample_pictures(
+    state: Any, out_dir: str | Path, *, real: Any = None, observed: int = 0, per_row: int = 8
+) -> list[Path]:
     """Pictures of generated scenes (a :class:`~ocf.records.State` from
     :func:`ocf.run.generate.generate`): ``samples.png`` (images: a grid; video: one row per
     sample over time, boxes drawn where the latents have ``where``/``presence``) and
@@ -60,7 +61,7 @@ def sample_pictures(state: Any, out_dir: str | Path, *, real: Any = None, observ
     scale = max(1, 64 // max(recon.shape[-2:]))
     if t == 1:
         cells = [cell(i, 0) for i in range(n)]
-        rows = [cells[r:r + per_row] for r in range(0, n, per_row)]
+        rows = [cells[r : r + per_row] for r in range(0, n, per_row)]
         image_grid(rows, pad=2, scale=scale).save(out_dir / "samples.png")
         return [out_dir / "samples.png"]
     real = real.float().cpu() if real is not None else None
@@ -73,6 +74,8 @@ def sample_pictures(state: Any, out_dir: str | Path, *, real: Any = None, observ
         labels.append(f"sample {i}")
     titles = [("obs " if j < observed else "gen ") + str(j) if observed else f"t={j}" for j in range(t)]
     image_grid(rows, titles, pad=2, row_labels=labels, scale=scale).save(out_dir / "samples.png")
-    per_frame = [image_grid([[cell(i, j) for i in range(n)]], [f"{'obs' if j < observed else 'gen'} t={j}"], pad=2,
-                            scale=scale) for j in range(t)]
+    per_frame = [
+        image_grid([[cell(i, j) for i in range(n)]], [f"{'obs' if j < observed else 'gen'} t={j}"], pad=2, scale=scale)
+        for j in range(t)
+    ]
     return [out_dir / "samples.png", save_gif(per_frame, out_dir / "samples.gif", fps=3)]

@@ -24,7 +24,8 @@ class RelationAccuracy(GenerativeMetric):
 
     class Spec(MetricSpec):
         rule: Literal["same_color", "stacked"] | None = Field(
-            None, description="the scene rule to check (default: the correlated dataset's rule in the spec)")
+            None, description="the scene rule to check (default: the correlated dataset's rule in the spec)"
+        )
         threshold: float = Field(0.9, ge=0, le=1, description="rule score a scene needs to count as obeying")
         tol: float = Field(0.1, ge=0, description="colour tolerance of check_rule")
 
@@ -33,13 +34,15 @@ class RelationAccuracy(GenerativeMetric):
         self.rule, self.threshold, self.tol = self.options.rule, self.options.threshold, self.options.tol
 
     @classmethod
-    def from_spec(cls, resolved, **options) -> "RelationAccuracy":
+    def from_spec(cls, resolved, **options) -> RelationAccuracy:
         if options.get("rule") is None:
             data = resolved.spec.data
             rule = (data.generate.options or {}).get("rule") if data.generate is not None else None
             if data.dataset != "correlated" and rule is None:
-                raise UserError("metric relation_accuracy scores the rule of the `correlated` dataset; "
-                                "give eval.metric_options.relation_accuracy.rule for other data")
+                raise UserError(
+                    "metric relation_accuracy scores the rule of the `correlated` dataset; "
+                    "give eval.metric_options.relation_accuracy.rule for other data"
+                )
             options["rule"] = rule or "same_color"
         return cls(**options)
 

@@ -10,8 +10,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-def augment(frames: Tensor, crop_scale: float = 0.6, flip: bool = True, brightness: float = 0.2,
-            generator: torch.Generator | None = None) -> Tensor:
+def augment(
+    frames: Tensor,
+    crop_scale: float = 0.6,
+    flip: bool = True,
+    brightness: float = 0.2,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """A random view of each clip ``[b t c h w]`` (one draw per clip, every frame alike):
     a crop covering ``crop_scale``–1 of the area resized back, a horizontal flip with
     probability ½, brightness × U(1 − brightness, 1 + brightness); values stay in [0, 1]."""

@@ -301,4 +301,3 @@ class DINO(ContrastiveObjective):
         if self.training:
             self.update_center(t)
         return {"dino": loss}
-

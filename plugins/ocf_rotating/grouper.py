@@ -89,17 +89,17 @@ def kmeans(
     B, n, d = x.shape
     dev = x.device
     ks = torch.as_tensor(k, device=dev).long().expand(B).clamp(1, n)
-    K, I = int(ks.max()), n_init
-    pts = x.repeat_interleave(I, dim=0)  # [(B I) n d]
-    BI = B * I
-    xt, xx = pts.transpose(1, 2).contiguous(), pts.square().sum(-1)  # [(B I) d n], [(B I) n]
-    unused = torch.arange(K, device=dev).unsqueeze(0) >= ks.repeat_interleave(I).unsqueeze(1)  # [(B I) K]
-    rows = torch.arange(BI, device=dev)
-    centres = _kmeanspp(pts, xt, xx, K, generator)  # [(B I) K d]
-    limit = tol * x.var(dim=1, unbiased=False).mean(dim=1).repeat_interleave(I)  # [(B I)]
+    K, R = int(ks.max()), n_init  # R restarts per item
+    pts = x.repeat_interleave(R, dim=0)  # [(B R) n d]
+    BR = B * R
+    xt, xx = pts.transpose(1, 2).contiguous(), pts.square().sum(-1)  # [(B R) d n], [(B R) n]
+    unused = torch.arange(K, device=dev).unsqueeze(0) >= ks.repeat_interleave(R).unsqueeze(1)  # [(B R) K]
+    rows = torch.arange(BR, device=dev)
+    centres = _kmeanspp(pts, xt, xx, K, generator)  # [(B R) K d]
+    limit = tol * x.var(dim=1, unbiased=False).mean(dim=1).repeat_interleave(R)  # [(B R)]
     ids = torch.arange(K, device=dev).view(1, K, 1)
     active = rows  # restarts still moving; converged ones drop out of the batch
-    labels = torch.full((BI, n), -1, dtype=torch.long, device=dev)
+    labels = torch.full((BR, n), -1, dtype=torch.long, device=dev)
     for _ in range(iters):
         c, xt_a = centres[active], xt[active]
         # the assignment needs ‖c‖² − 2 c·x only (‖x‖² is the same for every centre)
@@ -116,9 +116,9 @@ def kmeans(
         if len(active) == 0:
             break
     best_d, labels = _nearest(_sq_dist(xt, xx, centres).masked_fill_(unused.unsqueeze(2), float("inf")))
-    inertia = best_d.sum(1).view(B, I)
+    inertia = best_d.sum(1).view(B, R)
     pick = inertia.argmin(dim=1)  # best restart per item
-    sel = torch.arange(B, device=dev) * I + pick
+    sel = torch.arange(B, device=dev) * R + pick
     return labels[sel], centres[sel], inertia[torch.arange(B, device=dev), pick]
 
 

@@ -94,7 +94,9 @@ class RotatingLayer(nn.Module):
         bound = 1.0 / math.sqrt(fan_in)
         self.rotation_bias = nn.Parameter(torch.empty(shape).uniform_(-bound, bound))
         if norm == "batch":
-            self.norm = nn.BatchNorm2d(out_channels, affine=True) if spatial else nn.BatchNorm1d(out_channels, affine=True)
+            self.norm = (
+                nn.BatchNorm2d(out_channels, affine=True) if spatial else nn.BatchNorm1d(out_channels, affine=True)
+            )
         elif norm == "layer":
             if spatial:
                 raise ValueError("norm 'layer' is for rotating linear layers; convs use 'batch'")
@@ -105,7 +107,9 @@ class RotatingLayer(nn.Module):
     def forward(self, z: Tensor) -> Tensor:
         b, r = z.shape[:2]
         if r != self.n:
-            raise ValueError(f"rotating layer built for n = {self.n} rotation dims got input with {r} ({list(z.shape)} [b r c ...])")
+            raise ValueError(
+                f"rotating layer built for n = {self.n} rotation dims got input with {r} ({list(z.shape)} [b r c ...])"
+            )
         mag_in = magnitude(z, 1, self.eps)  # [b c ...]
         # one call of the shared weights on the r rotation dims and the magnitudes: [(b r + b) c ...];
         # split (not two slices) so the backward is one cat instead of two zero-filled copies
@@ -119,7 +123,9 @@ class RotatingLayer(nn.Module):
         return psi_b * (m.unsqueeze(1) / mag_b)
 
 
-def rotating_conv(c_in: int, c_out: int, n: int, *, kernel: int = 3, stride: int = 1, padding: int = 1, **kw) -> RotatingLayer:
+def rotating_conv(
+    c_in: int, c_out: int, n: int, *, kernel: int = 3, stride: int = 1, padding: int = 1, **kw
+) -> RotatingLayer:
     """Rotating 2-D convolution ``[b r c_in h w]`` → ``[b r c_out h' w']``."""
     op = nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=False)
     return RotatingLayer(op, c_out, n, c_in * kernel * kernel, spatial=True, **kw)
@@ -130,7 +136,9 @@ def rotating_conv_transpose(
 ) -> RotatingLayer:
     """Rotating transposed convolution (×stride upsampling); fan-in as torch computes it
     for transposed weights (c_out · k²)."""
-    op = nn.ConvTranspose2d(c_in, c_out, kernel, stride=stride, padding=padding, output_padding=output_padding, bias=False)
+    op = nn.ConvTranspose2d(
+        c_in, c_out, kernel, stride=stride, padding=padding, output_padding=output_padding, bias=False
+    )
     return RotatingLayer(op, c_out, n, c_out * kernel * kernel, spatial=True, **kw)
 
 

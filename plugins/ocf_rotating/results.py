@@ -12,9 +12,12 @@ RESULTS = [
         metric="fg_ari",
         mean=0.30,
         floor="untrained + 0.2",
-        control=Control(run=Run(spec=SPEC, overrides=["model.encoder.rotation_dims=1"]), ceiling=0.1,
-                        shows="one rotation dimension: the objects live in the orientations"),
+        control=Control(
+            run=Run(spec=SPEC, overrides=["model.encoder.rotation_dims=1"]),
+            ceiling=0.1,
+            shows="one rotation dimension: the objects live in the orientations",
+        ),
         shows="Rotating Features (n = 8) separate the four shapes of 4Shapes by the orientation of their "
-              "features (ARI-BG, the core fg_ari).",
+        "features (ARI-BG, the core fg_ari).",
     ),
 ]

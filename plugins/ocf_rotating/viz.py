@@ -69,7 +69,12 @@ def rotating_figure(state: State, path: str | Path | None = None, *, max_items: 
         if gt is not None:
             row.append(viz.colorize(gt[i], background=0))
         rows.append(row)
-    titles = ["input"] + (["recon"] if recon is not None else []) + ["magnitude", "orientation", "clusters"] + (["truth"] if gt is not None else [])
+    titles = (
+        ["input"]
+        + (["recon"] if recon is not None else [])
+        + ["magnitude", "orientation", "clusters"]
+        + (["truth"] if gt is not None else [])
+    )
     image = viz.image_grid(rows, titles, pad=2, scale=scale or max(1, 64 // max(h, w)))
     if path is not None:
         path = Path(path)

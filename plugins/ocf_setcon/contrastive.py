@@ -22,7 +22,7 @@ MOVED = {
     "SimSiam": "ocf_contrastive.objective",
     "DINO": "ocf_contrastive.objective",
 }
-__all__ = [*MOVED, "FAMILY"]
+__all__ = [*MOVED, "FAMILY"]  # noqa: F822 - FAMILY is served by __getattr__
 
 
 def __getattr__(name: str) -> Any:
@@ -35,8 +35,13 @@ def __getattr__(name: str) -> Any:
             stacklevel=2,
         )
         objective = importlib.import_module("ocf_contrastive.objective")
-        return {"nt_xent": objective.NTXent, "moco": objective.MoCo, "byol": objective.BYOL,
-                "simsiam": objective.SimSiam, "dino": objective.DINO}
+        return {
+            "nt_xent": objective.NTXent,
+            "moco": objective.MoCo,
+            "byol": objective.BYOL,
+            "simsiam": objective.SimSiam,
+            "dino": objective.DINO,
+        }
     if name not in MOVED:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     warnings.warn(

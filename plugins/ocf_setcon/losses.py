@@ -15,8 +15,15 @@ def similarity(a: Tensor, b: Tensor, kind: str = "cosine") -> Tensor:
     return a @ b.transpose(0, 1)
 
 
-def info_nce(anchors: Tensor, candidates: Tensor, positive: Tensor, temperature: float, *,
-             kind: str = "cosine", exclude: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def info_nce(
+    anchors: Tensor,
+    candidates: Tensor,
+    positive: Tensor,
+    temperature: float,
+    *,
+    kind: str = "cosine",
+    exclude: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
     """InfoNCE: mean over anchors of ``−log softmax_j(sim(a_i, c_j)/τ)[positive_i]``.
 
     anchors ``[m e]``, candidates ``[n e]``, positive ``[m]`` long (the index of each

@@ -17,7 +17,7 @@ RESULTS = [
         threads=2,
         max_minutes=30,
         shows="SetCon's set-level contrastive pretext makes slots a decoder probe can segment (FG-ARI of the "
-              "probe's masks over whole clips), by 0.2 more than the slot-wise contrastive control.",
+        "probe's masks over whole clips), by 0.2 more than the slot-wise contrastive control.",
     ),
     Result(
         name="setcon_slot_contrast_probe",
@@ -27,6 +27,6 @@ RESULTS = [
         seeds=[0, 1, 2],
         metric="fg_ari",
         shows="The control setcon_probe is measured against: the same model and probe, pretrained with a "
-              "slot-wise InfoNCE.",
+        "slot-wise InfoNCE.",
     ),
 ]

@@ -11,7 +11,7 @@ RESULTS = [
         mean=0.5,
         floor="untrained + 0.2",
         shows="`make demo`: Slot Attention separates the 2-3 procedural shapes of each image within the demo's "
-              "900 CPU steps, on every seed.",
+        "900 CPU steps, on every seed.",
     ),
     Result(
         name="slot_attention_shapes",

@@ -5,10 +5,9 @@ object for propagation."""
 from __future__ import annotations
 
 import math
-
-import torch
 from typing import Literal
 
+import torch
 from pydantic import Field, PositiveFloat, PositiveInt
 from torch import Tensor, nn
 

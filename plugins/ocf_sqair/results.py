@@ -12,7 +12,7 @@ RESULTS = [
         metric="count_accuracy",
         floor=0.8,
         shows="AIR counts the digits of 32x32 images (fraction of frames with the right number of present "
-              "objects) on every seed.",
+        "objects) on every seed.",
     ),
     Result(
         name="sqair_digits",

@@ -17,7 +17,7 @@ RESULTS = [
         threads=2,
         max_minutes=30,
         shows="SRI's scene prior generates scenes that obey the data's relation (all sprites one colour) more "
-              "often than GENESIS-v2 with an independent slot prior, on at least 4 of 5 seeds.",
+        "often than GENESIS-v2 with an independent slot prior, on at least 4 of 5 seeds.",
     ),
     Result(
         name="sri_genesis_baseline",

@@ -5,8 +5,8 @@ Multi-dSprites, Tetrominoes, Objects Room, CATER with masks), :mod:`~ocf.data.co
 :mod:`~ocf.data.convert.movi` (Kubric MOVi-A..E as tfds writes them) and
 :mod:`~ocf.data.convert.coco` (COCO-style instance annotations, also VOC). The built-in
 converters live in the core, so converting works with every plugin switched off; a plugin
-adds more through the ``ocf_register_converters`` hook (``registry.register(ConverterCls)`` with each class a subclass of
-:class:`Converter` declaring its ``name``).
+adds more through the ``ocf_register_converters`` hook (``registry.register(ConverterCls)``
+with each class a subclass of :class:`Converter` declaring its ``name``).
 
     from ocf.data.convert import convert
     convert("clevr_with_masks", ["clevr_with_masks_train.tfrecords"], "data/clevr.h5",
@@ -21,8 +21,17 @@ from typing import Any
 from ocf.data.convert.base import Converter, Geometry, Record, labels_from_entities, parse_crop
 from ocf.errors import RegistryError, UserError
 
-__all__ = ["Converter", "Geometry", "Record", "builtin_converters", "convert", "converters", "get_converter",
-           "labels_from_entities", "parse_crop"]
+__all__ = [
+    "Converter",
+    "Geometry",
+    "Record",
+    "builtin_converters",
+    "convert",
+    "converters",
+    "get_converter",
+    "labels_from_entities",
+    "parse_crop",
+]
 
 
 def builtin_converters() -> dict[str, type[Converter]]:
@@ -38,11 +47,14 @@ def converters(registry: Any = None) -> dict[str, type[Converter]]:
     if registry is not None:
         for entry in registry.entries("converter"):
             if entry.name in out:
-                raise RegistryError(f"converter {entry.name!r} of plugin {entry.plugin!r} has the name of a "
-                                    f"built-in converter")
+                raise RegistryError(
+                    f"converter {entry.name!r} of plugin {entry.plugin!r} has the name of a built-in converter"
+                )
             if not (isinstance(entry.obj, type) and issubclass(entry.obj, Converter)):
-                raise RegistryError(f"converter {entry.name!r} of plugin {entry.plugin!r} must be a subclass of "
-                                    f"ocf.data.convert.Converter")
+                raise RegistryError(
+                    f"converter {entry.name!r} of plugin {entry.plugin!r} must be a subclass of "
+                    f"ocf.data.convert.Converter"
+                )
             out[entry.name] = entry.obj
     return out
 
@@ -58,11 +70,20 @@ def get_converter(name: str, registry: Any = None) -> type[Converter]:
     return known[name]
 
 
-def convert(source: str | type[Converter], inputs: list[str | Path], out: str | Path, *,
-            variant: str | None = None, resolution: tuple[int, int] | None = None,
-            crop: str | tuple[int, int, int, int] | float | None = None, limit: int | None = None,
-            splits: dict[str, str] | None = None, progress: bool = False, registry: Any = None,
-            chunk: int = 64) -> dict[str, Any]:
+def convert(
+    source: str | type[Converter],
+    inputs: list[str | Path],
+    out: str | Path,
+    *,
+    variant: str | None = None,
+    resolution: tuple[int, int] | None = None,
+    crop: str | tuple[int, int, int, int] | float | None = None,
+    limit: int | None = None,
+    splits: dict[str, str] | None = None,
+    progress: bool = False,
+    registry: Any = None,
+    chunk: int = 64,
+) -> dict[str, Any]:
     """Convert ``inputs`` of ``source`` into the ocf file ``out`` (streaming, atomic).
 
     ``splits`` adds or replaces named splits as ranges (``{"val": "0:500"}``); ``limit``

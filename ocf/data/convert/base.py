@@ -14,9 +14,10 @@ The resize rule (the same for every source, frames and masks alike):
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -219,7 +220,7 @@ def first_n_splits(candidates: np.ndarray, sizes: dict[str, int]) -> dict[str, n
     empty blocks are left out)."""
     out, start = {}, 0
     for name, size in sizes.items():
-        block = np.asarray(candidates[start:start + size], dtype=np.int64)
+        block = np.asarray(candidates[start : start + size], dtype=np.int64)
         start += size
         if len(block):
             out[name] = block

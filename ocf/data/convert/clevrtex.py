@@ -20,8 +20,9 @@ from __future__ import annotations
 import json
 import re
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -36,12 +37,24 @@ _PARTS = {".png": "image", "_flat.png": "mask", ".json": "meta"}
 class ClevrTex(Converter):
     name = "clevrtex"
     description = "ClevrTex: 240x320 textured CLEVR-like scenes with 3-10 objects"
-    variants = {"full": "the main set", "pbg": "plain backgrounds", "vbg": "varied backgrounds",
-                "grassbg": "grass backgrounds", "camo": "CAMO: camouflaged objects", "outd": "OOD: unseen "
-                "shapes and materials (an evaluation set, no splits)"}
+    variants = {
+        "full": "the main set",
+        "pbg": "plain backgrounds",
+        "vbg": "varied backgrounds",
+        "grassbg": "grass backgrounds",
+        "camo": "CAMO: camouflaged objects",
+        "outd": "OOD: unseen shapes and materials (an evaluation set, no splits)",
+    }
     default_variant = None
-    axes = {"counts": "n t", "rotation": "n o", "shape": "n o", "size": "n o", "material": "n o",
-            "ground_material": "n", "scene_index": "n"}
+    axes = {
+        "counts": "n t",
+        "rotation": "n o",
+        "shape": "n o",
+        "size": "n o",
+        "material": "n o",
+        "ground_material": "n",
+        "scene_index": "n",
+    }
 
     def __init__(self, inputs: list[Path], variant: str | None = None, geometry: Any = None) -> None:
         self._given = variant
@@ -111,8 +124,10 @@ class ClevrTex(Converter):
         image = np.ascontiguousarray(image[..., :3]).astype(np.uint8)
         mask = decode_image(parts["mask"], where.replace(".png", "_flat.png"))
         if mask.ndim != 2 or mask.shape != image.shape[:2]:
-            raise UserError(f"{where}: the _flat.png mask has shape {list(mask.shape)}, expected one id per pixel "
-                            f"{list(image.shape[:2])}")
+            raise UserError(
+                f"{where}: the _flat.png mask has shape {list(mask.shape)}, expected one id per pixel "
+                f"{list(image.shape[:2])}"
+            )
         try:
             meta = json.loads(parts["meta"])
             objects = list(meta["objects"])
@@ -148,7 +163,7 @@ class ClevrTex(Converter):
         out = {}
         for name in ("train", "val", "test"):
             lo, hi = SPLITS[name]
-            out[name] = np.sort(order[int(lo * n):int(hi * n)]).astype(np.int64)
+            out[name] = np.sort(order[int(lo * n) : int(hi * n)]).astype(np.int64)
         return {k: v for k, v in out.items() if len(v)}
 
     def metadata(self) -> dict[str, Any]:

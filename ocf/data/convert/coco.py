@@ -18,8 +18,9 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -41,8 +42,10 @@ class Coco(Converter):
         if other:
             raise UserError(f"coco: {other[0]}: expected annotation JSON files and image folders")
         if not jsons or not folders or len(folders) not in (1, len(jsons)):
-            raise UserError("coco: give annotation JSON file(s) and the image folder (one, or one per JSON), e.g. "
-                            "instances_val2017.json val2017/")
+            raise UserError(
+                "coco: give annotation JSON file(s) and the image folder (one, or one per JSON), e.g. "
+                "instances_val2017.json val2017/"
+            )
         if self.geometry.resolution is None:
             raise UserError("coco: images differ in size; give --resolution H W")
         self.pairs = [(j, folders[0] if len(folders) == 1 else folders[k]) for k, j in enumerate(jsons)]
@@ -99,9 +102,13 @@ class Coco(Converter):
         labels[crowd] = -1
         g = self.geometry
         o = len(categories)
-        extras = {"category": np.asarray(categories, np.int32).reshape(o), "boxes": np.asarray(boxes, np.float32)
-                  .reshape(o, 4), "present": np.ones(o, np.uint8), "counts": np.asarray([o], np.int16),
-                  "image_id": np.asarray(image_id, np.int64)}
+        extras = {
+            "category": np.asarray(categories, np.int32).reshape(o),
+            "boxes": np.asarray(boxes, np.float32).reshape(o, 4),
+            "present": np.ones(o, np.uint8),
+            "counts": np.asarray([o], np.int16),
+            "image_id": np.asarray(image_id, np.int64),
+        }
         return Record(g.image(image)[None], g.labels(labels)[None], extras, {"objects": o})
 
     def _box(self, bbox: list[float], h: int, w: int) -> list[float]:
@@ -120,10 +127,10 @@ class Coco(Converter):
         return {
             "background_entities": ["background"],
             "labels": "0 = background, 1.. instances in annotation-id order; -1 = crowd regions and pixels of "
-                      "several instances (ignore)",
+            "several instances (ignore)",
             "categories": {str(k): v for k, v in sorted(self.categories.items())},
             "entity_axis": "per-instance extras: o = label o + 1; category is the COCO category_id; boxes are "
-                           "(x, y, w, h) in output pixels",
+            "(x, y, w, h) in output pixels",
             "source_format": "COCO instance annotations (pycocotools)",
         }
 

@@ -19,9 +19,10 @@ Every fact below is taken from that repository's readers (``clevr_with_masks.py`
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -119,9 +120,9 @@ class _MultiObject(Converter):
         return {
             "background_entities": self.background,
             "labels": f"0 = background (entities 0..{nb - 1}: {', '.join(self.background)}); entity e >= {nb} "
-                      f"has label {'e' if nb == 1 else f'e - {nb - 1}'}; -1 where foreground entities overlap",
+            f"has label {'e' if nb == 1 else f'e - {nb - 1}'}; -1 where foreground entities overlap",
             "entity_axis": f"per-entity extras index all {self.n_entities} entities (background first); "
-                           "values are the source's, unchanged by crop or resize",
+            "values are the source's, unchanged by crop or resize",
             "entity_label_offset": 1 - nb,
             "visibility_means": "exists",
             "source_format": f"TFRecord of tf.Example, {self.compression.upper()}",
@@ -140,9 +141,18 @@ class ClevrWithMasks(_MultiObject):
     description = "CLEVR (with masks): 240x320 renders, up to 10 objects, one background entity"
     image_size = (240, 320)
     entities = {None: 11}
-    fields = {"x": Field("float"), "y": Field("float"), "z": Field("float"), "pixel_coords": Field("float", (3,)),
-              "rotation": Field("float"), "size": Field("bytes"), "material": Field("bytes"),
-              "shape": Field("bytes"), "color": Field("bytes"), "visibility": Field("float")}
+    fields = {
+        "x": Field("float"),
+        "y": Field("float"),
+        "z": Field("float"),
+        "pixel_coords": Field("float", (3,)),
+        "rotation": Field("float"),
+        "size": Field("bytes"),
+        "material": Field("bytes"),
+        "shape": Field("bytes"),
+        "color": Field("bytes"),
+        "visibility": Field("float"),
+    }
 
     def standard_splits(self, n: int, info: list[dict[str, Any]]) -> dict[str, np.ndarray]:
         splits = contiguous_splits(n)
@@ -156,9 +166,11 @@ class ClevrWithMasks(_MultiObject):
 class MultiDSprites(_MultiObject):
     name = "multi_dsprites"
     description = "Multi-dSprites: 64x64 sprites (oval, heart, square) on a uniform background"
-    variants = {"colored_on_grayscale": "2-5 HSV-coloured sprites on a grey background (6 entities)",
-                "colored_on_colored": "1-4 RGB sprites on an RGB background (5 entities)",
-                "binarized": "2-3 white sprites on black, greyscale images (4 entities)"}
+    variants = {
+        "colored_on_grayscale": "2-5 HSV-coloured sprites on a grey background (6 entities)",
+        "colored_on_colored": "1-4 RGB sprites on an RGB background (5 entities)",
+        "binarized": "2-3 white sprites on black, greyscale images (4 entities)",
+    }
     default_variant = "colored_on_grayscale"
     entities = {"binarized": 4, "colored_on_grayscale": 6, "colored_on_colored": 5}
     mask_entity_last = True
@@ -177,16 +189,24 @@ class Tetrominoes(_MultiObject):
     description = "Tetrominoes: 35x35 images of three Tetris-like pieces on black"
     image_size = (35, 35)
     entities = {None: 4}
-    fields = {"x": Field("float"), "y": Field("float"), "shape": Field("float"), "color": Field("float", (3,)),
-              "visibility": Field("float")}
+    fields = {
+        "x": Field("float"),
+        "y": Field("float"),
+        "shape": Field("float"),
+        "color": Field("float", (3,)),
+        "visibility": Field("float"),
+    }
 
 
 class ObjectsRoom(_MultiObject):
     name = "objects_room"
     description = "Objects Room: 64x64 MuJoCo rooms with up to 3 (test variants: 4-6) objects"
-    variants = {"train": "the 1M training scenes (7 entities)", "six_objects": "test: exactly 6 objects (10)",
-                "empty_room": "test: sky, walls and floor only (4)", "identical_color": "test: 4-6 objects of "
-                "one colour (10)"}
+    variants = {
+        "train": "the 1M training scenes (7 entities)",
+        "six_objects": "test: exactly 6 objects (10)",
+        "empty_room": "test: sky, walls and floor only (4)",
+        "identical_color": "test: 4-6 objects of one colour (10)",
+    }
     default_variant = "train"
     entities = {"train": 7, "six_objects": 10, "empty_room": 4, "identical_color": 10}
     background = ["sky", "floor", "wall", "wall"]

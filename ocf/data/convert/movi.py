@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -40,9 +41,20 @@ class Movi(Converter):
     name = "movi"
     description = "Kubric MOVi-A..E videos (tfds on-disk format): frames, instance masks and extras"
     video = True
-    axes = {"depth": "n t h w", "depth_range": "n 2", "forward_flow": "n t h w 2", "forward_flow_range": "n 2",
-            "boxes": "n t o 4", "first_boxes": "n o 4", "centers": "n t o 2", "first_centers": "n o 2",
-            "positions": "n t o 3", "visibility": "n t o", "present": "n o", "counts": "n t"}
+    axes = {
+        "depth": "n t h w",
+        "depth_range": "n 2",
+        "forward_flow": "n t h w 2",
+        "forward_flow_range": "n 2",
+        "boxes": "n t o 4",
+        "first_boxes": "n o 4",
+        "centers": "n t o 2",
+        "first_centers": "n o 2",
+        "positions": "n t o 3",
+        "visibility": "n t o",
+        "present": "n o",
+        "counts": "n t",
+    }
 
     def __init__(self, inputs: list[Path], variant: str | None = None, geometry: Any = None) -> None:
         super().__init__(inputs, variant, geometry)
@@ -61,8 +73,10 @@ class Movi(Converter):
             else:
                 raise UserError(f"{p}: no such file or folder")
         if not files:
-            raise UserError(f"movi: no TFRecord shards (<name>-<split>.tfrecord-00000-of-000NN) in "
-                            f"{', '.join(map(str, self.inputs))}")
+            raise UserError(
+                f"movi: no TFRecord shards (<name>-<split>.tfrecord-00000-of-000NN) in "
+                f"{', '.join(map(str, self.inputs))}"
+            )
         infos: dict[Path, dict[str, list[int]]] = {}
         out = []
         for f in files:
@@ -73,8 +87,10 @@ class Movi(Converter):
             split, i = m.group("split"), int(m.group("i"))
             expected = lengths.get(split)
             if expected is not None and len(expected) != int(m.group("n")):
-                raise UserError(f"{f}: dataset_info.json lists {len(expected)} shards for split {split!r}, "
-                                f"the file name says {int(m.group('n'))}")
+                raise UserError(
+                    f"{f}: dataset_info.json lists {len(expected)} shards for split {split!r}, "
+                    f"the file name says {int(m.group('n'))}"
+                )
             out.append((split, f, None if expected is None else expected[i]))
         order = {s: k for k, s in enumerate(SPLIT_NAMES)}
         return sorted(out, key=lambda s: (order.get(s[0], len(order)), s[0], s[1].name))
@@ -134,9 +150,15 @@ class Movi(Converter):
         centers = ex.numbers("instances/image_positions", "float", (o, t, 2)).transpose(1, 0, 2)
         visibility = ex.numbers("instances/visibility", "int64", (o, t)).T.astype(np.int32)
         boxes = self._boxes(ex, o, t, h, w)
-        return {"positions": positions.astype(np.float32), "centers": centers.astype(np.float32),
-                "first_centers": centers[0].astype(np.float32), "visibility": visibility,
-                "boxes": boxes, "first_boxes": boxes[0], "present": np.ones(o, np.uint8)}
+        return {
+            "positions": positions.astype(np.float32),
+            "centers": centers.astype(np.float32),
+            "first_centers": centers[0].astype(np.float32),
+            "visibility": visibility,
+            "boxes": boxes,
+            "first_boxes": boxes[0],
+            "present": np.ones(o, np.uint8),
+        }
 
     def _boxes(self, ex: Example, o: int, t: int, h: int, w: int) -> np.ndarray:
         """``[T O 4]`` (x, y, w, h) in output pixels; zeros where the instance is not visible."""
@@ -172,12 +194,12 @@ class Movi(Converter):
             "background_entities": ["background"],
             "labels": "MOVi segmentations: 0 = background, instance i has label i + 1",
             "entity_axis": "per-instance extras: o = instance i (label i + 1), padded with 0; present [N O] marks "
-                           "real instances",
+            "real instances",
             "boxes": "(x, y, w, h) in output pixels, zero where the instance is not visible; first_boxes = frame 0",
             "centers": "MOVi's image_positions, normalized (0, 1) as stored, not moved by crop or resize",
             "depth": "uint16 as stored: depth = value / 65535 * (max - min) + min with depth_range [min max]",
             "forward_flow": "uint16 as stored (delta_row, delta_column), scaled like depth by forward_flow_range "
-                            "in the stored resolution's pixels",
+            "in the stored resolution's pixels",
             "entity_label_offset": 1,
             "visibility_means": "pixels" if self.geometry.identity else "source pixels",
             "source_format": "tfds TFRecord shards + dataset_info.json",

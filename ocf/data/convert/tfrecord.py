@@ -19,9 +19,10 @@ from __future__ import annotations
 import gzip
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -39,8 +40,9 @@ def require(module: str, what: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise UserError(f"{what} needs the optional package {module.split('.')[0]!r}: "
-                        f"pip install 'ocf[{EXTRA}]'") from None
+        raise UserError(
+            f"{what} needs the optional package {module.split('.')[0]!r}: pip install 'ocf[{EXTRA}]'"
+        ) from None
 
 
 # --------------------------------------------------------------------------- framing
@@ -99,14 +101,17 @@ def iter_records(path: str | Path, compression: str = "none", verify: bool = Tru
                     raise UserError(f"{path}: record {index}: truncated header ({len(header)} of 12 bytes)")
                 (length,), (length_crc,) = struct.unpack("<Q", header[:8]), struct.unpack("<I", header[8:])
                 if verify and masked_crc(header[:8]) != length_crc:
-                    raise UserError(f"{path}: record {index}: bad length checksum (corrupt file, or wrong "
-                                    f"compression: read as {compression})")
+                    raise UserError(
+                        f"{path}: record {index}: bad length checksum (corrupt file, or wrong "
+                        f"compression: read as {compression})"
+                    )
                 body = stream.read(length + 4)
             except (OSError, EOFError, zlib.error) as exc:
                 raise UserError(f"{path}: record {index}: cannot decompress ({compression}): {exc}") from None
             if len(body) < length + 4:
-                raise UserError(f"{path}: record {index}: truncated ({len(body)} of {length + 4} bytes); "
-                                f"the file ends early")
+                raise UserError(
+                    f"{path}: record {index}: truncated ({len(body)} of {length + 4} bytes); the file ends early"
+                )
             data = body[:length]
             if verify and masked_crc(data) != struct.unpack("<I", body[length:])[0]:
                 raise UserError(f"{path}: record {index}: bad data checksum (corrupt file)")
@@ -151,15 +156,27 @@ def _example_class() -> Any:
     message("BytesList", [("value", 1, types.TYPE_BYTES, label_rep, None, None)])
     message("FloatList", [("value", 1, types.TYPE_FLOAT, label_rep, None, None)])
     message("Int64List", [("value", 1, types.TYPE_INT64, label_rep, None, None)])
-    feature = message("Feature", [("bytes_list", 1, types.TYPE_MESSAGE, label_opt, ".ocf_tf.BytesList", 0),
-                                  ("float_list", 2, types.TYPE_MESSAGE, label_opt, ".ocf_tf.FloatList", 0),
-                                  ("int64_list", 3, types.TYPE_MESSAGE, label_opt, ".ocf_tf.Int64List", 0)])
+    feature = message(
+        "Feature",
+        [
+            ("bytes_list", 1, types.TYPE_MESSAGE, label_opt, ".ocf_tf.BytesList", 0),
+            ("float_list", 2, types.TYPE_MESSAGE, label_opt, ".ocf_tf.FloatList", 0),
+            ("int64_list", 3, types.TYPE_MESSAGE, label_opt, ".ocf_tf.Int64List", 0),
+        ],
+    )
     feature.oneof_decl.add(name="kind")
-    features = message("Features", [("feature", 1, types.TYPE_MESSAGE, label_rep, ".ocf_tf.Features.FeatureEntry",
-                                      None)])
-    message("FeatureEntry", [("key", 1, types.TYPE_STRING, label_opt, None, None),
-                             ("value", 2, types.TYPE_MESSAGE, label_opt, ".ocf_tf.Feature", None)],
-            nested=features.nested_type, options=descriptor_pb2.MessageOptions(map_entry=True))
+    features = message(
+        "Features", [("feature", 1, types.TYPE_MESSAGE, label_rep, ".ocf_tf.Features.FeatureEntry", None)]
+    )
+    message(
+        "FeatureEntry",
+        [
+            ("key", 1, types.TYPE_STRING, label_opt, None, None),
+            ("value", 2, types.TYPE_MESSAGE, label_opt, ".ocf_tf.Feature", None),
+        ],
+        nested=features.nested_type,
+        options=descriptor_pb2.MessageOptions(map_entry=True),
+    )
     message("Example", [("features", 1, types.TYPE_MESSAGE, label_opt, ".ocf_tf.Features", None)])
     pool = descriptor_pool.DescriptorPool()
     pool.Add(fdp)
@@ -225,16 +242,19 @@ class Example:
         data = b"".join(self._get(name, "bytes").values)
         size = int(np.prod(shape))
         if len(data) != size:
-            raise UserError(f"{self.where}: feature {name!r} holds {len(data)} bytes, expected "
-                            f"{size} = {' x '.join(map(str, shape))} uint8")
+            raise UserError(
+                f"{self.where}: feature {name!r} holds {len(data)} bytes, expected "
+                f"{size} = {' x '.join(map(str, shape))} uint8"
+            )
         return np.frombuffer(data, dtype=np.uint8).reshape(shape)
 
     def numbers(self, name: str, kind: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
         values = self._get(name, kind).values
         if shape is not None:
             if values.size != int(np.prod(shape)):
-                raise UserError(f"{self.where}: feature {name!r} has {values.size} values, expected "
-                                f"{' x '.join(map(str, shape))}")
+                raise UserError(
+                    f"{self.where}: feature {name!r} has {values.size} values, expected {' x '.join(map(str, shape))}"
+                )
             values = values.reshape(shape)
         return values
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import h5py
 import numpy as np
@@ -47,11 +48,15 @@ class StreamWriter:
         if self.shape is None:
             self._create(record)
         if frames.shape != self.shape:
-            raise UserError(f"{where}: frames of shape {list(frames.shape)} differ from the first record's "
-                            f"{list(self.shape)}; give --resolution H W to resize every record alike")
+            raise UserError(
+                f"{where}: frames of shape {list(frames.shape)} differ from the first record's "
+                f"{list(self.shape)}; give --resolution H W to resize every record alike"
+            )
         if (record.masks is not None) != self.has_masks:
-            raise UserError(f"{where}: a record {'with' if record.masks is not None else 'without'} masks among "
-                            f"records {'without' if record.masks is not None else 'with'} (missing mask?)")
+            raise UserError(
+                f"{where}: a record {'with' if record.masks is not None else 'without'} masks among "
+                f"records {'without' if record.masks is not None else 'with'} (missing mask?)"
+            )
         if record.masks is not None and record.masks.shape != frames.shape[:3]:
             raise UserError(f"{where}: masks {list(record.masks.shape)} do not match frames {list(frames.shape)}")
         missing = set(self.extra_dtypes) ^ set(record.extras)
@@ -65,20 +70,33 @@ class StreamWriter:
     def _create(self, record: Record) -> None:
         self.shape = tuple(record.frames.shape)
         t, h, w, c = self.shape
-        ds = self.f.create_dataset("frames", shape=(0, t, h, w, c), maxshape=(None, t, h, w, c), dtype=np.uint8,
-                                   chunks=(1, t, h, w, c), compression="lzf")
+        ds = self.f.create_dataset(
+            "frames",
+            shape=(0, t, h, w, c),
+            maxshape=(None, t, h, w, c),
+            dtype=np.uint8,
+            chunks=(1, t, h, w, c),
+            compression="lzf",
+        )
         ds.attrs["axes"] = "n t h w c"
         self.has_masks = record.masks is not None
         if self.has_masks:
-            ds = self.f.create_dataset("masks", shape=(0, t, h, w), maxshape=(None, t, h, w), dtype=MASK_DTYPE,
-                                       chunks=(1, t, h, w), compression="lzf")
+            ds = self.f.create_dataset(
+                "masks",
+                shape=(0, t, h, w),
+                maxshape=(None, t, h, w),
+                dtype=MASK_DTYPE,
+                chunks=(1, t, h, w),
+                compression="lzf",
+            )
             ds.attrs["axes"] = "n t h w"
         for key, value in record.extras.items():
             value = np.asarray(value)
             dtype = np.float32 if value.dtype.kind == "f" else value.dtype
             self.extra_dtypes[key] = np.dtype(dtype)
-            ds = self.f.create_dataset(key, shape=(0,) + value.shape, maxshape=(None,) * (value.ndim + 1),
-                                       dtype=dtype, chunks=True)
+            ds = self.f.create_dataset(
+                key, shape=(0,) + value.shape, maxshape=(None,) * (value.ndim + 1), dtype=dtype, chunks=True
+            )
             if key in self.axes:
                 ds.attrs["axes"] = self.axes[key]
 
@@ -88,11 +106,11 @@ class StreamWriter:
         k, start = len(self.buffer), self.n
         frames = self.f["frames"]
         frames.resize(start + k, axis=0)
-        frames[start:start + k] = np.stack([r.frames for r in self.buffer])
+        frames[start : start + k] = np.stack([r.frames for r in self.buffer])
         if self.has_masks:
             masks = self.f["masks"]
             masks.resize(start + k, axis=0)
-            masks[start:start + k] = np.stack([r.masks for r in self.buffer]).astype(MASK_DTYPE)
+            masks[start : start + k] = np.stack([r.masks for r in self.buffer]).astype(MASK_DTYPE)
         for key, dtype in self.extra_dtypes.items():
             self._append_extra(key, dtype, [np.asarray(r.extras[key]) for r in self.buffer])
         self.n += k
@@ -149,9 +167,16 @@ def _remove_stale_temps(out: Path) -> None:
                 pass
 
 
-def write_records(converter: Converter, out: str | Path, *, limit: int | None = None,
-                  splits: dict[str, str] | None = None, progress: bool = False, chunk: int = 64,
-                  on_record: Callable[[int], None] | None = None) -> dict[str, Any]:
+def write_records(
+    converter: Converter,
+    out: str | Path,
+    *,
+    limit: int | None = None,
+    splits: dict[str, str] | None = None,
+    progress: bool = False,
+    chunk: int = 64,
+    on_record: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
     """Stream ``converter``'s records into ``out`` (atomic). Returns a summary dict."""
     out = Path(out)
     if limit is not None and limit < 1:
@@ -178,8 +203,9 @@ def write_records(converter: Converter, out: str | Path, *, limit: int | None = 
                     on_record(len(info))
             writer.flush()
             if writer.n == 0:
-                raise UserError(f"{converter.name}: the inputs hold no records "
-                                f"({', '.join(str(p) for p in converter.inputs)})")
+                raise UserError(
+                    f"{converter.name}: the inputs hold no records ({', '.join(str(p) for p in converter.inputs)})"
+                )
             named = _splits(converter, writer.n, info, splits)
             fmt.write_splits(f, named)
             fmt.write_metadata(f, _metadata(converter, writer, named))
@@ -196,8 +222,9 @@ def _limited(records: Iterator[Record], limit: int | None) -> Iterator[Record]:
         yield record
 
 
-def _splits(converter: Converter, n: int, info: list[dict[str, Any]],
-            user: dict[str, str] | None) -> dict[str, np.ndarray]:
+def _splits(
+    converter: Converter, n: int, info: list[dict[str, Any]], user: dict[str, str] | None
+) -> dict[str, np.ndarray]:
     named = converter.standard_splits(n, info)
     for name, text in (user or {}).items():
         named[name] = parse_range(text, n, name)
@@ -212,8 +239,11 @@ def _metadata(converter: Converter, writer: StreamWriter, splits: dict[str, np.n
     meta = {
         "generator": f"convert:{converter.name}",
         "description": converter.description,
-        "options": {"variant": converter.variant, "crop": geometry.crop,
-                    "resolution": list(geometry.resolution) if geometry.resolution else None},
+        "options": {
+            "variant": converter.variant,
+            "crop": geometry.crop,
+            "resolution": list(geometry.resolution) if geometry.resolution else None,
+        },
         "sources": [str(p) for p in converter.inputs],
         "n": writer.n,
         "video": t > 1,

@@ -30,8 +30,9 @@ class Correlated(Generator):
     axes = {"counts": "n t", "visibility": "n o", "color": "n o 3", "box": "n o 4"}
 
     class Options(Generator.Options):
-        rule: Literal["same_color", "stacked"] = Field("same_color",
-                                                       description="the scene-level rule every image obeys")
+        rule: Literal["same_color", "stacked"] = Field(
+            "same_color", description="the scene-level rule every image obeys"
+        )
         min_objects: int = Field(2, ge=1, le=8, description="fewest objects per image")
         max_objects: int = Field(4, ge=1, le=8, description="most objects per image")
 
@@ -47,11 +48,14 @@ class Correlated(Generator):
         if o.rule == "same_color":
             size = rng.uniform(0.12, 0.22, big) * res
             margin = 0.8 * size
-            return {"present": present, "shape": rng.integers(0, 3, big), "size": size,
-                    "angle": rng.uniform(0, 2 * np.pi, big),
-                    "box": np.stack([rng.uniform(margin, res - margin), rng.uniform(margin, res - margin),
-                                     size, size], -1),
-                    "color": np.repeat(bright_colors(rng, 1), big, 0)}
+            return {
+                "present": present,
+                "shape": rng.integers(0, 3, big),
+                "size": size,
+                "angle": rng.uniform(0, 2 * np.pi, big),
+                "box": np.stack([rng.uniform(margin, res - margin), rng.uniform(margin, res - margin), size, size], -1),
+                "color": np.repeat(bright_colors(rng, 1), big, 0),
+            }
         # stacked: integer boxes (x, y, w, h), bottom up
         max_h = max(2, int(res * 0.9 / big))
         box = np.zeros((big, 4))
@@ -66,8 +70,14 @@ class Correlated(Generator):
             x = int(np.clip(round(cx - w / 2), 0, res - w))
             box[j] = (x, floor - h, w, h)
             floor, prev_cx, prev_w = floor - h, x + w / 2, w
-        return {"present": present, "shape": np.zeros(big, int), "size": box[:, 2] / 2, "angle": np.zeros(big),
-                "box": box, "color": bright_colors(rng, big)}
+        return {
+            "present": present,
+            "shape": np.zeros(big, int),
+            "size": box[:, 2] / 2,
+            "angle": np.zeros(big),
+            "box": box,
+            "color": bright_colors(rng, big),
+        }
 
     def generate(self, n, seed, options, progress=None):
         o, res, big = options, options.resolution, options.max_objects
@@ -78,8 +88,16 @@ class Correlated(Generator):
             m = len(p["present"])
             b = p["box"]
             if o.rule == "same_color":
-                masks = sprite_masks(SPRITE_SHAPES, p["shape"].ravel(), b[..., 0].ravel(), b[..., 1].ravel(),
-                                     p["size"].ravel(), p["angle"].ravel(), res, res).reshape(m, big, res, res)
+                masks = sprite_masks(
+                    SPRITE_SHAPES,
+                    p["shape"].ravel(),
+                    b[..., 0].ravel(),
+                    b[..., 1].ravel(),
+                    p["size"].ravel(),
+                    p["angle"].ravel(),
+                    res,
+                    res,
+                ).reshape(m, big, res, res)
             else:
                 corners = (b[..., 0], b[..., 1], b[..., 0] + b[..., 2], b[..., 1] + b[..., 3])
                 x0, y0, x1, y1 = (a[..., None, None] for a in corners)
@@ -95,10 +113,14 @@ class Correlated(Generator):
         masks = np.concatenate(masks_out)
         visibility = id_presence(masks[:, 0], big)
         absent = ~p["present"]
-        return {"frames": np.concatenate(frames_out), "masks": masks,
-                "counts": visibility.sum(-1, keepdims=True).astype(np.int16), "visibility": visibility,
-                "color": np.where(absent[..., None], 0.0, p["color"]).astype(np.float32),
-                "box": np.where(absent[..., None], 0.0, p["box"]).astype(np.float32)}
+        return {
+            "frames": np.concatenate(frames_out),
+            "masks": masks,
+            "counts": visibility.sum(-1, keepdims=True).astype(np.int16),
+            "visibility": visibility,
+            "color": np.where(absent[..., None], 0.0, p["color"]).astype(np.float32),
+            "box": np.where(absent[..., None], 0.0, p["box"]).astype(np.float32),
+        }
 
 
 def _as_images(frames: np.ndarray) -> np.ndarray:

@@ -87,10 +87,16 @@ def hsv_to_rgb(hsv: np.ndarray) -> np.ndarray:
     i = np.floor(h * 6.0).astype(int) % 6
     f = h * 6.0 - np.floor(h * 6.0)
     p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
-    table = np.stack([
-        np.stack([v, t, p], -1), np.stack([q, v, p], -1), np.stack([p, v, t], -1),
-        np.stack([p, q, v], -1), np.stack([t, p, v], -1), np.stack([v, p, q], -1),
-    ])
+    table = np.stack(
+        [
+            np.stack([v, t, p], -1),
+            np.stack([q, v, p], -1),
+            np.stack([p, v, t], -1),
+            np.stack([p, q, v], -1),
+            np.stack([t, p, v], -1),
+            np.stack([v, p, q], -1),
+        ]
+    )
     return np.take_along_axis(table, i[None, ..., None].repeat(3, -1), 0)[0]
 
 
@@ -135,13 +141,17 @@ class SpriteOptions(Generator.Options):
     min_objects: int = Field(1, ge=1, le=10, description="fewest sprites in a scene (an image, or a clip for video)")
     max_objects: int = Field(4, ge=1, le=10, description="most sprites in a scene (an image, or a clip for video)")
     background: Literal["black", "random"] = Field(
-        "black", description="background colour: black or a random RGB colour per scene")
-    min_size: float = Field(0.12, gt=0.0, le=0.4,
-                            description="smallest sprite half-size, as a fraction of the resolution")
-    max_size: float = Field(0.22, gt=0.0, le=0.4,
-                            description="largest sprite half-size, as a fraction of the resolution")
+        "black", description="background colour: black or a random RGB colour per scene"
+    )
+    min_size: float = Field(
+        0.12, gt=0.0, le=0.4, description="smallest sprite half-size, as a fraction of the resolution"
+    )
+    max_size: float = Field(
+        0.22, gt=0.0, le=0.4, description="largest sprite half-size, as a fraction of the resolution"
+    )
     shapes: list[Literal["square", "ellipse", "heart"]] = Field(
-        default_factory=lambda: list(SPRITE_SHAPES), min_length=1, description="sprite shapes to draw from")
+        default_factory=lambda: list(SPRITE_SHAPES), min_length=1, description="sprite shapes to draw from"
+    )
 
     @model_validator(mode="after")
     def _sprite_ranges(self):

@@ -46,23 +46,37 @@ class MovingSprites(Generator):
     name = "moving_sprites"
     description = "video: 1-3 sprites moving with constant velocity, bouncing, optional camera pan"
     video = True
-    axes = {"counts": "n t", "boxes": "n t o 4", "visibility": "n o", "present": "n o", "shape": "n o",
-            "color": "n o 3", "position": "n t o 2", "velocity": "n o 2", "camera": "n t 2"}
+    axes = {
+        "counts": "n t",
+        "boxes": "n t o 4",
+        "visibility": "n o",
+        "present": "n o",
+        "shape": "n o",
+        "color": "n o 3",
+        "position": "n t o 2",
+        "velocity": "n o 2",
+        "camera": "n t 2",
+    }
 
     class Options(SpriteOptions):
         frames: int = Field(8, ge=1, le=128, description="frames per clip (T)")
         max_objects: int = Field(3, ge=1, le=10, description="most sprites in a scene (an image, or a clip for video)")
-        min_size: float = Field(0.12, gt=0.0, le=0.3,
-                                description="smallest sprite half-size, as a fraction of the resolution")
-        max_size: float = Field(0.2, gt=0.0, le=0.3,
-                                description="largest sprite half-size, as a fraction of the resolution")
+        min_size: float = Field(
+            0.12, gt=0.0, le=0.3, description="smallest sprite half-size, as a fraction of the resolution"
+        )
+        max_size: float = Field(
+            0.2, gt=0.0, le=0.3, description="largest sprite half-size, as a fraction of the resolution"
+        )
         min_speed: float = Field(0.5, ge=0.0, description="slowest sprite speed in px/frame")
         max_speed: float = Field(2.0, ge=0.0, description="fastest sprite speed in px/frame")
-        camera_shift: float = Field(0.0, ge=0.0, le=16.0,
-                                    description="largest camera pan per axis in px/frame (0: static camera)")
+        camera_shift: float = Field(
+            0.0, ge=0.0, le=16.0, description="largest camera pan per axis in px/frame (0: static camera)"
+        )
         saturation: tuple[Unit, Unit] = Field(
-            (0.6, 1.0), description="range of the sprites' HSV saturation; below 1 no sprite channel is near "
-                                    "black (darkest channel >= 0.75 (1 - max))")
+            (0.6, 1.0),
+            description="range of the sprites' HSV saturation; below 1 no sprite channel is near "
+            "black (darkest channel >= 0.75 (1 - max))",
+        )
 
         @model_validator(mode="after")
         def _motion_ranges(self):
@@ -102,11 +116,19 @@ class MovingSprites(Generator):
             camera = p["camera_velocity"][:, None, :] * t[None, :, None]  # [M T 2]
             pos = world - camera[:, :, None, :]  # [M T O 2]
 
-            def rep(a):  # [M O] → [M T O] flattened
+            def rep(a, m=m):  # [M O] → [M T O] flattened
                 return np.broadcast_to(a[:, None], (m, t_len, big)).ravel()
 
-            masks = sprite_masks(SPRITE_SHAPES, rep(p["shape"]), pos[..., 0].ravel(), pos[..., 1].ravel(),
-                                 rep(p["size"]), rep(p["angle"]), res, res).reshape(m, t_len, big, res, res)
+            masks = sprite_masks(
+                SPRITE_SHAPES,
+                rep(p["shape"]),
+                pos[..., 0].ravel(),
+                pos[..., 1].ravel(),
+                rep(p["size"]),
+                rep(p["angle"]),
+                res,
+                res,
+            ).reshape(m, t_len, big, res, res)
             masks &= p["present"][:, None, :, None, None]
             bg = np.repeat(p["background_color"], t_len, 0)
             colors = np.repeat(p["color"], t_len, 0)
@@ -138,8 +160,6 @@ class MovingSprites(Generator):
         }
 
 
-
-
 @functools.lru_cache(maxsize=4)
 def digit_glyphs(size: int) -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's bundled 8×8 digits upsampled (bilinear) to ``[1797 size size]`` uint8,
@@ -149,8 +169,10 @@ def digit_glyphs(size: int) -> tuple[np.ndarray, np.ndarray]:
     try:
         from sklearn.datasets import load_digits
     except ImportError:
-        raise UserError("moving_digits draws scikit-learn's bundled 8x8 digits, and scikit-learn is not "
-                        "installed: pip install 'ocf[digits]'") from None
+        raise UserError(
+            "moving_digits draws scikit-learn's bundled 8x8 digits, and scikit-learn is not "
+            "installed: pip install 'ocf[digits]'"
+        ) from None
     digits = load_digits()
     images = torch.from_numpy(digits.images.astype(np.float32) / 16.0)[:, None]
     up = torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
@@ -188,14 +210,17 @@ class MovingDigits(Generator):
         accel_std: float = Field(0.5, ge=0.0, description="standard deviation of the per-frame acceleration noise")
         max_accel: float = Field(1.0, ge=0.0, description="bound of the acceleration per axis in px/frame^2")
         mask_threshold: int = Field(
-            0, ge=0, le=254, description="a pixel belongs to a digit's mask when its intensity (0-255) is above this")
+            0, ge=0, le=254, description="a pixel belongs to a digit's mask when its intensity (0-255) is above this"
+        )
 
         @model_validator(mode="after")
         def _fits(self):
             _check_range("min_digits", self.min_digits, "max_digits", self.max_digits)
-            if self.digit_size > self.resolution or 2 * self.max_digits * self.digit_size ** 2 > self.resolution ** 2:
-                raise ValueError(f"max_digits ({self.max_digits}) digits of digit_size {self.digit_size} "
-                                 f"do not fit without overlap on a {self.resolution}px canvas")
+            if self.digit_size > self.resolution or 2 * self.max_digits * self.digit_size**2 > self.resolution**2:
+                raise ValueError(
+                    f"max_digits ({self.max_digits}) digits of digit_size {self.digit_size} "
+                    f"do not fit without overlap on a {self.resolution}px canvas"
+                )
             return self
 
     def _params(self, rng, o, glyph_count):
@@ -254,7 +279,7 @@ class MovingDigits(Generator):
                     g = glyphs[p["glyph"][j, oi]]
                     for t in range(t_len):
                         cx, cy = corner[j, t, oi]
-                        layers[j, t, oi, cy:cy + ds, cx:cx + ds] = g
+                        layers[j, t, oi, cy : cy + ds, cx : cx + ds] = g
                         boxes[i, t, oi] = (cx, cy, ds, ds)
                 labels[i, :k] = glyph_labels[p["glyph"][j, :k]]
             top = layers.max(2)  # [M T H W]
@@ -267,8 +292,14 @@ class MovingDigits(Generator):
             if progress:
                 progress(stop - start)
         counts = np.repeat(present.sum(-1, keepdims=True), t_len, 1).astype(np.int16)
-        return {"frames": frames, "masks": masks, "counts": counts, "boxes": boxes,
-                "visibility": present, "labels": labels}
+        return {
+            "frames": frames,
+            "masks": masks,
+            "counts": counts,
+            "boxes": boxes,
+            "visibility": present,
+            "labels": labels,
+        }
 
     def channels(self, options):
         return ["gray"]

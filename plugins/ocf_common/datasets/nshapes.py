@@ -8,8 +8,18 @@ from pydantic import Field, model_validator
 from ocf.data.generator import Generator, chunks, id_presence, sample_rngs, stack_params
 from ocf_common.datasets.draw import _check_range, bright_colors, sprite_masks, to_uint8
 
-NSHAPES = ("square", "triangle_up", "triangle_down", "circle", "diamond",
-           "triangle_left", "triangle_right", "cross", "hexagon", "ring")
+NSHAPES = (
+    "square",
+    "triangle_up",
+    "triangle_down",
+    "circle",
+    "diamond",
+    "triangle_left",
+    "triangle_right",
+    "cross",
+    "hexagon",
+    "ring",
+)
 
 
 class NShapes(Generator):
@@ -35,8 +45,9 @@ class NShapes(Generator):
     axes = {"counts": "n t", "visibility": "n o", "position": "n o 2", "color": "n o 3", "depth": "n o"}
 
     class Options(Generator.Options):
-        num_shapes: int = Field(4, ge=1, le=len(NSHAPES),
-                                description="number of shapes per image, the first ones of the shape list")
+        num_shapes: int = Field(
+            4, ge=1, le=len(NSHAPES), description="number of shapes per image, the first ones of the shape list"
+        )
         size: int = Field(11, ge=3, le=256, description="side of each shape in pixels")
         color: bool = Field(False, description="random RGB colours (C=3) instead of white on black (C=1)")
         depth: bool = Field(False, description="add a nearness channel (C=2 grey, C=4 with colour)")
@@ -67,8 +78,16 @@ class NShapes(Generator):
             m = len(p["order"])
             shape = np.tile(np.arange(s), m)
             half = np.full(m * s, o.size / 2.0)
-            masks = sprite_masks(NSHAPES, shape, p["position"][..., 0].ravel(), p["position"][..., 1].ravel(),
-                                 half, np.zeros(m * s), res, res).reshape(m, s, res, res)
+            masks = sprite_masks(
+                NSHAPES,
+                shape,
+                p["position"][..., 0].ravel(),
+                p["position"][..., 1].ravel(),
+                half,
+                np.zeros(m * s),
+                res,
+                res,
+            ).reshape(m, s, res, res)
             order = np.argsort(p["depth"], axis=1, kind="stable") if o.depth else p["order"]
             image = np.zeros((m, res, res, 4), np.float32)
             rows = np.arange(m)
@@ -92,7 +111,12 @@ class NShapes(Generator):
         p = {k: np.concatenate([q[k] for q in params]) for k in params[0]}
         masks = np.concatenate(masks_out)
         visibility = id_presence(masks[:, 0], s)
-        return {"frames": np.concatenate(frames_out), "masks": masks,
-                "counts": np.full((n, 1), s, np.int16), "visibility": visibility,
-                "position": p["position"].astype(np.float32), "color": p["color"].astype(np.float32),
-                "depth": p["depth"].astype(np.float32)}
+        return {
+            "frames": np.concatenate(frames_out),
+            "masks": masks,
+            "counts": np.full((n, 1), s, np.int16),
+            "visibility": visibility,
+            "position": p["position"].astype(np.float32),
+            "color": p["color"].astype(np.float32),
+            "depth": p["depth"].astype(np.float32),
+        }

@@ -23,8 +23,17 @@ class Shapes(Generator):
     name = "shapes"
     description = "Multi-dSprites-like: 1-4 sprites (square, ellipse, heart), occluding, on black or a random colour"
     video = False
-    axes = {"counts": "n t", "present": "n o", "visibility": "n o", "shape": "n o", "color": "n o 3",
-            "position": "n o 2", "size": "n o", "angle": "n o", "background_color": "n 3"}
+    axes = {
+        "counts": "n t",
+        "present": "n o",
+        "visibility": "n o",
+        "shape": "n o",
+        "color": "n o 3",
+        "position": "n o 2",
+        "size": "n o",
+        "angle": "n o",
+        "background_color": "n 3",
+    }
 
     class Options(SpriteOptions):
         """The sprite options, as they are."""
@@ -49,8 +58,16 @@ class Shapes(Generator):
         """One chunk's parameters → frames ``[M 1 H W 3]`` uint8 and masks ``[M 1 H W]``."""
         m, big = p["present"].shape
         pos = p["position"]
-        masks = sprite_masks(SPRITE_SHAPES, p["shape"].ravel(), pos[..., 0].ravel(), pos[..., 1].ravel(),
-                             p["size"].ravel(), p["angle"].ravel(), res, res)
+        masks = sprite_masks(
+            SPRITE_SHAPES,
+            p["shape"].ravel(),
+            pos[..., 0].ravel(),
+            pos[..., 1].ravel(),
+            p["size"].ravel(),
+            p["angle"].ravel(),
+            res,
+            res,
+        )
         masks = masks.reshape(m, big, res, res) & p["present"][:, :, None, None]
         image, labels = paint(p["background_color"], masks, p["color"])
         return to_uint8(image)[:, None], labels[:, None]

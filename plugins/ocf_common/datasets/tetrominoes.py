@@ -20,9 +20,12 @@ def tetromino_placements() -> tuple[np.ndarray, ...]:
     """The 19 fixed tetrominoes (I, O, T, S, Z, J, L in every distinct rotation), each a
     ``[4 2]`` array of (row, col) cells with minimum 0."""
     bases = {
-        "I": [(0, 0), (0, 1), (0, 2), (0, 3)], "O": [(0, 0), (0, 1), (1, 0), (1, 1)],
-        "T": [(0, 0), (0, 1), (0, 2), (1, 1)], "S": [(0, 1), (0, 2), (1, 0), (1, 1)],
-        "Z": [(0, 0), (0, 1), (1, 1), (1, 2)], "J": [(0, 0), (1, 0), (1, 1), (1, 2)],
+        "I": [(0, 0), (0, 1), (0, 2), (0, 3)],
+        "O": [(0, 0), (0, 1), (1, 0), (1, 1)],
+        "T": [(0, 0), (0, 1), (0, 2), (1, 1)],
+        "S": [(0, 1), (0, 2), (1, 0), (1, 1)],
+        "Z": [(0, 0), (0, 1), (1, 1), (1, 2)],
+        "J": [(0, 0), (1, 0), (1, 1), (1, 2)],
         "L": [(0, 2), (1, 0), (1, 1), (1, 2)],
     }
     out, seen = [], set()
@@ -47,11 +50,11 @@ def _piece_masks(index: int, block: int) -> tuple[np.ndarray, np.ndarray]:
     rows, cols = cells.max(0) + 1
     solid = np.zeros((rows * block, cols * block), dtype=bool)
     for r, c in cells:
-        solid[r * block:(r + 1) * block, c * block:(c + 1) * block] = True
+        solid[r * block : (r + 1) * block, c * block : (c + 1) * block] = True
     halo = np.zeros((solid.shape[0] + 2, solid.shape[1] + 2), dtype=bool)
     for dy in range(3):
         for dx in range(3):
-            halo[dy:dy + solid.shape[0], dx:dx + solid.shape[1]] |= solid
+            halo[dy : dy + solid.shape[0], dx : dx + solid.shape[1]] |= solid
     return solid, halo
 
 
@@ -97,11 +100,11 @@ class Tetrominoes(Generator):
                     y, x = int(rng.integers(0, cv - ph + 1)), int(rng.integers(0, cv - pw + 1))
                     # the halo (piece grown by one pixel) must not meet earlier pieces
                     y0, x0 = max(y - 1, 0), max(x - 1, 0)
-                    region = occupied[y0:y + ph + 1, x0:x + pw + 1]
+                    region = occupied[y0 : y + ph + 1, x0 : x + pw + 1]
                     hy, hx = y0 - (y - 1), x0 - (x - 1)
-                    window = halo[hy:hy + region.shape[0], hx:hx + region.shape[1]]
+                    window = halo[hy : hy + region.shape[0], hx : hx + region.shape[1]]
                     if not (region & window).any():
-                        occupied[y:y + ph, x:x + pw] |= solid
+                        occupied[y : y + ph, x : x + pw] |= solid
                         pos.append((x, y))
                         break
                 else:
@@ -128,13 +131,20 @@ class Tetrominoes(Generator):
                 for k in range(3):
                     for r, c in pieces[shapes[k]]:
                         y, x = pos[k, 1] + r * b, pos[k, 0] + c * b
-                        img[y:y + b, x:x + b] = TETROMINO_COLORS[colors[k]]
-                        lab[y:y + b, x:x + b] = k + 1
-                frames[i, 0] = img[off:off + res, off:off + res]
-                masks[i, 0] = lab[off:off + res, off:off + res]
+                        img[y : y + b, x : x + b] = TETROMINO_COLORS[colors[k]]
+                        lab[y : y + b, x : x + b] = k + 1
+                frames[i, 0] = img[off : off + res, off : off + res]
+                masks[i, 0] = lab[off : off + res, off : off + res]
                 shape[i], color[i], position[i] = shapes, colors, pos - off
             if progress:
                 progress(stop - start)
         visibility = id_presence(masks[:, 0], 3)
-        return {"frames": frames, "masks": masks, "counts": visibility.sum(-1, keepdims=True).astype(np.int16),
-                "visibility": visibility, "shape": shape, "color": color, "position": position}
+        return {
+            "frames": frames,
+            "masks": masks,
+            "counts": visibility.sum(-1, keepdims=True).astype(np.int16),
+            "visibility": visibility,
+            "shape": shape,
+            "color": color,
+            "position": position,
+        }
