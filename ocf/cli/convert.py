@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ocf.cli.args import add_resolution
 from ocf.errors import UserError
 
 
@@ -42,14 +43,7 @@ def add_convert_parser(subparsers: Any, get_registry: Callable[[], Any] | None =
         help="add or replace a named split as a range of the converted items, e.g. val=0:500 or "
         "test=90%%:100%% (repeatable)",
     )
-    p.add_argument(
-        "--resolution",
-        type=int,
-        nargs=2,
-        metavar=("H", "W"),
-        default=None,
-        help="resize to H W (centre-crop to the aspect first; frames bilinear, masks nearest)",
-    )
+    add_resolution(p, "resize to H W (centre-crop to the aspect first; frames bilinear, masks nearest)")
     p.add_argument(
         "--crop",
         default=None,

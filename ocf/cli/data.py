@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ocf.cli.args import add_resolution
 from ocf.cli.convert import add_check_parser, add_convert_parser
 from ocf.data import format as fmt
 from ocf.data.frames import import_frames
@@ -133,14 +134,7 @@ def _add_import_frames(sub: Any, get_registry: Callable[[], Any]) -> None:
         help="source frames between consecutive frames of a clip (default 1; e.g. 4 with --clip-length 3 "
         "gives frames t-8, t-4, t)",
     )
-    p.add_argument(
-        "--resolution",
-        type=int,
-        nargs=2,
-        metavar=("H", "W"),
-        default=None,
-        help="resize frames to H W (default: the first frame's size)",
-    )
+    add_resolution(p, "resize frames to H W (default: the first frame's size)")
     p.add_argument(
         "--splits",
         default="train=0.8,val=0.1,test=0.1",

@@ -132,10 +132,8 @@ class SRIPrior(Prior):
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)
-        self.num_slots = ctx.dim("latents.num_slots")
-        self.slot_dim = ctx.dim("latents.objects")
-        self.frame_dim = ctx.dims.get("latents.frames")
-        self.frames = ctx.frames
+        self.num_slots, self.slot_dim = ctx.dim("latents.num_slots"), ctx.dim("latents.objects")
+        self.frame_dim, self.frames = ctx.dims.get("latents.frames"), ctx.frames
         if spec.width % spec.heads:
             raise SpecError([f"{self.label}: heads ({spec.heads}) must divide width ({spec.width})"])
         self.scene_dim = spec.scene_dim or 2 * self.slot_dim
