@@ -19,14 +19,18 @@ import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
+from typing import Any
 
 import pluggy
 
 from ocf import hookspecs
 from ocf.components import check_class
+from ocf.errors import RegistryError, UserError
 from ocf.registry import COMPONENT_KINDS, Registry
 
 ENTRY_POINT_GROUP = "ocf"
+#: the distribution whose entry points are the built-in plugins
+BUILT_IN_DISTRIBUTION = "ocf"
 HOOKS = (
     "ocf_register_components",
     "ocf_register_datasets",
@@ -71,26 +75,26 @@ class Plugins:
         self.info: dict[str, PluginInfo] = {}
 
     # -- discovery -------------------------------------------------------------------
-    def load_entry_points(self, env: dict[str, str] | None = None) -> None:
+    def load_entry_points(self, env: dict[str, str] | None = None, entry_points: Iterable[Any] | None = None) -> None:
+        """Load the plugins the entry points name: ocf's built-ins first, then third-party ones,
+        each group in name order, so a third-party plugin can never knock out a built-in (a
+        clash withdraws the plugin that loads later).  A third-party entry point that takes a
+        built-in plugin's name is refused.  ``entry_points`` replaces discovery (tests)."""
         env = os.environ if env is None else env
+        eps = md.entry_points(group=ENTRY_POINT_GROUP) if entry_points is None else entry_points
+        found = self._discover(eps)
         only = _name_list(env.get("OCF_LOAD_PLUGINS"))
         disabled = set(_name_list(env.get("OCF_DISABLE_PLUGINS")) or [])
-        seen: set[str] = set()
-        for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            if ep.name in seen:  # the same distribution visible twice on sys.path
-                continue
-            seen.add(ep.name)
-            dist = ep.dist.name if ep.dist is not None else ""
-            version = ep.dist.version if ep.dist is not None else ""
-            info = PluginInfo(
-                name=ep.name,
-                distribution=dist,
-                version=version,
-                source="built-in" if dist == "ocf" else "third-party",
-                module=ep.value,
-            )
-            self.info[ep.name] = info
-            if (only is not None and ep.name not in only) or ep.name in disabled:
+        for switch, names in (("OCF_LOAD_PLUGINS", only or []), ("OCF_DISABLE_PLUGINS", disabled)):
+            unknown = sorted(set(names) - set(found))
+            if unknown:
+                raise UserError(
+                    f"{switch} names unknown plugin(s) {', '.join(map(repr, unknown))}; "
+                    f"installed plugins: {', '.join(sorted(found))}"
+                )
+        for name, (ep, info) in sorted(found.items(), key=lambda item: (item[1][1].source != "built-in", item[0])):
+            self.info[name] = info
+            if (only is not None and name not in only) or name in disabled:
                 info.status = "disabled"
                 continue
             try:
@@ -98,7 +102,32 @@ class Plugins:
             except Exception as exc:  # a broken plugin must not take the others down
                 self._fail(info, exc)
                 continue
-            self.add_module(module, ep.name, info=info)
+            self.add_module(module, name, info=info)
+
+    def _discover(self, eps: Iterable[Any]) -> dict[str, tuple[Any, PluginInfo]]:
+        """The entry points by plugin name; third-party ones that reuse a built-in's name are
+        recorded as refused (``ocf plugins`` shows them) and left out."""
+        infos = []
+        for ep in eps:
+            dist = ep.dist.name if ep.dist is not None else ""
+            version = ep.dist.version if ep.dist is not None else ""
+            source = "built-in" if dist == BUILT_IN_DISTRIBUTION else "third-party"
+            infos.append((ep, PluginInfo(ep.name, dist, version, source, ep.value)))
+        found: dict[str, tuple[Any, PluginInfo]] = {}
+        for ep, info in sorted(infos, key=lambda item: item[1].source != "built-in"):
+            if info.name not in found:
+                found[info.name] = (ep, info)
+            elif (found[info.name][1].distribution, found[info.name][1].module) != (info.distribution, info.module):
+                taken = found[info.name][1]
+                info.status = "failed"
+                info.error = (
+                    f"refused: plugin name {info.name!r} of distribution {info.distribution or '?'!r} is already "
+                    f"taken by {taken.source} plugin {taken.name!r} ({taken.distribution or '?'}); rename the "
+                    "entry point"
+                )
+                self.info[f"{info.name} ({info.distribution or info.module})"] = info
+            # else: the same distribution visible twice on sys.path
+        return found
 
     def add_module(self, module: ModuleType | object, name: str, *, info: PluginInfo | None = None) -> PluginInfo:
         """Register a plugin object (module or class instance with hook implementations)
@@ -133,6 +162,11 @@ class Plugins:
             for entry in self.registry.entries(plugin=name):
                 if entry.kind in COMPONENT_KINDS:  # register() checked these already; add() did not
                     check_class(entry.kind, entry.name, entry.obj)
+                    if info.source == "third-party" and not entry.name.startswith(f"{name}."):
+                        raise RegistryError(
+                            f"{entry.kind} {entry.name!r}: a third-party plugin's components are named "
+                            f"'<plugin>.<component>'; write {name}.{entry.name.rsplit('.', 1)[-1]!s}"
+                        )
         except Exception as exc:
             self.registry.remove_plugin(name)
             self.pm.unregister(name=name)
