@@ -3,6 +3,7 @@ curriculum, init-from/freeze, sweeps and two-process DDP."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import types
@@ -265,3 +266,52 @@ def test_two_process_ddp(tmp_path, data_path):
     assert ck["step"] == 2
     lines = (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 2  # rank 0 logs alone
+
+
+class CtrlCAt(Objective):
+    """Adds nothing to the loss; sends this process a SIGINT during the forward pass of step
+    ``CtrlCAt.at`` (counted from 0), i.e. after the step has drawn its random numbers."""
+
+    name = "ctrlc.at"
+    needs = ("rendering.recon",)
+    at: int | None = None
+    calls = 0
+
+    def forward(self, state):
+        if CtrlCAt.at is not None and CtrlCAt.calls == CtrlCAt.at:
+            os.kill(os.getpid(), signal.SIGINT)
+        CtrlCAt.calls += 1
+        return {}
+
+
+def test_ctrl_c_then_resume_equals_uninterrupted(tmp_path, data_path):
+    """Ctrl-C in the middle of a step lets that step finish and checkpoints the state after it,
+    so --resume continues exactly; the old handler saved a half-done step."""
+    mod = types.ModuleType("ctrlc_plugin")
+    mod.ocf_register_components = hookimpl(lambda registry: registry.register(CtrlCAt))
+    reg_plugins = plugins.load(extra=[("ctrlc", mod)])
+    spec_dict = tiny_spec(data_path, steps=6, checkpoint_every=100)
+    spec_dict["model"]["objectives"].append({"type": "ctrlc.at"})
+    spec = resolve(spec_dict, reg_plugins.registry)
+    CtrlCAt.at, CtrlCAt.calls = None, 0
+    straight = train.run(spec, out=str(tmp_path / "a"), progress=False)
+    CtrlCAt.at, CtrlCAt.calls = 2, 0
+    with pytest.raises(KeyboardInterrupt):
+        train.run(spec, out=str(tmp_path / "b"), progress=False)
+    assert torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=True)["step"] == 3
+    CtrlCAt.at = None
+    resumed = train.run(spec, out=str(tmp_path / "b"), resume=True, progress=False)
+    a, b = params(straight), params(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_train_says_where_the_run_is_and_a_finished_resume_keeps_its_summary(tmp_path, data_path, capsys):
+    spec = write_spec(tmp_path / "s.yaml", tiny_spec(data_path))
+    run = tmp_path / "run"
+    assert main(["train", str(spec), "--out", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert f"trained to step 4 in {run}" in out and f"ocf eval {run}" in out and "mse " in out
+    before = json.loads((run / "summary.json").read_text())
+    assert before["losses"]
+    assert main(["train", str(spec), "--out", str(run), "--resume"]) == 0
+    assert json.loads((run / "summary.json").read_text()) == before

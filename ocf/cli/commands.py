@@ -70,7 +70,11 @@ def cmd_train(args) -> int:
             print(run_dir)
         return 0
     resolved = load_spec(args.spec, args.overrides)
-    train.run(resolved, out=args.out, resume=args.resume, steps=args.steps, plugin_info=info)
+    run_dir = train.run(resolved, out=args.out, resume=args.resume, steps=args.steps, plugin_info=info)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    losses = ", ".join(f"{k} {v:.4g}" for k, v in summary.get("losses", {}).items()) or "no loss logged"
+    print(f"ocf: {resolved.spec.name or 'run'} trained to step {summary['step']} in {run_dir} ({losses})")
+    print(f"next: ocf eval {run_dir}  ·  ocf viz {run_dir}")
     return 0
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -128,21 +130,26 @@ class TrainingRun:
             initial=self.start,
             total=self.total_steps,
         )
-        step = self.start
         self.model.train()
         try:
-            for step in bar:
-                self.step(step, bar)
-        except KeyboardInterrupt:
-            if step > self.start:
-                saved = self.save(step)
-                print(f"\nocf: interrupted; saved step {step} to {saved}; continue with --resume", file=sys.stderr)
-            raise
+            with _DeferredInterrupt() as interrupt:
+                for step in bar:
+                    self.step(step, bar)
+                    if interrupt.requested and step + 1 < self.total_steps:
+                        self._stop(step + 1)
         finally:
             self.logger.close()
             if hasattr(bar, "close"):
                 bar.close()
         self.finish()
+
+    def _stop(self, done: int) -> None:
+        """Ctrl-C arrived during step ``done - 1``, which was allowed to finish: checkpoint the
+        state after it (exactly what an uninterrupted run holds there) and re-raise."""
+        saved = self.save(done)
+        where = f"; saved step {done} to {saved}" if saved else ""
+        print(f"\nocf: interrupted{where}; continue with --resume", file=sys.stderr)
+        raise KeyboardInterrupt
 
     def step(self, step: int, bar: Any) -> None:
         t0 = time.perf_counter()
@@ -214,10 +221,11 @@ class TrainingRun:
         return self.ckpt_dir / name
 
     def finish(self) -> None:
-        if dist.rank() == 0:
+        summary_file = self.run_dir / "summary.json"
+        if dist.rank() == 0 and (self.terms or not summary_file.exists()):  # a resumed finished run keeps its own
             geco = self.opt.geco
             summary = {"step": self.total_steps, "losses": self.terms, "geco_beta": geco.beta if geco else None}
-            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+            summary_file.write_text(json.dumps(summary, indent=2))
         dist.barrier()
 
 
@@ -225,6 +233,30 @@ def save_picture(model: Model, batch: Batch, path: Path, device: torch.device) -
     """The decomposition of ``batch`` (an evaluation forward pass, which leaves the
     training RNG where it was: resume equality)."""
     decomposition_pictures(eval_forward(model, batch.to(device), seed=0), path)
+
+
+class _DeferredInterrupt:
+    """Within it, the first Ctrl-C (SIGINT) only sets ``requested``, so the training step under
+    way finishes and the loop checkpoints a consistent state; a second Ctrl-C interrupts at
+    once.  Outside the main thread (where handlers cannot be set) it does nothing."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> _DeferredInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def _progress(it, enabled: bool, initial: int, total: int):
