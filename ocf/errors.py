@@ -14,9 +14,15 @@ class UserError(Exception):
 class SpecError(UserError):
     """One or more problems in a spec, each with its path (``model.grouper.num_slots``)."""
 
+    #: problems shown in the message; the rest are counted (all stay in ``problems``)
+    SHOWN = 20
+
     def __init__(self, problems: list[str]):
         self.problems = list(problems)
-        super().__init__("\n".join(self.problems))
+        shown = self.problems[: self.SHOWN]
+        if len(self.problems) > self.SHOWN:
+            shown.append(f"... and {len(self.problems) - self.SHOWN:,} more problems")
+        super().__init__("\n".join(shown))
 
 
 class RegistryError(UserError):

@@ -208,21 +208,61 @@ class ResolvedSpec:
 
 
 # -- loading ---------------------------------------------------------------------------
+#: Limits on a spec file, so a hostile or broken file is refused quickly: its size in bytes,
+#: the nodes it expands to (YAML aliases counted at every use) and its nesting depth.
+MAX_SPEC_BYTES = 1 << 20
+MAX_SPEC_NODES = 100_000
+MAX_SPEC_DEPTH = 50
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The mapping in a YAML spec file: safe YAML only (no tags), UTF-8 text, within the
+    limits above; every refusal is a :class:`SpecError` naming the file."""
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise UserError(f"{path}: no such spec file")
+    size = path.stat().st_size
+    if size > MAX_SPEC_BYTES:
+        raise SpecError([f"{path}: {size:,} bytes; a spec may hold at most {MAX_SPEC_BYTES:,} bytes"])
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SpecError([f"{path}: not a UTF-8 text file (byte {exc.start}); a spec is YAML text"]) from None
     except yaml.constructor.ConstructorError as exc:
         raise SpecError(
             [f"{path}: YAML tag not allowed in a spec (specs cannot construct Python objects): {exc.problem}"]
         ) from None
     except yaml.YAMLError as exc:
         raise SpecError([f"{path}: not valid YAML: {exc}"]) from None
+    except RecursionError:
+        raise SpecError([f"{path}: nested too deeply (a spec may nest {MAX_SPEC_DEPTH} levels)"]) from None
+    _check_size(path, data)
     if not isinstance(data, dict):
         raise SpecError([f"{path}: a spec is a mapping with data, model, train, eval; got {type(data).__name__}"])
     return data
+
+
+def _check_size(path: Path, data: Any) -> None:
+    """Refuse a document that expands to more than MAX_SPEC_NODES nodes (an alias bomb) or
+    nests deeper than MAX_SPEC_DEPTH, stopping as soon as a limit is passed."""
+    nodes, stack = 0, [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        nodes += 1
+        if nodes > MAX_SPEC_NODES:
+            raise SpecError(
+                [
+                    f"{path}: expands to more than {MAX_SPEC_NODES:,} values (YAML aliases count at every "
+                    "use); a spec is far smaller"
+                ]
+            )
+        if depth > MAX_SPEC_DEPTH:
+            raise SpecError([f"{path}: nested deeper than {MAX_SPEC_DEPTH} levels"])
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+            stack.extend((k, depth + 1) for k in value)
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
 
 
 def resolve(data: dict[str, Any], registry: Registry) -> ResolvedSpec:
