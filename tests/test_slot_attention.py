@@ -62,6 +62,22 @@ def test_slot_init_options():
     assert torch.equal(unit.log_sigma, torch.zeros_like(unit.log_sigma)) and unit.mu.abs().max() < 0.5
 
 
+def test_weight_init_options():
+    torch_init, _ = make()
+    assert torch_init.to_q.weight.abs().max() <= 8**-0.5 and torch.count_nonzero(torch_init.gru.bias_ih) > 0
+    glorot, _ = make(weight_init="glorot")
+    for layer, fan_in, fan_out in [(glorot.to_q, 8, 8), (glorot.to_k, 5, 8), (glorot.mlp[0], 8, 16)]:
+        bound = (6 / (fan_in + fan_out)) ** 0.5
+        assert layer.weight.abs().max() <= bound and layer.weight.abs().max() > 0.5 * bound
+    assert torch.count_nonzero(glorot.mlp[0].bias) == 0 and torch.count_nonzero(glorot.mlp[2].bias) == 0
+    gru = glorot.gru
+    assert torch.count_nonzero(gru.bias_ih) == 0 and torch.count_nonzero(gru.bias_hh) == 0
+    for w in gru.weight_hh.chunk(3):  # one orthogonal matrix per gate
+        torch.testing.assert_close(w @ w.T, torch.eye(8), atol=1e-5, rtol=0)
+    assert gru.weight_ih.abs().max() <= (6 / (8 + 8)) ** 0.5  # Glorot per gate, d -> d
+    assert torch.count_nonzero(glorot.log_sigma) > 0  # the slot Gaussian is left to slot_init
+
+
 def test_implicit_grad_detaches_the_init():
     grouper, _ = make(implicit_grad=True)
     grouper(tokens_state()).objects.sum().backward()

@@ -87,6 +87,12 @@ def build(args: argparse.Namespace, overrides: list[str]) -> nn.Module:
     }
     for name in args.jax_init:
         ref.jax_init(parts[name])
+    if args.encoder_conv_init:
+        for m in parts["encoder"].modules():
+            if isinstance(m, nn.Conv2d):
+                init = nn.init.kaiming_uniform_ if args.encoder_conv_init == "he" else nn.init.xavier_uniform_
+                init(m.weight, **({"nonlinearity": "relu"} if args.encoder_conv_init == "he" else {}))
+                nn.init.zeros_(m.bias)
     return Hybrid(**parts)
 
 
@@ -143,7 +149,7 @@ def train(args: argparse.Namespace, overrides: list[str]) -> dict:
             print(f"step {done}: FG-ARI {log['fg_ari'][done]:.3f} test MSE {log['test_mse'][done]:.4f} "
                   f"({time.time() - t0:.0f} s)", flush=True)
     return {"args": vars(args), "overrides": overrides, "untrained": {"fg_ari": untrained[0], "mse": untrained[1]},
-            "seconds": time.time() - t0, **log}
+            "seconds": time.time() - t0, "model": model, **log}
 
 
 def main() -> None:
@@ -152,6 +158,8 @@ def main() -> None:
         p.add_argument(f"--{part}", choices=["ocf", "ref"], default="ref")
     p.add_argument("--jax-init", nargs="*", default=[], choices=["encoder", "grouper", "decoder"],
                    help="re-initialise these parts with Glorot-uniform weights and zero biases")
+    p.add_argument("--encoder-conv-init", choices=["he", "glorot"],
+                   help="re-initialise only the encoder's convs (zero biases)")
     p.add_argument("--ref-init", default="torch", choices=["torch", "jax"])
     p.add_argument("--slot-init", default="unit", choices=["unit", "glorot"], help="the reference's slot init")
     p.add_argument("--seed", type=int, default=0)
@@ -166,7 +174,8 @@ def main() -> None:
     print(json.dumps({k: result[k] for k in ("untrained", "fg_ari", "test_mse", "seconds")}))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=1))
+        Path(args.out).write_text(json.dumps({k: v for k, v in result.items() if k != "model"}, indent=1))
+        torch.save(result["model"].state_dict(), Path(args.out).with_suffix(".pt"))
 
 
 if __name__ == "__main__":
