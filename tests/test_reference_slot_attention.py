@@ -12,8 +12,9 @@ import minimal_slot_attention as ref  # noqa: E402
 
 
 def tiny(**kw) -> ref.MinimalSlotAttention:
-    return ref.MinimalSlotAttention(size=(8, 8), enc_widths=(8, 8), dec_widths=(8,), num_slots=3, slot_dim=16,
-                                    mlp_hidden=16, **kw)
+    return ref.MinimalSlotAttention(
+        size=(8, 8), enc_widths=(8, 8), dec_widths=(8,), num_slots=3, slot_dim=16, mlp_hidden=16, **kw
+    )
 
 
 def test_shapes_and_masks_sum_to_one():

@@ -146,20 +146,35 @@ def train(args: argparse.Namespace, overrides: list[str]) -> dict:
             running = []
         if done in args.eval_at or done == args.steps:
             log["fg_ari"][done], log["test_mse"][done] = fg_ari_on(model, test_ds)
-            print(f"step {done}: FG-ARI {log['fg_ari'][done]:.3f} test MSE {log['test_mse'][done]:.4f} "
-                  f"({time.time() - t0:.0f} s)", flush=True)
-    return {"args": vars(args), "overrides": overrides, "untrained": {"fg_ari": untrained[0], "mse": untrained[1]},
-            "seconds": time.time() - t0, "model": model, **log}
+            print(
+                f"step {done}: FG-ARI {log['fg_ari'][done]:.3f} test MSE {log['test_mse'][done]:.4f} "
+                f"({time.time() - t0:.0f} s)",
+                flush=True,
+            )
+    return {
+        "args": vars(args),
+        "overrides": overrides,
+        "untrained": {"fg_ari": untrained[0], "mse": untrained[1]},
+        "seconds": time.time() - t0,
+        "model": model,
+        **log,
+    }
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for part in ("encoder", "grouper", "decoder"):
         p.add_argument(f"--{part}", choices=["ocf", "ref"], default="ref")
-    p.add_argument("--jax-init", nargs="*", default=[], choices=["encoder", "grouper", "decoder"],
-                   help="re-initialise these parts with Glorot-uniform weights and zero biases")
-    p.add_argument("--encoder-conv-init", choices=["he", "glorot"],
-                   help="re-initialise only the encoder's convs (zero biases)")
+    p.add_argument(
+        "--jax-init",
+        nargs="*",
+        default=[],
+        choices=["encoder", "grouper", "decoder"],
+        help="re-initialise these parts with Glorot-uniform weights and zero biases",
+    )
+    p.add_argument(
+        "--encoder-conv-init", choices=["he", "glorot"], help="re-initialise only the encoder's convs (zero biases)"
+    )
     p.add_argument("--ref-init", default="torch", choices=["torch", "jax"])
     p.add_argument("--slot-init", default="unit", choices=["unit", "glorot"], help="the reference's slot init")
     p.add_argument("--seed", type=int, default=0)

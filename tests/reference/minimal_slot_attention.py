@@ -66,8 +66,16 @@ class Encoder(nn.Module):
 class SlotAttention(nn.Module):
     """tokens ``[b n c]`` → slots ``[b k d]`` and the last round's attention ``[b k n]``."""
 
-    def __init__(self, in_dim: int, num_slots: int, dim: int, hidden: int, iterations: int,
-                 slot_init: str = "glorot", eps: float = 1e-8) -> None:
+    def __init__(
+        self,
+        in_dim: int,
+        num_slots: int,
+        dim: int,
+        hidden: int,
+        iterations: int,
+        slot_init: str = "glorot",
+        eps: float = 1e-8,
+    ) -> None:
         super().__init__()
         self.num_slots, self.dim, self.iterations, self.eps = num_slots, dim, iterations, eps
         if slot_init == "glorot":  # the paper's code: both parameters Glorot-uniform of shape [1 1 d]
@@ -123,10 +131,19 @@ class Decoder(nn.Module):
 class MinimalSlotAttention(nn.Module):
     """The autoencoder: ``forward(image)`` → (reconstruction, masks ``[b k h w]``)."""
 
-    def __init__(self, size: tuple[int, int] = (32, 32), enc_widths: tuple[int, ...] = (32, 32, 32, 32),
-                 dec_widths: tuple[int, ...] = (32, 32, 32), kernel: int = 3, num_slots: int = 4,
-                 slot_dim: int = 64, mlp_hidden: int = 128, iterations: int = 3, slot_init: str = "glorot",
-                 init: str = "torch") -> None:
+    def __init__(
+        self,
+        size: tuple[int, int] = (32, 32),
+        enc_widths: tuple[int, ...] = (32, 32, 32, 32),
+        dec_widths: tuple[int, ...] = (32, 32, 32),
+        kernel: int = 3,
+        num_slots: int = 4,
+        slot_dim: int = 64,
+        mlp_hidden: int = 128,
+        iterations: int = 3,
+        slot_init: str = "glorot",
+        init: str = "torch",
+    ) -> None:
         super().__init__()
         self.encoder = Encoder(list(enc_widths), kernel, size)
         self.grouper = SlotAttention(enc_widths[-1], num_slots, slot_dim, mlp_hidden, iterations, slot_init)
