@@ -27,13 +27,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from ocf.errors import RegistryError, SpecError, UserError
+from ocf.fields import SPEC_CONFIG, NonNegativeFiniteFloat
 from ocf.records import Features, Latents, PriorTerms, Rendering, State, path_problem, valid_paths
 
 
 class ComponentSpec(BaseModel):
-    """Base for component parameter models: unknown keys are errors."""
+    """Base for component parameter models: unknown keys are errors and floats are finite
+    (NaN and infinities refused); annotate fields with the ranged types of :mod:`ocf.fields`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(**SPEC_CONFIG, frozen=True)
 
 
 @dataclass
@@ -264,7 +266,7 @@ class Decoder(Component):
 
 
 class ObjectiveSpec(ComponentSpec):
-    weight: float = Field(1.0, ge=0.0, description="multiplies every term this objective returns")
+    weight: NonNegativeFiniteFloat = Field(1.0, description="multiplies every term this objective returns")
 
 
 class Objective(Component):

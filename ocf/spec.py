@@ -12,27 +12,48 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from annotated_types import Ge, Le, Lt
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from ocf.components import STAGES as _STAGE_TABLE
 from ocf.components import ComponentSpec
 from ocf.errors import SpecError, UserError
+from ocf.fields import (
+    MAX_STEPS,
+    SPEC_CONFIG,
+    FiniteFloat,
+    NonNegativeFiniteFloat,
+    PositiveFiniteFloat,
+    Seed,
+    Size,
+)
 from ocf.registry import Registry, validation_problems
+from ocf.spec_checks import registry_problems
 
 #: The single stages' keys in a spec's ``model`` section (derived from :data:`ocf.components.STAGES`).
 STAGES = tuple(s.key for s in _STAGE_TABLE if not s.many)
 
 
+#: The most samples ``data.generate.n`` may ask for (generated data is held in memory).
+MAX_GENERATE = 1_000_000
+#: The most CPU threads ``train.threads`` may ask for.
+MAX_THREADS = 1024
+
+Steps = Annotated[int, Ge(1), Le(MAX_STEPS)]
+#: Adam's β₁ and β₂: in [0, 1).
+Beta = Annotated[float, Ge(0), Lt(1)]
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = SPEC_CONFIG  # unknown keys are errors; floats are finite
 
 
 class GenerateSpec(_Strict):
-    n: int = Field(2000, ge=1, description="number of samples to generate when the file is missing")
-    seed: int = Field(0, description="generator seed")
+    n: int = Field(2000, ge=1, le=MAX_GENERATE, description="samples to generate when the file is missing")
+    seed: Seed = Field(0, description="generator seed")
     options: dict[str, Any] = Field(default_factory=dict, description="generator options")
 
 
@@ -42,11 +63,11 @@ class DataSpec(_Strict):
     generate: GenerateSpec | None = Field(
         default_factory=GenerateSpec, description="how to make the file when it is missing (null: never)"
     )
-    frames: int = Field(1, ge=1, description="frames per sample given to the model (a window of the file's clips)")
-    resolution: tuple[int, int] = Field((32, 32), description="[h, w] of the frames")
-    channels: int = Field(3, ge=1, description="image channels")
+    frames: Size = Field(1, description="frames per sample given to the model (a window of the file's clips)")
+    resolution: tuple[Size, Size] = Field((32, 32), description="[h, w] of the frames")
+    channels: Size = Field(3, description="image channels")
     in_memory: bool = Field(True, description="hold the split in memory (fast for small datasets)")
-    extras: dict[str, list[int]] = Field(
+    extras: dict[str, list[Size]] = Field(
         default_factory=dict,
         description="per-sample shapes of the file's extras the model reads, e.g. {features: [768, 14, 14]} for "
         "precomputed feature maps: checked against the file, faked in the dry run, and given to components as "
@@ -56,27 +77,21 @@ class DataSpec(_Strict):
     val_split: str = "val"
     test_split: str = "test"
 
-    @model_validator(mode="after")
-    def _positive_resolution(self):
-        if min(self.resolution) < 1:
-            raise ValueError(f"resolution must be positive, got {list(self.resolution)}")
-        return self
-
 
 class OptimizerSpec(_Strict):
     type: Literal["adam", "adamw", "rmsprop"] = "adam"
-    lr: float = Field(4e-4, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    betas: tuple[float, float] = (0.9, 0.999)
-    momentum: float = Field(0.0, ge=0, description="RMSprop momentum")
-    eps: float = Field(1e-8, gt=0)
+    lr: PositiveFiniteFloat = 4e-4
+    weight_decay: NonNegativeFiniteFloat = 0.0
+    betas: tuple[Beta, Beta] = Field((0.9, 0.999), description="Adam's β₁, β₂, each in [0, 1)")
+    momentum: NonNegativeFiniteFloat = Field(0.0, description="RMSprop momentum")
+    eps: PositiveFiniteFloat = 1e-8
 
 
 class ScheduleSpec(_Strict):
-    warmup_steps: int = Field(0, ge=0, description="linear warm-up from 0 to lr")
+    warmup_steps: int = Field(0, ge=0, le=MAX_STEPS, description="linear warm-up from 0 to lr")
     decay: Literal["none", "step", "exponential"] = "none"
     decay_rate: float = Field(0.5, gt=0, le=1, description="factor applied per decay_steps")
-    decay_steps: int = Field(100000, ge=1)
+    decay_steps: Steps = 100000
 
 
 class GecoSpec(_Strict):
@@ -88,33 +103,41 @@ class GecoSpec(_Strict):
         description="the loss term treated as the reconstruction error (e.g. 'nll'), or several whose sum is "
         "(e.g. [nll, ordered_nll])"
     )
-    goal: float = Field(description="target value of that term (same units as the term)")
+    goal: FiniteFloat = Field(description="target value of that term (same units as the term)")
     step_size: float = Field(1e-5, gt=0)
     alpha: float = Field(0.99, ge=0, lt=1, description="EMA decay of the error")
-    speedup: float | None = Field(10.0, description="multiplies step_size while err is below goal")
+    speedup: PositiveFiniteFloat | None = Field(10.0, description="multiplies step_size while err is below goal")
     beta_init: float = Field(1.0, gt=0)
     beta_min: float = Field(1e-10, gt=0)
     beta_max: float = Field(1e10, gt=0)
 
+    @model_validator(mode="after")
+    def _ordered_bounds(self):
+        if self.beta_min > self.beta_max:
+            raise ValueError(f"beta_min {self.beta_min} is above beta_max {self.beta_max}")
+        return self
+
 
 class CurriculumSpec(_Strict):
     parameter: Literal["frames"] = Field("frames", description="the data parameter that grows")
-    start: int = Field(ge=1)
-    increment: int = Field(1, ge=1)
-    every: int = Field(ge=1, description="steps between increments")
-    max: int = Field(ge=1)
+    start: Size
+    increment: Size = 1
+    every: Steps = Field(description="steps between increments")
+    max: Size
 
 
 class TrainSpec(_Strict):
-    steps: int = Field(1000, ge=1)
-    batch_size: int = Field(32, ge=1)
+    steps: Steps = 1000
+    batch_size: Size = 32
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
-    grad_clip: float | None = Field(None, gt=0, description="clip the global gradient norm")
-    seed: int = 0
+    grad_clip: PositiveFiniteFloat | None = Field(None, description="clip the global gradient norm")
+    seed: Seed = Field(0, description="seed of the parameters' initialisation, batch order and frame windows")
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    threads: int | None = Field(None, ge=1, description="torch threads on CPU (default: torch's choice)")
+    threads: int | None = Field(
+        None, ge=1, le=MAX_THREADS, description=f"torch threads on CPU, at most {MAX_THREADS} (default: torch's choice)"
+    )
     channels_last: bool = Field(
         False, description="keep 4-D convolution weights channels-last (measure with `ocf bench` before relying on it)"
     )
@@ -122,17 +145,18 @@ class TrainSpec(_Strict):
         False, description="torch.compile the model (costs compile time on the first steps; measure with `ocf bench`)"
     )
     tf32: bool = Field(False, description="allow TF32 matmuls and convolutions on Ampere+ GPUs (no effect on CPU)")
-    log_every: int = Field(50, ge=1)
-    image_every: int = Field(500, ge=0, description="steps between pictures (0: never)")
-    checkpoint_every: int = Field(500, ge=1)
+    log_every: Steps = 50
+    image_every: int = Field(500, ge=0, le=MAX_STEPS, description="steps between pictures (0: never)")
+    checkpoint_every: Steps = 500
     eval_every: int = Field(
         0,
         ge=0,
+        le=MAX_STEPS,
         description="steps between evaluations of eval.metrics on the validation split during training, logged as "
         "eval/<metric> (0: never)",
     )
-    eval_samples: int | None = Field(
-        256, ge=1, description="validation samples per evaluation during training (None: the whole split)"
+    eval_samples: Steps | None = Field(
+        256, description="validation samples per evaluation during training (None: the whole split)"
     )
     init_from: str | None = Field(None, description="run dir or checkpoint to initialise parameters from")
     freeze: list[str] = Field(
@@ -145,9 +169,9 @@ class TrainSpec(_Strict):
 class EvalSpec(_Strict):
     metrics: list[str] = Field(default_factory=lambda: ["fg_ari", "ari", "mbo", "mse"])
     split: str = "test"
-    batch_size: int = Field(32, ge=1)
-    max_samples: int | None = Field(None, ge=1)
-    seed: int = 0
+    batch_size: Size = 32
+    max_samples: Steps | None = None
+    seed: Seed = 0
     metric_options: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="options per metric name, e.g. {kid: {feature: random, subset_size: 100}}"
     )
@@ -162,12 +186,19 @@ class ModelSpec(_Strict):
 
 
 class Spec(_Strict):
-    name: str = "unnamed"
+    name: str = Field("unnamed", description="the run's name, used in folder names: a plain name (no / \\ or ..)")
     description: str = ""
     data: DataSpec
     model: ModelSpec
     train: TrainSpec = Field(default_factory=TrainSpec)
     eval: EvalSpec = Field(default_factory=EvalSpec)
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name: str) -> str:
+        if not name.strip() or name in (".", "..") or any(c in name for c in "/\\\0"):
+            raise ValueError("must be a plain name (not empty, no '/', '\\', '..' or NUL): it names folders")
+        return name
 
 
 @dataclass
@@ -274,6 +305,7 @@ def resolve(data: dict[str, Any], registry: Registry) -> ResolvedSpec:
     except ValidationError as exc:
         problems.extend(validation_problems(exc))
         spec = None
+    problems.extend(registry_problems(_valid(DataSpec, data.get("data")), _valid(EvalSpec, data.get("eval")), registry))
     components: list[ComponentChoice] = []
     model = data.get("model") if isinstance(data.get("model"), dict) else None
     if model is not None:
@@ -295,6 +327,15 @@ def resolve(data: dict[str, Any], registry: Registry) -> ResolvedSpec:
         raise SpecError(problems)
     assert spec is not None
     return ResolvedSpec(spec, components, registry)
+
+
+def _valid(model: type[BaseModel], value: Any) -> Any:
+    """``value`` validated by ``model`` (``None``: the defaults), or None when it is not valid
+    (the schema's problems are reported already)."""
+    try:
+        return model.model_validate({} if value is None else value)
+    except ValidationError:
+        return None
 
 
 def load(path: str | Path, registry: Registry, overrides: list[str] = ()) -> ResolvedSpec:

@@ -26,6 +26,7 @@ from ocf.run.checkpoints import load_run
 from ocf.run.data import first_batch
 from ocf.run.evaluate import check_compatible, eval_forward, evaluate_model, rescoring_spec
 from ocf.run.generate import can_generate, conditioning, generate
+from ocf.run.setup import check_device
 from ocf.spec import ResolvedSpec
 from ocf.viz import decomposition_pictures, sample_pictures
 
@@ -47,6 +48,7 @@ def load_spec(path: str, overrides: list[str]) -> ResolvedSpec:
 
 def cmd_build(args) -> int:
     resolved = load_spec(args.spec, args.overrides)
+    check_device(resolved.spec.train)  # what training would refuse on this machine
     model = assembly.build(resolved, dry_run=False)
     state = assembly.dry_forward(model)
     rows = assembly.report(model, state, resolved.registry)

@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from ocf.errors import UserError
+from ocf.fields import SPEC_CONFIG
 
 Progress = Callable[[int], Any]
 """Called with the number of samples just finished (``tqdm.update`` fits)."""
@@ -53,7 +54,7 @@ class Generator:
     class Options(BaseModel):
         """Options every generator has."""
 
-        model_config = ConfigDict(extra="forbid")
+        model_config = SPEC_CONFIG  # unknown options are errors; floats are finite
         resolution: int = Field(32, ge=8, le=512, description="image height and width in pixels")
 
     def generate(

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import Tensor
 
 from ocf.errors import SpecError, UserError
+from ocf.fields import SPEC_CONFIG
 from ocf.records import State
 
 __all__ = ["MetricSpec", "EvalMetric", "MetricUnavailable", "ItemMean", "ratio"]
@@ -34,9 +35,9 @@ _TORCHMETRICS_KWARGS = frozenset(
 
 
 class MetricSpec(BaseModel):
-    """Base for metric option models: unknown keys are errors."""
+    """Base for metric option models: unknown keys are errors and floats are finite."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(**SPEC_CONFIG, frozen=True)
 
 
 class MetricUnavailable(UserError):

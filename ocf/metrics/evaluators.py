@@ -18,6 +18,7 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
+from ocf.fields import MAX_SIZE
 from ocf.metrics.base import EvalMetric, ItemMean, MetricSpec, MetricUnavailable, ratio
 from ocf.metrics.counting import count_hits, presence_counts
 from ocf.metrics.segmentation import ari, best_overlap, fg_ari, miou, object_counts, segmentation_labels
@@ -113,6 +114,7 @@ class SegmentationSpec(MetricSpec):
     min_objects: int = Field(
         0,
         ge=0,
+        le=MAX_SIZE,
         description="the fewest ground-truth objects an item (a frame with video: frame) needs to be scored; "
         "the others are skipped",
     )
@@ -194,7 +196,9 @@ class FgAriMulti(FgAri):
     name = "fg_ari_multi"
 
     class Spec(SegmentationSpec):
-        min_objects: int = Field(2, ge=1, description=SegmentationSpec.model_fields["min_objects"].description)
+        min_objects: int = Field(
+            2, ge=1, le=MAX_SIZE, description=SegmentationSpec.model_fields["min_objects"].description
+        )
 
 
 class Ari(SegmentationMetric):

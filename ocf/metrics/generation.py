@@ -29,6 +29,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from ocf.errors import UserError
+from ocf.fields import Repeats, Seed, Size
 from ocf.metrics.evaluators import EvalMetric, MetricSpec
 from ocf.records import State
 
@@ -125,9 +126,9 @@ class FeatureSpec(MetricSpec):
         "random", description="feature extractor: seeded random convolutions or a TorchScript file"
     )
     weights: str | None = Field(None, description="path of the TorchScript file (torchscript, inception)")
-    seed: int = Field(0, description="seed of the random extractor's weights")
+    seed: Seed = Field(0, description="seed of the random extractor's weights")
     call_kwargs: dict[str, Any] | None = Field(None, description="keyword arguments of the TorchScript call")
-    channels: int = Field(3, ge=1, description="image channels the random extractor reads")
+    channels: Size = Field(3, description="image channels the random extractor reads")
 
 
 class _FeatureDistance(GenerativeMetric):
@@ -179,8 +180,8 @@ class Kid(_FeatureDistance):
     name = "kid"
 
     class Spec(FeatureSpec):
-        subset_size: int = Field(100, ge=1, description="images per subset (at most as many as were seen)")
-        subsets: int = Field(50, ge=1, description="number of random subsets averaged")
+        subset_size: Size = Field(100, description="images per subset (at most as many as were seen)")
+        subsets: Repeats = Field(50, description="number of random subsets averaged")
 
     def _make(self, extractor: nn.Module):
         from torchmetrics.image.kid import KernelInceptionDistance

@@ -38,10 +38,18 @@ def lr_factor(t: TrainSpec, step: int) -> float:
     return f
 
 
+def check_device(t: TrainSpec) -> None:
+    """Refuse a ``train.device`` this machine does not have (called by ``ocf build`` too)."""
+    if t.device == "cuda" and not torch.cuda.is_available():
+        raise UserError("train.device: cuda, but no CUDA device is available on this machine (use auto or cpu)")
+    mps = getattr(torch.backends, "mps", None)
+    if t.device == "mps" and not (mps is not None and mps.is_available()):
+        raise UserError("train.device: mps, but no Apple MPS device is available on this machine (use auto or cpu)")
+
+
 def pick_device(t: TrainSpec) -> torch.device:
     if t.device != "auto":
-        if t.device == "cuda" and not torch.cuda.is_available():
-            raise UserError("train.device is cuda but no CUDA device is available")
+        check_device(t)
         return torch.device(t.device)
     if torch.cuda.is_available():
         return torch.device("cuda", dist.local_rank())

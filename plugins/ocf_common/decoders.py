@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Literal
 
 from einops import rearrange
-from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
+from pydantic import Field, model_validator
 from torch import nn
 
 from ocf.components import BuildContext, ComponentSpec, Decoder
+from ocf.fields import NonNegativeSize, Size
 from ocf.records import Rendering, State
 from ocf_common.layers import Broadcast, BroadcastConv
 
@@ -22,18 +23,18 @@ class SpatialBroadcastDecoder(Decoder):
     provides = ("rendering.recon", "rendering.rgb", "rendering.mask_logits")
 
     class Spec(ComponentSpec):
-        channels: list[PositiveInt] = Field(
+        channels: list[Size] = Field(
             [32, 32, 32, 32],
             min_length=1,
             description="output channels of each hidden layer (each followed by ReLU); the first `upsample` layers are "
             "stride-2 transposed convs",
         )
-        kernel_size: PositiveInt = Field(3, description="odd square kernel of the hidden layers")
-        out_kernel_size: PositiveInt = Field(3, description="odd square kernel of the output layer (rgb + mask logit)")
-        broadcast_size: tuple[PositiveInt, PositiveInt] | None = Field(
+        kernel_size: Size = Field(3, description="odd square kernel of the hidden layers")
+        out_kernel_size: Size = Field(3, description="odd square kernel of the output layer (rgb + mask logit)")
+        broadcast_size: tuple[Size, Size] | None = Field(
             None, description="[h, w] grid each slot is broadcast to (null: the data resolution divided by 2^upsample)"
         )
-        upsample: NonNegativeInt = Field(
+        upsample: NonNegativeSize = Field(
             0,
             description="number of stride-2 transposed convs; broadcast_size * 2^upsample must equal the data "
             "resolution",

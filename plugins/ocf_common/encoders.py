@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from einops import rearrange
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, model_validator
 from torch import nn
 
 from ocf.components import BuildContext, ComponentSpec, Encoder
+from ocf.fields import Size
 from ocf.records import Features, State
 from ocf_common.layers import SoftPositionEmbed, conv_out_size, mlp
 
@@ -19,18 +20,18 @@ class CNNEncoder(Encoder):
     provides = ("features.tokens", "features.grid")
 
     class Spec(ComponentSpec):
-        channels: list[PositiveInt] = Field(
+        channels: list[Size] = Field(
             [32, 32, 32, 32], min_length=1, description="output channels of each conv layer (each followed by ReLU)"
         )
-        kernel_size: PositiveInt | list[PositiveInt] = Field(
+        kernel_size: Size | list[Size] = Field(
             3,
             description="square kernel of every conv layer, or one per layer (as long as channels); each padded by "
             "kernel_size // 2",
         )
-        strides: list[PositiveInt] | None = Field(
+        strides: list[Size] | None = Field(
             None, description="stride of each conv layer, as long as channels (null: all 1)"
         )
-        mlp_hidden: PositiveInt | None = Field(
+        mlp_hidden: Size | None = Field(
             None,
             description="hidden width of the token MLP (null: last conv channels); tokens keep the last conv's "
             "channels",

@@ -30,10 +30,11 @@ from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, PositiveFloat, PositiveInt
+from pydantic import Field, PositiveFloat
 from torch import Tensor, nn
 
 from ocf.components import BuildContext, Objective, ObjectiveSpec
+from ocf.fields import Size
 from ocf.records import Batch, Features, State
 from ocf_common.layers import mlp
 from ocf_contrastive.losses import distillation_loss, moco_loss, negative_cosine, nt_xent
@@ -74,14 +75,14 @@ class ContrastiveSpec(ObjectiveSpec):
         description="time: frames t and t + offset of a clip are the two views; "
         "augment: a random crop/flip/brightness view run through the stages again",
     )
-    offset: PositiveInt = Field(1, description="frames between the two views (views: time)")
+    offset: Size = Field(1, description="frames between the two views (views: time)")
     crop_scale: float = Field(0.6, gt=0, le=1, description="smallest crop area kept (views: augment)")
     flip: bool = Field(True, description="random horizontal flips (views: augment)")
     brightness: float = Field(0.2, ge=0, lt=1, description="brightness factor range ±brightness (views: augment)")
-    hidden: PositiveInt = Field(
+    hidden: Size = Field(
         128, description="hidden width of the projection head (and of the set embedding for source: objects)"
     )
-    out_dim: PositiveInt = Field(64, description="output size of the projection head")
+    out_dim: Size = Field(64, description="output size of the projection head")
 
 
 class ContrastiveObjective(Objective):
@@ -205,7 +206,7 @@ class MoCo(ContrastiveObjective):
     class Spec(ContrastiveSpec):
         temperature: PositiveFloat = Field(0.07, description="τ of the InfoNCE over [positive key, queue]")
         momentum: float = Field(0.99, ge=0, lt=1, description="EMA momentum m of the key encoder")
-        queue_size: PositiveInt = Field(1024, description="number of past keys kept as negatives")
+        queue_size: Size = Field(1024, description="number of past keys kept as negatives")
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)
@@ -234,7 +235,7 @@ class _Predictor(ContrastiveObjective):
     """BYOL / SimSiam: an online predictor on top of the projection head."""
 
     class Spec(ContrastiveSpec):
-        predictor_hidden: PositiveInt = Field(64, description="hidden width of the predictor MLP")
+        predictor_hidden: Size = Field(64, description="hidden width of the predictor MLP")
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)
@@ -274,7 +275,7 @@ class DINO(ContrastiveObjective):
     momentum_target = True
 
     class Spec(ContrastiveSpec):
-        out_dim: PositiveInt = Field(128, description="number of output dimensions (prototypes) of the head")
+        out_dim: Size = Field(128, description="number of output dimensions (prototypes) of the head")
         student_temperature: PositiveFloat = Field(0.1, description="τ_s of the student softmax")
         teacher_temperature: PositiveFloat = Field(0.04, description="τ_t < τ_s: sharpening of the teacher")
         center_momentum: float = Field(0.9, ge=0, lt=1, description="EMA momentum of the centre of teacher outputs")

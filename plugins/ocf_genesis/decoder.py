@@ -9,10 +9,11 @@ from typing import Literal
 
 import torch
 from einops import rearrange, repeat
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, model_validator
 from torch import nn
 
 from ocf.components import BuildContext, ComponentSpec, Decoder
+from ocf.fields import Size
 from ocf.records import Rendering, State
 from ocf_genesis.encoder import PointwiseConv
 from ocf_genesis.grouper import coordinate_grid
@@ -27,16 +28,14 @@ class GenesisDecoder(Decoder):
     provides = ("rendering.recon", "rendering.rgb", "rendering.mask_logits")
 
     class Spec(ComponentSpec):
-        channels: list[PositiveInt] = Field(
+        channels: list[Size] = Field(
             [64, 64, 64, 64],
             min_length=1,
             description="output channels of each stride-2 transposed conv (GENESIS-v2: c, c, min(c, 64), min(c, 64) "
             "with c = feat_dim); each doubles h and w",
         )
-        kernel_size: PositiveInt = Field(5, description="odd square kernel of the transposed convs")
-        groups: PositiveInt = Field(
-            8, description="GroupNorm groups after each transposed conv (must divide its channels)"
-        )
+        kernel_size: Size = Field(5, description="odd square kernel of the transposed convs")
+        groups: Size = Field(8, description="GroupNorm groups after each transposed conv (must divide its channels)")
         rgb_activation: Literal["sigmoid", "none"] = Field(
             "sigmoid", description="applied to each slot's RGB (GENESIS-v2 pixel_bound: sigmoid)"
         )

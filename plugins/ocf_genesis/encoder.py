@@ -9,10 +9,11 @@ import math
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-from pydantic import Field, PositiveInt
+from pydantic import Field
 from torch import Tensor, nn
 
 from ocf.components import BuildContext, ComponentSpec, Encoder
+from ocf.fields import Repeats, Size
 from ocf.records import Features, State
 
 
@@ -62,18 +63,18 @@ class UNetEncoder(Encoder):
     provides = ("features.tokens", "features.grid")
 
     class Spec(ComponentSpec):
-        filters: PositiveInt = Field(
+        filters: Size = Field(
             64,
             description="c, the channels of the first block (GENESIS-v2: min(feat_dim, 64)); deeper blocks use 2c; the "
             "output has c channels",
         )
-        blocks: PositiveInt | None = Field(
+        blocks: Repeats | None = Field(
             None,
             ge=2,
             description="down/up blocks (null: log2(min(h, w)) - 1, so a 64x64 image gets 5 and a 4x4 bottom)",
         )
-        mlp_hidden: PositiveInt = Field(128, description="hidden width of the bottleneck MLP (two hidden layers)")
-        groups: PositiveInt = Field(8, description="GroupNorm groups (must divide filters)")
+        mlp_hidden: Size = Field(128, description="hidden width of the bottleneck MLP (two hidden layers)")
+        groups: Size = Field(8, description="GroupNorm groups (must divide filters)")
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)

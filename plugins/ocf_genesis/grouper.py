@@ -21,10 +21,11 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from einops import einsum, rearrange
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, model_validator
 from torch import Tensor, nn
 
 from ocf.components import BuildContext, ComponentSpec, Grouper
+from ocf.fields import Size
 from ocf.records import DiagonalGaussian, Latents, State
 from ocf_genesis.encoder import PointwiseConv, conv_gn_relu
 
@@ -66,15 +67,13 @@ class ICSBPGrouper(Grouper):
     provides = ("latents.objects", "latents.posterior", "latents.masks", "latents.attention")
 
     class Spec(ComponentSpec):
-        num_slots: PositiveInt = Field(
+        num_slots: Size = Field(
             7,
             ge=2,
             description="K, the number of slots (K − 1 stick-breaking steps; the last slot is the remaining scope)",
         )
-        latent_dim: PositiveInt = Field(64, description="d, the slot latent size (GENESIS-v2 feat_dim)")
-        embed_dim: PositiveInt = Field(
-            8, ge=2, description="pixel embedding ('colour') size, coordinate channels included"
-        )
+        latent_dim: Size = Field(64, description="d, the slot latent size (GENESIS-v2 feat_dim)")
+        embed_dim: Size = Field(8, ge=2, description="pixel embedding ('colour') size, coordinate channels included")
         kernel: Literal["gaussian", "laplacian", "epanechnikov"] = Field(
             "gaussian",
             description="α from the embedding distance d to the seed: exp(−d²/σ), exp(−d/σ) or relu(1 − d²/σ)",

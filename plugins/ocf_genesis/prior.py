@@ -8,10 +8,11 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import Field, PositiveInt
+from pydantic import Field
 from torch import Tensor, nn
 
 from ocf.components import BuildContext, ComponentSpec, Prior, SampleRequest
+from ocf.fields import Size
 from ocf.records import DiagonalGaussian, Latents, PriorTerms, State
 
 
@@ -24,7 +25,7 @@ class AutoregressivePrior(Prior):
     provides = ("prior.terms",)
 
     class Spec(ComponentSpec):
-        hidden: PositiveInt | None = Field(
+        hidden: Size | None = Field(
             None, description="LSTM hidden size (null: 4·d, which is GENESIS-v2's 256 for d = 64)"
         )
         kl: Literal["montecarlo", "analytic"] = Field(

@@ -13,10 +13,11 @@ from __future__ import annotations
 from typing import Literal
 
 from einops import rearrange
-from pydantic import Field, PositiveFloat, PositiveInt
+from pydantic import Field, PositiveFloat
 from torch import nn
 
 from ocf.components import BuildContext, ComponentSpec, Encoder
+from ocf.fields import Size
 from ocf.records import Features, State
 from ocf_common.layers import conv_out_size
 from ocf_rotating.layers import EPS, add_rotation_dims, rotating_conv, rotating_linear
@@ -51,13 +52,13 @@ class RotatingEncoder(Encoder):
     provides = ("features.maps",)
 
     class Spec(LayerOptions):
-        rotation_dims: PositiveInt = Field(
+        rotation_dims: Size = Field(
             8,
             description="n, the rotation dims of every feature (paper 4Shapes: 8; n = 2 is the Complex AutoEncoder; n "
             "= 1 cannot separate objects)",
         )
-        hidden: PositiveInt = Field(32, description="d: conv widths d, d, 2d, 2d, 2d (paper 4Shapes: 32)")
-        linear: PositiveInt = Field(64, description="L: width of the rotating linear bottleneck (paper 4Shapes: 64)")
+        hidden: Size = Field(32, description="d: conv widths d, d, 2d, 2d, 2d (paper 4Shapes: 32)")
+        linear: Size = Field(64, description="L: width of the rotating linear bottleneck (paper 4Shapes: 64)")
         input: Literal["frames", "features"] = Field(
             "frames",
             description="frames: the images (any channel count, e.g. RGB-D); features: a precomputed feature map from "

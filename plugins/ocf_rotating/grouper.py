@@ -16,10 +16,11 @@ from typing import Literal
 import numpy as np
 import torch
 from einops import rearrange
-from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt
+from pydantic import Field, NonNegativeFloat, PositiveFloat
 from torch import Tensor
 
 from ocf.components import BuildContext, ComponentSpec, Grouper
+from ocf.fields import Repeats, Seed, Size
 from ocf.records import Latents, State
 from ocf_rotating.layers import EPS, magnitude
 
@@ -162,15 +163,15 @@ class RotatingCluster(Grouper):
             "kmeans",
             description="kmeans: a known number of clusters; agglomerative: the count follows from distance_threshold",
         )
-        num_clusters: PositiveInt | None = Field(
+        num_clusters: Size | None = Field(
             None,
             description="k-means clusters per image (null: objects + 1 from batch.extras.counts, i.e. the objects and "
             "the background)",
         )
-        n_init: PositiveInt = Field(
+        n_init: Repeats = Field(
             10, description="k-means restarts per image (paper: 10, as scikit-learn's KMeans); the best inertia wins"
         )
-        iters: PositiveInt = Field(
+        iters: Repeats = Field(
             50,
             description="at most this many Lloyd iterations (scikit-learn: 300; converged trained outputs stop after "
             "10-40)",
@@ -184,10 +185,8 @@ class RotatingCluster(Grouper):
         linkage: Literal["average", "complete", "single", "ward"] = Field(
             "ward", description="agglomerative linkage criterion (scipy)"
         )
-        max_clusters: PositiveInt | None = Field(
-            None, description="agglomerative: at most this many clusters (null: no cap)"
-        )
-        seed: int = Field(0, description="seed of the k-means initialisation (evaluation is deterministic)")
+        max_clusters: Size | None = Field(None, description="agglomerative: at most this many clusters (null: no cap)")
+        seed: Seed = Field(0, description="seed of the k-means initialisation (evaluation is deterministic)")
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)

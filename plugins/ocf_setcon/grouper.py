@@ -10,10 +10,11 @@ from typing import Literal
 
 import torch
 from einops import rearrange
-from pydantic import Field, PositiveInt
+from pydantic import Field
 from torch import Tensor, nn
 
 from ocf.components import BuildContext
+from ocf.fields import Repeats, Size
 from ocf.records import Latents, State
 from ocf.testing import example_state as _example_state
 from ocf_slot_attention.grouper import SlotAttentionGrouper
@@ -62,7 +63,7 @@ class SetConGrouper(SlotAttentionGrouper):
             "slot_attention.grouper); 'learned' uses k learned fixed vectors, one per slot (the unofficial public "
             "code)",
         )
-        later_iterations: PositiveInt = Field(
+        later_iterations: Repeats = Field(
             1,
             description="attention rounds for frames t > 0 when slots are carried over (the paper: fewer than "
             "`iterations`)",
@@ -72,11 +73,11 @@ class SetConGrouper(SlotAttentionGrouper):
             description="start frame t from frame t−1's slots (the paper); false: every frame starts from the init "
             "(the public code)",
         )
-        transition_hidden: PositiveInt = Field(
+        transition_hidden: Size = Field(
             128, description="hidden width h of the transition f: Linear(3d→h) → LayerNorm → Linear(h→d)"
         )
-        set_hidden: PositiveInt = Field(128, description="hidden width of the DeepSets set embedding g")
-        set_dim: PositiveInt | None = Field(
+        set_hidden: Size = Field(128, description="hidden width of the DeepSets set embedding g")
+        set_dim: Size | None = Field(
             64,
             description="output size e of the set embedding g (null: no set embedding, e.g. for a slot-wise objective)",
         )

@@ -6,10 +6,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-from pydantic import Field, PositiveInt
+from pydantic import Field
 from torch import Tensor, nn
 
 from ocf.components import BuildContext, ComponentSpec, Decoder
+from ocf.fields import Size
 from ocf.records import DiagonalGaussian, Rendering, State
 from ocf_common.layers import mlp
 
@@ -23,7 +24,7 @@ class PixelMLPDecoder(Decoder):
     provides = ("rendering.recon", "rendering.rgb", "rendering.mask_logits")
 
     class Spec(ComponentSpec):
-        hidden: list[PositiveInt] = Field(
+        hidden: list[Size] = Field(
             [512] * 5, min_length=1, description="hidden widths of the per-pixel MLP (ReLU); the paper has 5 × 512"
         )
         mask_norm: bool = Field(
@@ -34,15 +35,15 @@ class PixelMLPDecoder(Decoder):
             description="a learned scalar scale and bias after that layer norm (paper: on; the public reproduction: "
             "off). Scalar because the normalised shape differs between training and evaluation",
         )
-        train_frames: PositiveInt | None = Field(
+        train_frames: Size | None = Field(
             None,
             description="frames decoded per training step, a random sorted subset drawn from torch's RNG (null: T/2, "
             "at least 1)",
         )
-        train_stride: PositiveInt = Field(
+        train_stride: Size = Field(
             2, description="in training decode every train_stride-th pixel along h and w (2: half resolution)"
         )
-        chunk_size: PositiveInt = Field(
+        chunk_size: Size = Field(
             65536,
             description="(t k h w) locations per MLP call, rounded down to whole frames (at least one): bounds memory "
             "when evaluation decodes every pixel",

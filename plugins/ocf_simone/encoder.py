@@ -8,10 +8,11 @@ import math
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
+from pydantic import Field, PositiveFloat, model_validator
 from torch import Tensor, nn
 
 from ocf.components import BuildContext, ComponentSpec, Encoder
+from ocf.fields import NonNegativeSize, Repeats, Size
 from ocf.records import Features, State
 from ocf_common.layers import conv_out_size
 
@@ -57,25 +58,25 @@ class SimoneEncoder(Encoder):
     provides = ("features.tokens", "features.grid")
 
     class Spec(ComponentSpec):
-        conv_channels: list[PositiveInt] = Field(
+        conv_channels: list[Size] = Field(
             [128, 128, 128],
             min_length=1,
             description="output channels of each per-frame conv layer (each followed by ReLU)",
         )
-        conv_kernel: PositiveInt = Field(4, description="square kernel of every conv layer")
-        conv_strides: list[PositiveInt] | None = Field(
+        conv_kernel: Size = Field(4, description="square kernel of every conv layer")
+        conv_strides: list[Size] | None = Field(
             None, description="stride of each conv layer, as long as conv_channels (null: all 2)"
         )
-        conv_padding: NonNegativeInt = Field(1, description="zero padding of every conv layer")
-        width: PositiveInt = Field(
+        conv_padding: NonNegativeSize = Field(1, description="zero padding of every conv layer")
+        width: Size = Field(
             320, description="transformer width (the CNN output is projected to it by a linear map without bias)"
         )
-        heads: PositiveInt = Field(5, description="attention heads; must divide width")
-        ffn: PositiveInt = Field(1024, description="hidden width of each transformer layer's feed-forward block")
-        layers: PositiveInt = Field(
+        heads: Size = Field(5, description="attention heads; must divide width")
+        ffn: Size = Field(1024, description="hidden width of each transformer layer's feed-forward block")
+        layers: Repeats = Field(
             4, description="transformer layers in each of the two stacks (paper: 4 full model, 1 small)"
         )
-        pool_size: PositiveInt = Field(
+        pool_size: Size = Field(
             2, description="per-frame average pooling window (and stride) between the stacks; 1: no pooling"
         )
         input_scale: float = Field(

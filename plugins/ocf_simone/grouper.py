@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, model_validator
 from torch import Tensor
 
 from ocf.components import BuildContext, ComponentSpec, Grouper
+from ocf.fields import Size
 from ocf.records import DiagonalGaussian, Latents, State
 from ocf_common.layers import mlp
 
@@ -23,8 +24,8 @@ class SimonePooling(Grouper):
     provides = ("latents.objects", "latents.frames", "latents.posterior", "latents.frame_posterior")
 
     class Spec(ComponentSpec):
-        latent_dim: PositiveInt = Field(32, description="dimension d of every object and frame latent")
-        hidden: list[PositiveInt] = Field(
+        latent_dim: Size = Field(32, description="dimension d of every object and frame latent")
+        hidden: list[Size] = Field(
             [1024],
             description="hidden widths of the two MLPs (ReLU); each ends in a linear map to 2·d = (mean, log-scale)",
         )

@@ -7,10 +7,11 @@ from typing import Literal
 
 import torch
 from einops import einsum, rearrange
-from pydantic import Field, PositiveFloat, PositiveInt
+from pydantic import Field, PositiveFloat
 from torch import Tensor, nn
 
 from ocf.components import BuildContext, ComponentSpec, Grouper
+from ocf.fields import Repeats, Size
 from ocf.prob import gaussian_from_params
 from ocf.records import Latents, State
 
@@ -40,10 +41,10 @@ class SlotAttentionGrouper(Grouper):
     provides = ("latents.objects", "latents.attention")
 
     class Spec(ComponentSpec):
-        num_slots: PositiveInt = Field(7, description="number of slots k")
-        slot_dim: PositiveInt = Field(64, description="slot dimension d")
-        mlp_hidden: PositiveInt = Field(128, description="hidden width of the residual slot MLP")
-        iterations: PositiveInt = Field(3, description="attention rounds")
+        num_slots: Size = Field(7, description="number of slots k")
+        slot_dim: Size = Field(64, description="slot dimension d")
+        mlp_hidden: Size = Field(128, description="hidden width of the residual slot MLP")
+        iterations: Repeats = Field(3, description="attention rounds")
         epsilon: PositiveFloat = Field(1e-8, description="added to the attention before renormalising over tokens")
         qkv_bias: bool = Field(False, description="biases in the q/k/v projections (the paper has none)")
         implicit_grad: bool = Field(

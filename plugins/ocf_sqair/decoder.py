@@ -4,10 +4,11 @@ on the canvas by the inverse spatial transformer, over a learned background."""
 from __future__ import annotations
 
 import torch
-from pydantic import Field, PositiveFloat, PositiveInt
+from pydantic import Field, PositiveFloat
 from torch import Tensor, nn
 
 from ocf.components import BuildContext, ComponentSpec, Decoder
+from ocf.fields import Size
 from ocf.prob import gaussian_log_likelihood
 from ocf.records import Rendering, State
 from ocf_common.glimpse import place
@@ -23,8 +24,8 @@ class GlimpseDecoder(Decoder):
     provides = ("rendering.recon", "rendering.rgb", "rendering.extras")
 
     class Spec(ComponentSpec):
-        glimpse_size: PositiveInt = Field(20, description="side of the decoded square patch (paper 20)")
-        hidden: list[PositiveInt] = Field(
+        glimpse_size: Size = Field(20, description="side of the decoded square patch (paper 20)")
+        hidden: list[Size] = Field(
             [256, 256], min_length=1, description="hidden widths of the glimpse decoder MLP (ELU)"
         )
         output_scale: float = Field(

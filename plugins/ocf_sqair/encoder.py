@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from einops import rearrange
-from pydantic import Field, PositiveInt
+from pydantic import Field
 from torch import nn
 
 from ocf.components import BuildContext, ComponentSpec, Encoder
+from ocf.fields import Size
 from ocf.records import Features, State
 from ocf_common.layers import mlp
 
@@ -19,7 +20,7 @@ class FrameEncoder(Encoder):
     provides = ("features.tokens", "features.grid")
 
     class Spec(ComponentSpec):
-        hidden: list[PositiveInt] = Field(
+        hidden: list[Size] = Field(
             [256, 256],
             min_length=1,
             description="widths of the MLP layers (ELU after each); the last is the token size",

@@ -4,10 +4,11 @@ previous objects, then discover new ones."""
 from __future__ import annotations
 
 import torch
-from pydantic import Field, PositiveInt
+from pydantic import Field
 from torch import Tensor, nn
 
 from ocf.components import BuildContext, ComponentSpec, Grouper
+from ocf.fields import Repeats, Size
 from ocf.prob import bernoulli_log_prob
 from ocf.records import Latents, State
 from ocf_common.glimpse import extract, place
@@ -24,22 +25,20 @@ class SqairGrouper(Grouper):
     provides = ("latents.objects", "latents.presence", "latents.where", "latents.extras")
 
     class Spec(ComponentSpec):
-        max_objects: PositiveInt = Field(3, description="k: most objects present at once (slots)")
-        what_dim: PositiveInt = Field(50, description="d: size of z_what")
-        glimpse_size: PositiveInt = Field(20, description="side of the square glimpse the encoders read (paper 20)")
-        hidden: list[PositiveInt] = Field([256, 256], min_length=1, description="hidden widths of every MLP (ELU)")
-        rnn_hidden: PositiveInt = Field(
-            256, description="state size of the discovery RNN, temporal GRU and relation RNN"
-        )
+        max_objects: Size = Field(3, description="k: most objects present at once (slots)")
+        what_dim: Size = Field(50, description="d: size of z_what")
+        glimpse_size: Size = Field(20, description="side of the square glimpse the encoders read (paper 20)")
+        hidden: list[Size] = Field([256, 256], min_length=1, description="hidden widths of every MLP (ELU)")
+        rnn_hidden: Size = Field(256, description="state size of the discovery RNN, temporal GRU and relation RNN")
         propagate: bool = Field(
             True,
             description="SQAIR: propagate objects from frame to frame; false: AIR, every frame explained by discovery "
             "alone",
         )
-        particles: PositiveInt = Field(
+        particles: Repeats = Field(
             5, description="importance samples per input in training (the batch is repeated this many times)"
         )
-        eval_particles: PositiveInt | None = Field(
+        eval_particles: Repeats | None = Field(
             None, description="importance samples in evaluation (null: as particles)"
         )
         discovery_presence_bias: float = Field(1.0, description="added to the discovery presence logit (reference +1)")

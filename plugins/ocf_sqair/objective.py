@@ -10,6 +10,7 @@ from pydantic import Field
 from torch import Tensor
 
 from ocf.components import Objective, ObjectiveSpec
+from ocf.fields import MAX_STEPS
 from ocf.records import State
 from ocf_sqair.estimators import surrogate
 
@@ -44,6 +45,7 @@ class IwaeObjective(Objective):
         presence_warmup: int = Field(
             0,
             ge=0,
+            le=MAX_STEPS,
             description="training steps at the start during which q's presence probabilities get no gradient at all "
             "(they keep their initial values while the decoder and the locations learn); 0: none, as the "
             "papers",

@@ -8,10 +8,11 @@ import math
 from typing import Literal
 
 import torch
-from pydantic import Field, PositiveFloat, PositiveInt
+from pydantic import Field, PositiveFloat
 from torch import Tensor, nn
 
 from ocf.components import BuildContext, ComponentSpec, Prior, SampleRequest
+from ocf.fields import Size
 from ocf.prob import bernoulli_log_prob
 from ocf.records import DiagonalGaussian, Latents, PriorTerms, State
 from ocf_sqair.common import bernoulli_sample, constrain, gaussian, net, tie_scales, where_log_prob
@@ -28,10 +29,8 @@ class SqairPrior(Prior):
     provides = ("prior.terms", "prior.extras")
 
     class Spec(ComponentSpec):
-        hidden: list[PositiveInt] = Field([256, 256], min_length=1, description="hidden widths of the prior MLPs (ELU)")
-        rnn_hidden: PositiveInt = Field(
-            256, description="state size of the propagation GRU and the recurrent where prior"
-        )
+        hidden: list[Size] = Field([256, 256], min_length=1, description="hidden widths of the prior MLPs (ELU)")
+        rnn_hidden: Size = Field(256, description="state size of the propagation GRU and the recurrent where prior")
         first_frame_penalty: float = Field(
             1.0,
             description="initial count logits on the first frame are −penalty·n for n new objects (0: uniform, no "

@@ -8,11 +8,12 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, PositiveFloat, PositiveInt
+from pydantic import Field, PositiveFloat
 from torch import Tensor, nn
 
 from ocf.components import BuildContext, ComponentSpec, Prior, SampleRequest
 from ocf.errors import SpecError, UserError
+from ocf.fields import Repeats, Size
 from ocf.records import DiagonalGaussian, Latents, PriorTerms, State
 from ocf_sri.matching import MATCHERS
 
@@ -109,13 +110,13 @@ class SRIPrior(Prior):
     provides = ("prior.terms", "prior.extras")
 
     class Spec(ComponentSpec):
-        scene_dim: PositiveInt | None = Field(
+        scene_dim: Size | None = Field(
             None, description="dimension of the scene variable s (default: twice the slot dim, as the paper)"
         )
-        width: PositiveInt = Field(128, description="width of the scene encoder's set self-attention layers")
-        layers: PositiveInt = Field(3, description="residual set self-attention layers L (paper 3)")
-        heads: PositiveInt = Field(4, description="attention heads; must divide width")
-        lstm_hidden: PositiveInt = Field(256, description="hidden units of the prior and posterior LSTMs (paper 256)")
+        width: Size = Field(128, description="width of the scene encoder's set self-attention layers")
+        layers: Repeats = Field(3, description="residual set self-attention layers L (paper 3)")
+        heads: Size = Field(4, description="attention heads; must divide width")
+        lstm_hidden: Size = Field(256, description="hidden units of the prior and posterior LSTMs (paper 256)")
         matching: Literal["greedy", "hungarian"] = Field(
             "greedy",
             description="greedy O(K²) in rollout order (paper) or optimal (Hungarian per scene, "
