@@ -96,10 +96,13 @@ def check_chain(resolved: ResolvedSpec) -> None:
             owner_kind = RECORD_OWNER.get(record, record)
             owner = by_kind.get(owner_kind)
             if owner is None:
-                problems.append(f"{choice.kind} {choice.name} needs {need}; the spec has no {owner_kind}")
+                problems.append(
+                    f"model.{choice.stage}: {choice.kind} {choice.name} needs {need}; the spec has no {owner_kind}"
+                )
             else:
                 problems.append(
-                    f"{choice.kind} {choice.name} needs {need}; {owner.kind} {owner.name} does not provide it"
+                    f"model.{choice.stage}: {choice.kind} {choice.name} needs {need}; "
+                    f"{owner.kind} {owner.name} does not provide it"
                 )
         available.update(choice.cls.provides)
     if problems:

@@ -77,7 +77,10 @@ class BuildContext:
         if key not in self.dims:
             known = ", ".join(sorted(self.dims)) or "none"
             who = component or self.label
-            raise SpecError([f"{who} needs the size of {key}, which no earlier component provides (known: {known})"])
+            where = f"{self.where}: " if self.where else ""  # the key path of the component being built
+            raise SpecError(
+                [f"{where}{who} needs the size of {key}, which no earlier component provides (known: {known})"]
+            )
         return self.dims[key]
 
     def build(self, kind: str, entry: Any, where: str) -> Component:
