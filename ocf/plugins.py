@@ -235,3 +235,9 @@ def default() -> Plugins:
     if _DEFAULT is None:
         _DEFAULT = load()
     return _DEFAULT
+
+
+def loaded() -> Plugins | None:
+    """The process-wide plugins if they have been loaded (error messages read them without
+    loading them)."""
+    return _DEFAULT
