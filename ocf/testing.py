@@ -109,9 +109,9 @@ def check_component(
     before = dataclasses.replace(state)
     out = _forward(comp, state, f"{kind} {name}")
     tensors = _check_output(cls, out, state, name)
-    for v in tensors:
-        if v.is_floating_point() and not torch.isfinite(v).all():
-            raise ConformanceError(f"{kind} {name} produced non-finite values")
+    bad = [path for path, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ConformanceError(f"{kind} {name} produced non-finite values in {', '.join(bad)}")
     _check_shapes(state, kind, name, batch_size, frames, channels, resolution)
     problems = check_dims(cls.provides, ctx.dims, state, f"{kind} {name}")
     if isinstance(out, Latents):
@@ -122,7 +122,7 @@ def check_component(
         raise ConformanceError(f"{kind} {name}: " + "; ".join(problems))
     params_ = [(n, p) for n, p in comp.named_parameters() if p.requires_grad]
     if params_:
-        loss = sum(v.float().sum() for v in tensors if v.requires_grad)
+        loss = sum(v.float().sum() for v in tensors.values() if v.requires_grad)
         if not isinstance(loss, Tensor):
             raise ConformanceError(f"{kind} {name} has parameters but its output does not depend on them")
         loss.backward()
@@ -150,9 +150,9 @@ def _forward(comp: Component, state: State, label: str) -> Any:
         ) from exc
 
 
-def _check_output(cls: type[Component], out: Any, state: State, name: str) -> list[Tensor]:
+def _check_output(cls: type[Component], out: Any, state: State, name: str) -> dict[str, Tensor]:
     """Check the output's type (and, for a stage record, that it holds what ``cls``
-    provides, storing it in ``state``); returns its tensors."""
+    provides, storing it in ``state``); returns its tensors by dotted path."""
     kind, record = cls.kind, stage(cls.kind).record
     if record is None:
         if not isinstance(out, dict) or not out:
@@ -162,7 +162,7 @@ def _check_output(cls: type[Component], out: Any, state: State, name: str) -> li
         for term, v in out.items():
             if v.dim() != 0 and v.numel() != 1:
                 raise ConformanceError(f"objective {name}: term {term!r} is not a scalar (shape {list(v.shape)})")
-        return list(out.values())
+        return dict(out)
     expected = RECORD_TYPES[kind]
     if not isinstance(out, expected):
         raise ConformanceError(f"{kind} {name} must return {expected.__name__}, got {type(out).__name__}")
@@ -170,7 +170,7 @@ def _check_output(cls: type[Component], out: Any, state: State, name: str) -> li
     for path in cls.provides:
         if state.get(path) is None:
             raise ConformanceError(f"{kind} {name} declares it provides {path}, but it is None")
-    return _tensors(out)
+    return _tensors(out, record)
 
 
 def _fixture(cls: type[Component]) -> Callable[[BuildContext, int], State]:
@@ -195,16 +195,17 @@ class _DefaultRegistry:
         return plugins.default().registry.resolve(kind, entry, where)
 
 
-def _tensors(record: Any) -> list[Tensor]:
-    out = []
+def _tensors(record: Any, prefix: str) -> dict[str, Tensor]:
+    """The record's tensors by dotted path (``latents.posterior.std``)."""
+    out = {}
     for f in dataclasses.fields(record):
-        v = getattr(record, f.name)
+        v, path = getattr(record, f.name), f"{prefix}.{f.name}"
         if isinstance(v, Tensor):
-            out.append(v)
+            out[path] = v
         elif isinstance(v, DiagonalGaussian):
-            out += [v.mean, v.std]
+            out.update({f"{path}.mean": v.mean, f"{path}.std": v.std})
         elif isinstance(v, dict):
-            out += [x for x in v.values() if isinstance(x, Tensor)]
+            out.update({f"{path}.{k}": x for k, x in v.items() if isinstance(x, Tensor)})
     return out
 
 
