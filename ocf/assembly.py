@@ -17,7 +17,8 @@ import torch
 from torch import Tensor, nn
 
 from ocf.components import STAGES, BuildContext, Component, run_position, stage
-from ocf.errors import SpecError, UserError
+from ocf.errors import SpecError, TrainingError, UserError
+from ocf.failures import STAGE_ATTR, describe_failure, stage_message
 from ocf.records import Batch, State
 from ocf.spec import ResolvedSpec
 
@@ -59,21 +60,37 @@ class Model(nn.Module):
 
     def forward(self, batch: Batch, *, losses: bool = True) -> State:
         state = State(batch)
-        for _, comp in self.order():
+        for label, comp in self.order():
             record = stage(comp.kind).record
             if record is None:  # objectives: their terms are summed below
                 continue
             if getattr(comp, "eval_only", False) and self.training:
                 continue
-            setattr(state, record, comp(state))
+            setattr(state, record, self._run(label, comp, state))
         if losses:
             state.losses = self.objective_terms(state)
         return state
 
+    def _run(self, label: str, comp: Component, state: State) -> Any:
+        """``comp(state)``; an exception it raises leaves with a message naming the stage,
+        the component, its plugin and the shapes it got (``exc.ocf_stage``; see
+        :mod:`ocf.failures`), its type unchanged."""
+        try:
+            return comp(state)
+        except (UserError, TrainingError):
+            raise
+        except Exception as exc:
+            if stage_message(exc) is None:
+                registry = getattr(self.resolved, "registry", None)
+                message = describe_failure(f"model.{label}", comp, state, exc, registry)
+                setattr(exc, STAGE_ATTR, message)
+                exc.add_note(f"ocf: {message}")
+            raise
+
     def objective_terms(self, state: State) -> dict[str, Tensor]:
         terms: dict[str, Tensor] = {}
-        for obj in self.objectives:
-            for name, value in obj(state).items():
+        for i, obj in enumerate(self.objectives):
+            for name, value in self._run(f"objectives.{i}", obj, state).items():
                 key = name if name not in terms else f"{obj.name}.{name}"
                 terms[key] = value * obj.spec.weight
         return terms
@@ -164,9 +181,8 @@ def dry_forward(model: Model, batch_size: int = 2) -> State:
     except (SpecError, UserError):
         raise
     except Exception as exc:
-        raise SpecError(
-            [f"dry run on a batch of shape {list(batch.frames.shape)} failed: {type(exc).__name__}: {exc}"]
-        ) from exc
+        where = stage_message(exc) or f"{type(exc).__name__}: {exc}"
+        raise SpecError([f"dry run on a batch of shape {list(batch.frames.shape)} failed: {where}"]) from exc
     finally:
         model.train(was_training)
     return state

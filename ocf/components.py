@@ -26,7 +26,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from ocf.errors import RegistryError, SpecError, UserError
+from ocf.errors import ComponentError, RegistryError, SpecError, UserError
+from ocf.failures import build_failure
 from ocf.fields import SPEC_CONFIG, NonNegativeFiniteFloat
 from ocf.records import Features, Latents, PriorTerms, Rendering, State, path_problem, valid_paths
 
@@ -104,6 +105,8 @@ class BuildContext:
             raise
         except (ValueError, TypeError) as exc:
             raise SpecError([f"{where}: {kind} {name} cannot be built: {exc}"]) from exc
+        except Exception as exc:  # a bug in the component: name it (the CLI shows a traceback with --debug)
+            raise ComponentError(build_failure(where, kind, name, cls, exc, self.registry)) from exc
         finally:
             self.kind, self.name, self.where = saved
 
@@ -345,6 +348,12 @@ def check_class(kind: str, name: str, cls: object) -> None:
     base = BASES[kind]
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise RegistryError(f"{kind} {name!r} must be a subclass of ocf.components.{base.__name__}, got {cls!r}")
+    spec = getattr(cls, "Spec", None)
+    if not (isinstance(spec, type) and issubclass(spec, ComponentSpec)):
+        raise RegistryError(
+            f"{kind} {name!r} ({cls.__module__}.{cls.__qualname__}): its Spec must be a pydantic model "
+            f"subclassing ocf.ComponentSpec (unknown keys are errors), got {spec!r}"
+        )
     problems = [
         f"{attr} {problem}"
         for attr in ("needs", "provides")

@@ -37,3 +37,10 @@ class TrainingError(Exception):
     """Training cannot go on (e.g. a NaN loss); exit code 1."""
 
     exit_code = 1
+
+
+class ComponentError(Exception):
+    """A component failed for a reason that is not a spec problem (its ``__init__`` or
+    ``forward`` raised); the message names the stage, the component and its plugin.  Exit 1."""
+
+    exit_code = 1

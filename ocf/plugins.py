@@ -9,6 +9,12 @@ Environment switches (modelled on pytest's):
 
 - ``OCF_LOAD_PLUGINS=a,b``: load only these plugins (empty string: none).
 - ``OCF_DISABLE_PLUGINS=a,b``: skip these plugins.
+- ``OCF_PLUGIN_TIMEOUT=SECONDS``: fail a plugin whose import or hooks take longer (off by
+  default; see :class:`~ocf.plugin_guard.Guard` for what it can and cannot stop).
+
+A plugin that raises any exception, ``KeyboardInterrupt`` or ``SystemExit`` included (a
+``sys.exit`` call), while it is imported or while its hooks run is marked failed with what
+it raised; a real Ctrl-C still interrupts ocf, naming the plugin that was loading.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import pluggy
 from ocf import hookspecs
 from ocf.components import check_class
 from ocf.errors import RegistryError, UserError
+from ocf.plugin_guard import Guard, PluginInterrupt, check_hook_names, describe, timeout_from
 from ocf.registry import COMPONENT_KINDS, Registry
 
 ENTRY_POINT_GROUP = "ocf"
@@ -81,6 +88,7 @@ class Plugins:
         clash withdraws the plugin that loads later).  A third-party entry point that takes a
         built-in plugin's name is refused.  ``entry_points`` replaces discovery (tests)."""
         env = os.environ if env is None else env
+        self.timeout = timeout_from(env)
         eps = md.entry_points(group=ENTRY_POINT_GROUP) if entry_points is None else entry_points
         found = self._discover(eps)
         only = _name_list(env.get("OCF_LOAD_PLUGINS"))
@@ -96,11 +104,16 @@ class Plugins:
             self.info[name] = info
             if (only is not None and name not in only) or name in disabled:
                 info.status = "disabled"
+                switch = "OCF_DISABLE_PLUGINS" if name in disabled else "OCF_LOAD_PLUGINS"
+                self.registry.unavailable[name] = f"is disabled ({switch})"
                 continue
             try:
-                module = ep.load()
-            except Exception as exc:  # a broken plugin must not take the others down
-                self._fail(info, exc)
+                with Guard(name, "import", self.timeout):
+                    module = ep.load()
+            except PluginInterrupt:
+                raise
+            except BaseException as exc:  # a broken plugin must not take the others (or ocf) down
+                self._fail(info, exc, "while importing")
                 continue
             self.add_module(module, name, info=info)
 
@@ -139,7 +152,13 @@ class Plugins:
         try:
             self.pm.register(module, name=name)
         except Exception as exc:
-            self._fail(info, exc)
+            self._fail(info, exc, "while registering its hooks")
+            return info
+        try:
+            check_hook_names(self.pm, module, name)
+        except RegistryError as exc:
+            self.pm.unregister(name=name)
+            self._fail(info, exc, "while registering its hooks")
             return info
         self._run_hooks(name, info)
         return info
@@ -153,12 +172,16 @@ class Plugins:
     # -- hooks -----------------------------------------------------------------------
     def _run_hooks(self, name: str, info: PluginInfo) -> None:
         bound = self.registry.bound(name)
+        where = "while checking its entries"
         try:
             for hook_name in HOOKS:
                 caller = getattr(self.pm.hook, hook_name)
                 for impl in caller.get_hookimpls():
                     if impl.plugin_name == name:
-                        impl.function(**{a: bound for a in impl.argnames if a == "registry"})
+                        where = f"in hook {hook_name}"
+                        with Guard(name, hook_name, getattr(self, "timeout", None)):
+                            impl.function(**{a: bound for a in impl.argnames if a == "registry"})
+            where = "while checking its entries"
             for entry in self.registry.entries(plugin=name):
                 if entry.kind in COMPONENT_KINDS:  # register() checked these already; add() did not
                     check_class(entry.kind, entry.name, entry.obj)
@@ -167,19 +190,22 @@ class Plugins:
                             f"{entry.kind} {entry.name!r}: a third-party plugin's components are named "
                             f"'<plugin>.<component>'; write {name}.{entry.name.rsplit('.', 1)[-1]!s}"
                         )
-        except Exception as exc:
-            self.registry.remove_plugin(name)
+        except PluginInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt from a hook included
             self.pm.unregister(name=name)
-            self._fail(info, exc)
+            self._fail(info, exc, where)
             return
         info.status = "ok"
         info.entries = [(e.kind, e.name) for e in self.registry.entries(plugin=name)]
 
-    @staticmethod
-    def _fail(info: PluginInfo, exc: BaseException) -> None:
+    def _fail(self, info: PluginInfo, exc: BaseException, where: str) -> None:
+        """Mark ``info`` failed with what it raised and where, withdraw what it registered, and
+        make an unknown-name error for any of its components name it."""
         info.status = "failed"
-        info.error = f"{type(exc).__name__}: {exc}"
-        info.traceback = traceback.format_exc()
+        info.error = describe(exc, where)
+        info.traceback = "".join(traceback.format_exception(exc))
+        self.registry.remove_plugin(info.name, reason=f"failed to load ({info.error})")
 
     def failed(self) -> list[PluginInfo]:
         return [i for i in self.info.values() if i.status == "failed"]
@@ -208,4 +234,10 @@ def default() -> Plugins:
     global _DEFAULT
     if _DEFAULT is None:
         _DEFAULT = load()
+    return _DEFAULT
+
+
+def loaded() -> Plugins | None:
+    """The process-wide plugins if they have been loaded (error messages read them without
+    loading them)."""
     return _DEFAULT

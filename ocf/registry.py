@@ -55,6 +55,11 @@ def kind_of(obj: Any) -> str:
 class Registry:
     def __init__(self) -> None:
         self._entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
+        #: plugin → why it supplies nothing ("failed to load (ImportError: ...)", "is disabled ...");
+        #: an unknown name with that plugin's prefix, or one it had registered, names it
+        self.unavailable: dict[str, str] = {}
+        #: (kind, name) → the plugin whose failure withdrew it
+        self.withdrawn: dict[tuple[str, str], str] = {}
 
     def register(self, *objs: Any, name: str | None = None, plugin: str = "<direct>") -> None:
         """Register classes under the ``name`` each declares, the kind inferred from its
@@ -89,11 +94,28 @@ class Registry:
             )
         self._entries[kind][name] = Entry(kind, name, obj, plugin)
 
-    def remove_plugin(self, plugin: str) -> None:
-        """Forget every entry a plugin added (used when a plugin fails half-way)."""
-        for entries in self._entries.values():
+    def remove_plugin(self, plugin: str, reason: str | None = None) -> None:
+        """Forget every entry a plugin added (used when a plugin fails half-way); with a
+        ``reason``, an unknown-name error for any of them names the plugin and the reason."""
+        for kind, entries in self._entries.items():
             for name in [n for n, e in entries.items() if e.plugin == plugin]:
                 del entries[name]
+                if reason is not None:
+                    self.withdrawn[(kind, name)] = plugin
+        if reason is not None:
+            self.unavailable[plugin] = reason
+
+    def unavailable_note(self, kind: str | None, name: str) -> str:
+        """``plugin 'x' failed to load (...)`` when ``name`` (of ``kind``; None: any) belongs to a
+        plugin that failed or is disabled (it had registered the name, or the name carries
+        the plugin's prefix); else the empty string."""
+        kinds = [kind] if kind else list(self._entries)
+        plugin = next((self.withdrawn[(k, name)] for k in kinds if (k, name) in self.withdrawn), None)
+        if plugin is None and "." in name and name.split(".", 1)[0] in self.unavailable:
+            plugin = name.split(".", 1)[0]
+        if plugin is None:
+            return ""
+        return f"plugin {plugin!r}, which supplies it, {self.unavailable[plugin]}"
 
     def entry(self, kind: str, name: str) -> Entry:
         entries = self._entries.get(kind)
@@ -101,6 +123,9 @@ class Registry:
             raise RegistryError(f"unknown kind {kind!r}; kinds are {', '.join(KINDS)}")
         if name in entries:
             return entries[name]
+        note = self.unavailable_note(kind, name)
+        if note:
+            raise RegistryError(f"unknown {kind} {name!r}: {note}")
         close = difflib.get_close_matches(name, list(entries), n=3, cutoff=0.6)
         hint = f"; did you mean {' or '.join(close)}?" if close else ""
         if not close and entries:

@@ -25,26 +25,30 @@ from torch import Tensor
 
 from ocf.components import STAGES, BuildContext, Component, stage
 from ocf.records import Batch, DiagonalGaussian, Features, Latents, PriorTerms, Rendering, State
+from ocf.testing_contract import ConformanceError, check_dims, check_inputs, check_latents, check_rendering
+
+__all__ = ["ConformanceError", "check_component", "example_state"]
 
 #: kind → the record its forward returns (derived from :data:`ocf.components.STAGES`).
 RECORD_TYPES = {s.kind: s.record_type for s in STAGES if s.record is not None}
 
 
-class ConformanceError(AssertionError):
-    pass
-
-
 def example_state(needs: tuple[str, ...], ctx: BuildContext, batch_size: int = 2, seed: int = 0) -> State:
     """A State with random values for the standard fields in ``needs``; writes the sizes
-    it chose into ``ctx.dims`` (tokens 16 channels on a 4×4 grid, 3 slots of 8)."""
+    it chose into ``ctx.dims`` for the records it fakes (tokens 16 channels on a 4×4 grid,
+    3 slots of 8).  Latents carry masks ``[b t k h w]``, attention ``[b t k n]`` and boxes
+    ``where [b t k 4]`` when ``needs`` names them."""
     g = torch.Generator().manual_seed(seed)
     b, t, c, (h, w) = batch_size, ctx.frames, ctx.channels, ctx.resolution
     k, d, n_c, grid = 3, 8, 16, (4, 4)
-    ctx.dims.setdefault("features.tokens", n_c)
-    ctx.dims.setdefault("features.grid", grid)
-    ctx.dims.setdefault("latents.objects", d)
-    ctx.dims.setdefault("latents.frames", d)
-    ctx.dims.setdefault("latents.num_slots", k)
+    records = {n.split(".")[0] for n in needs}
+    if records & {"features", "latents", "prior", "rendering"}:
+        ctx.dims.setdefault("features.tokens", n_c)
+        ctx.dims.setdefault("features.grid", grid)
+    if records & {"latents", "prior", "rendering"}:
+        ctx.dims.setdefault("latents.objects", d)
+        ctx.dims.setdefault("latents.frames", d)
+        ctx.dims.setdefault("latents.num_slots", k)
 
     def rnd(*shape: int) -> Tensor:
         return torch.randn(*shape, generator=g).requires_grad_()
@@ -68,6 +72,13 @@ def example_state(needs: tuple[str, ...], ctx: BuildContext, batch_size: int = 2
         logits = rnd(b, t, k, h, w)
         rgb = rnd(b, t, k, c, h, w)
         state.rendering = Rendering.compose(rgb, logits)
+    if state.latents is not None:  # drawn last, so the fields above keep their values
+        if "latents.masks" in fields:
+            state.latents.masks = rnd(b, t, k, h, w).softmax(2)
+        if "latents.attention" in fields:
+            state.latents.attention = rnd(b, t, k, grid[0] * grid[1]).softmax(2)
+        if "latents.where" in fields:
+            state.latents.where = rnd(b, t, k, 4).tanh()
     return state
 
 
@@ -90,19 +101,28 @@ def check_component(
     spec = cls.Spec.model_validate({**getattr(cls, "example", {}), **(params or {})})
     ctx = BuildContext(channels=channels, frames=frames, resolution=resolution, registry=registry or _DefaultRegistry())
     state = _fixture(cls)(ctx, batch_size)
-    torch.manual_seed(0)
     name, kind = cls.name or cls.__name__, cls.kind
+    check_inputs(state, cls.needs, f"{kind} {name}", custom=getattr(cls, "example_state", None) is not None)
+    torch.manual_seed(0)
     comp = ctx.construct(cls, spec, kind=kind, name=name, where=kind)
     comp.train()
-    out = comp(state)
+    before = dataclasses.replace(state)
+    out = _forward(comp, state, f"{kind} {name}")
     tensors = _check_output(cls, out, state, name)
-    for v in tensors:
-        if v.is_floating_point() and not torch.isfinite(v).all():
-            raise ConformanceError(f"{kind} {name} produced non-finite values")
+    bad = [path for path, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ConformanceError(f"{kind} {name} produced non-finite values in {', '.join(bad)}")
     _check_shapes(state, kind, name, batch_size, frames, channels, resolution)
+    problems = check_dims(cls.provides, ctx.dims, state, f"{kind} {name}")
+    if isinstance(out, Latents):
+        problems += check_latents(out, before)
+    if isinstance(out, Rendering):
+        problems += check_rendering(out, resolution)
+    if problems:
+        raise ConformanceError(f"{kind} {name}: " + "; ".join(problems))
     params_ = [(n, p) for n, p in comp.named_parameters() if p.requires_grad]
     if params_:
-        loss = sum(v.float().sum() for v in tensors if v.requires_grad)
+        loss = sum(v.float().sum() for v in tensors.values() if v.requires_grad)
         if not isinstance(loss, Tensor):
             raise ConformanceError(f"{kind} {name} has parameters but its output does not depend on them")
         loss.backward()
@@ -116,9 +136,23 @@ def check_component(
     return out
 
 
-def _check_output(cls: type[Component], out: Any, state: State, name: str) -> list[Tensor]:
+def _forward(comp: Component, state: State, label: str) -> Any:
+    """``comp(state)``; reading a record the fake input lacks is a ConformanceError saying
+    what to declare or supply."""
+    try:
+        return comp(state)
+    except AttributeError as exc:
+        if "'NoneType' object has no attribute" not in str(exc):
+            raise
+        raise ConformanceError(
+            f"{label} read a field missing from its input ({exc}); declare every field it reads in needs "
+            "(check_component fakes those), or give the class an example_state that supplies it"
+        ) from exc
+
+
+def _check_output(cls: type[Component], out: Any, state: State, name: str) -> dict[str, Tensor]:
     """Check the output's type (and, for a stage record, that it holds what ``cls``
-    provides, storing it in ``state``); returns its tensors."""
+    provides, storing it in ``state``); returns its tensors by dotted path."""
     kind, record = cls.kind, stage(cls.kind).record
     if record is None:
         if not isinstance(out, dict) or not out:
@@ -128,7 +162,7 @@ def _check_output(cls: type[Component], out: Any, state: State, name: str) -> li
         for term, v in out.items():
             if v.dim() != 0 and v.numel() != 1:
                 raise ConformanceError(f"objective {name}: term {term!r} is not a scalar (shape {list(v.shape)})")
-        return list(out.values())
+        return dict(out)
     expected = RECORD_TYPES[kind]
     if not isinstance(out, expected):
         raise ConformanceError(f"{kind} {name} must return {expected.__name__}, got {type(out).__name__}")
@@ -136,7 +170,7 @@ def _check_output(cls: type[Component], out: Any, state: State, name: str) -> li
     for path in cls.provides:
         if state.get(path) is None:
             raise ConformanceError(f"{kind} {name} declares it provides {path}, but it is None")
-    return _tensors(out)
+    return _tensors(out, record)
 
 
 def _fixture(cls: type[Component]) -> Callable[[BuildContext, int], State]:
@@ -161,16 +195,17 @@ class _DefaultRegistry:
         return plugins.default().registry.resolve(kind, entry, where)
 
 
-def _tensors(record: Any) -> list[Tensor]:
-    out = []
+def _tensors(record: Any, prefix: str) -> dict[str, Tensor]:
+    """The record's tensors by dotted path (``latents.posterior.std``)."""
+    out = {}
     for f in dataclasses.fields(record):
-        v = getattr(record, f.name)
+        v, path = getattr(record, f.name), f"{prefix}.{f.name}"
         if isinstance(v, Tensor):
-            out.append(v)
+            out[path] = v
         elif isinstance(v, DiagonalGaussian):
-            out += [v.mean, v.std]
+            out.update({f"{path}.mean": v.mean, f"{path}.std": v.std})
         elif isinstance(v, dict):
-            out += [x for x in v.values() if isinstance(x, Tensor)]
+            out.update({f"{path}.{k}": x for k, x in v.items() if isinstance(x, Tensor)})
     return out
 
 

@@ -17,7 +17,10 @@ from ocf.cli.data import add_parser as add_data_parser
 from ocf.cli.plugins import cmd_plugins
 from ocf.cli.predict import add_parser as add_predict_parser
 from ocf.cli.repro import add_parser as add_repro_parser
-from ocf.errors import TrainingError, UserError
+from ocf.errors import ComponentError, TrainingError, UserError
+from ocf.failures import stage_message
+from ocf.plugin_guard import PluginInterrupt
+from ocf.plugin_notes import debug_tracebacks, error_notes
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -161,24 +164,47 @@ def main(argv: list[str] | None = None) -> int:
         extra = [e for e in extra if not ("=" in e and not e.startswith("-"))]
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    return run_guarded(lambda: args.func(args), debug=getattr(args, "debug", False))
+    return run_guarded(
+        lambda: args.func(args), debug=getattr(args, "debug", False), run_dir=getattr(args, "run_dir", None)
+    )
 
 
-def run_guarded(job: Callable[[], int | None], debug: bool = False) -> int:
+def run_guarded(job: Callable[[], int | None], debug: bool = False, run_dir: str | None = None) -> int:
     """Run ``job`` with ocf's error policy: user errors exit 2 without a traceback,
-    training failures exit 1 with their message, bugs raise (traceback, exit 1)."""
+    training failures and failing components exit 1 with their message, bugs raise
+    (traceback, exit 1).  An error about an unknown name gets notes naming failed plugins
+    and what the run in ``run_dir`` records about the plugins that built it; ``--debug``
+    adds the tracebacks, those of the failed plugins' imports included."""
     try:
         return int(job() or 0)
     except UserError as exc:
-        if debug:
-            traceback.print_exc()
-        print(f"ocf: error: {exc}", file=sys.stderr)
+        _error(f"ocf: error: {exc}", exc, debug, run_dir)
         return 2
     except TrainingError as exc:
-        if debug:
-            traceback.print_exc()
-        print(f"ocf: training stopped: {exc}", file=sys.stderr)
+        _error(f"ocf: training stopped: {exc}", exc, debug)
         return 1
-    except KeyboardInterrupt:
-        print("ocf: interrupted", file=sys.stderr)
+    except ComponentError as exc:
+        _error(f"ocf: error: {exc}", exc, debug)
+        return 1
+    except KeyboardInterrupt as exc:
+        print(f"ocf: interrupted {exc}" if isinstance(exc, PluginInterrupt) else "ocf: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a component's exception carries its stage; anything else is a bug
+        stage = stage_message(exc)
+        if stage is None:
+            raise
+        _error(f"ocf: error: {stage}", exc, debug)
+        if not debug:
+            print("ocf: (--debug shows the traceback)", file=sys.stderr)
+        return 1
+
+
+def _error(message: str, exc: BaseException, debug: bool, run_dir: str | None = None) -> None:
+    plugins = ocf_plugins.loaded()
+    if debug:
+        traceback.print_exception(exc)
+        for text in debug_tracebacks(message, plugins):
+            print(text, file=sys.stderr)
+    print(message, file=sys.stderr)
+    for note in error_notes(message, plugins, run_dir):
+        print(note, file=sys.stderr)

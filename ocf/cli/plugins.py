@@ -19,7 +19,7 @@ def cmd_plugins(args) -> int:
     if args.action == "show":
         if not args.name:
             raise UserError("usage: ocf plugins show NAME (a plugin or a component name)")
-        return _show(plugins, args.name, args.json)
+        return _show(plugins, args.name, args.json, debug=getattr(args, "debug", False))
     infos = [plugins.info[n] for n in sorted(plugins.info)]
     if args.json:
         print(json.dumps([i.as_dict() for i in infos], indent=2))
@@ -32,7 +32,7 @@ def cmd_plugins(args) -> int:
     return 0
 
 
-def _show(plugins, name: str, as_json: bool) -> int:
+def _show(plugins, name: str, as_json: bool, debug: bool = False) -> int:
     if name in plugins.info:
         info = plugins.info[name]
         if as_json:
@@ -42,6 +42,8 @@ def _show(plugins, name: str, as_json: bool) -> int:
         print(f"plugin {info.name} ({where}): {info.status}")
         if info.error:
             print(f"error: {info.error}")
+            if info.traceback:
+                print(info.traceback.rstrip() if debug else "(--debug shows its traceback)")
         rows = [["kind", "name", "description"]]
         for kind, n in info.entries:
             obj = plugins.registry.get(kind, n)
@@ -53,6 +55,9 @@ def _show(plugins, name: str, as_json: bool) -> int:
             entry = plugins.registry.entry(kind, name)
             print(component_doc(entry, as_json))
             return 0
+    note = plugins.registry.unavailable_note(None, name)
+    if note:
+        raise UserError(f"no component named {name!r} is available: {note}")
     every = list(plugins.info) + [e.name for e in plugins.registry.entries()]
     close = difflib.get_close_matches(name, every, n=3)
     hint = f"; did you mean {' or '.join(close)}?" if close else ""

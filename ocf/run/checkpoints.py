@@ -4,7 +4,7 @@ rebuilding a run's model (:func:`load_run`).
 Run directory layout::
 
     RUN_DIR/spec.yaml          the fully resolved spec (every default filled in)
-    RUN_DIR/versions.json      python, torch, ocf and every plugin's distribution version
+    RUN_DIR/versions.json      python, torch, ocf, every plugin's version and which plugin supplied each component
     RUN_DIR/metrics.jsonl      one JSON line per logged step and per evaluation during training
     RUN_DIR/tb/                TensorBoard events (when tensorboard is installed)
     RUN_DIR/pictures/          decompositions every ``train.image_every`` steps
@@ -28,6 +28,7 @@ import yaml
 from ocf import distributed as dist
 from ocf.assembly import Model, build
 from ocf.errors import UserError
+from ocf.plugin_notes import used_components
 from ocf.registry import Registry
 from ocf.spec import ResolvedSpec, read_yaml, resolve
 
@@ -110,6 +111,7 @@ def prepare_run_dir(
         if not resume:
             (run_dir / "spec.yaml").write_text(yaml.safe_dump(resolved.expanded(), sort_keys=False))
             info = versions(resolved.registry, plugin_info)
+            info.update(used_components(resolved.registry, resolved.expanded()))  # named if one goes missing
             (run_dir / "versions.json").write_text(json.dumps(info, indent=2))
     return run_dir
 
