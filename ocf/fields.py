@@ -47,6 +47,8 @@ SPEC_CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
 Size = Annotated[int, Ge(1), Le(MAX_SIZE)]
 NonNegativeSize = Annotated[int, Ge(0), Le(MAX_SIZE)]
 Repeats = Annotated[int, Ge(1), Le(MAX_REPEATS)]
+#: a count of elements (pixels, locations, samples) rather than a layer size: [1, 10^12]
+Count = Annotated[int, Ge(1), Le(10**12)]
 Seed = Annotated[int, Ge(0), Lt(SEED_LIMIT)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 PositiveFiniteFloat = Annotated[float, Gt(0), Field(allow_inf_nan=False)]
@@ -54,6 +56,7 @@ NonNegativeFiniteFloat = Annotated[float, Ge(0), Field(allow_inf_nan=False)]
 UnitFloat = Annotated[float, Ge(0), Le(1)]
 
 __all__ = [
+    "Count",
     "MAX_REPEATS",
     "MAX_SIZE",
     "MAX_STEPS",

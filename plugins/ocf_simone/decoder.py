@@ -10,7 +10,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from ocf.components import BuildContext, ComponentSpec, Decoder
-from ocf.fields import Size
+from ocf.fields import Count, Size
 from ocf.records import DiagonalGaussian, Rendering, State
 from ocf_common.layers import mlp
 
@@ -43,7 +43,7 @@ class PixelMLPDecoder(Decoder):
         train_stride: Size = Field(
             2, description="in training decode every train_stride-th pixel along h and w (2: half resolution)"
         )
-        chunk_size: Size = Field(
+        chunk_size: Count = Field(
             65536,
             description="(t k h w) locations per MLP call, rounded down to whole frames (at least one): bounds memory "
             "when evaluation decodes every pixel",
