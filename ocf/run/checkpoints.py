@@ -18,6 +18,7 @@ import importlib.metadata as md
 import json
 import pickle
 import platform
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,22 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     path = Path(path)
     with writing(path.parent, "create the checkpoint folder"):
         path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda tmp: torch.save(payload, tmp), "write the checkpoint")
+    atomic_write(path, lambda tmp: _torch_save(payload, tmp), "write the checkpoint")
+
+
+def _torch_save(payload: dict[str, Any], tmp: Path) -> None:
+    """``torch.save`` through a Python file, whose write errors (a full disk) torch keeps as
+    the context of its own RuntimeError: that :class:`OSError` is raised instead."""
+    with open(tmp, "wb") as f:
+        try:
+            torch.save(payload, f)
+        except RuntimeError as exc:
+            cause: BaseException | None = exc
+            while cause is not None and not isinstance(cause, OSError):
+                cause = cause.__cause__ or cause.__context__
+            if cause is None:
+                raise
+            raise cause from None
 
 
 def load_checkpoint(path: Path, need: tuple[str, ...] = ("model",)) -> dict[str, Any]:
@@ -76,26 +92,20 @@ def _read(path: Path) -> Any:
         raise CheckpointError(f"{path}: no such checkpoint") from None
     except IsADirectoryError:
         raise CheckpointError(f"{path}: is a folder, not a checkpoint file") from None
-    except pickle.UnpicklingError as exc:
-        raise CheckpointError(
-            f"{path}: holds something other than tensors and plain values ({_unpickler_detail(exc)}); checkpoints "
-            "are read with weights_only=True, which refuses it rather than run code from the file"
-        ) from None
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else "no detail"
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        refused = [line for line in lines if "GLOBAL" in line or "global" in line.split()]
+        if isinstance(exc, pickle.UnpicklingError) and refused:
+            raise CheckpointError(
+                f"{path}: holds Python objects, not only tensors and plain values ({refused[0][:200]}); checkpoints "
+                "are read with weights_only=True, which refuses them rather than run code from the file"
+            ) from None
+        unsupported = [line for line in lines if line.startswith("Unsupported")]
+        detail = (unsupported or lines or ["no detail"])[0].split(". ")[0][:200]
         raise CheckpointError(
             f"{path}: not a readable PyTorch checkpoint (empty, truncated or another format: "
-            f"{type(exc).__name__}: {first})"
+            f"{type(exc).__name__}: {detail})"
         ) from None
-
-
-def _unpickler_detail(exc: Exception) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    for i, line in enumerate(lines):
-        if "WeightsUnpickler error" in line:
-            rest = line.split("WeightsUnpickler error:", 1)[1].strip()
-            return (rest or (lines[i + 1] if i + 1 < len(lines) else "unsupported content"))[:200]
-    return (lines[0] if lines else "unsupported content")[:200]
 
 
 def _kind(value: Any) -> str:
@@ -143,10 +153,10 @@ def differences(state: dict[str, torch.Tensor], own: dict[str, torch.Tensor]) ->
     out = []
     if shapes:
         shown = listed(shapes, lambda k: f"{k}: checkpoint {list(state[k].shape)}, model {list(own[k].shape)}")
-        out.append(f"{len(shapes)} with another shape ({shown})")
+        out.append(f"{len(shapes)} tensor(s) with another shape ({shown})")
     if kinds:
         shown = listed(kinds, lambda k: f"{k}: checkpoint {state[k].dtype}, model {own[k].dtype}")
-        out.append(f"{len(kinds)} with another kind of number ({shown})")
+        out.append(f"{len(kinds)} tensor(s) with another kind of number ({shown})")
     if missing:
         out.append(f"{len(missing)} missing ({listed(missing, lambda k: f'{k} {list(own[k].shape)}')})")
     if extra:
@@ -184,7 +194,7 @@ def find_checkpoint(run_or_file: str | Path) -> Path:
 
 def init_from(model: Model, source: str) -> list[str]:
     """Copy every parameter whose name, shape and kind of number match from another run's
-    checkpoint (refusing non-finite weights)."""
+    checkpoint (refusing non-finite weights); the others are named on stderr."""
     path = find_checkpoint(source)
     state = load_checkpoint(path)["model"]
     own = model.state_dict()
@@ -200,6 +210,13 @@ def init_from(model: Model, source: str) -> list[str]:
     if bad:
         raise CheckpointError(
             f"train.init_from: {path}: {len(bad)} tensors hold NaN or infinite values ({', '.join(bad[:SHOWN])})"
+        )
+    skipped = differences(state, own)
+    if skipped and dist.rank() == 0:
+        print(
+            f"ocf: train.init_from {path}: copied {len(loaded)} of {len(own)} tensors; the rest keep their "
+            f"initialisation: {'; '.join(skipped)}",
+            file=sys.stderr,
         )
     own.update(loaded)
     model.load_state_dict(own)
