@@ -101,7 +101,9 @@ def evaluate_run(
     if data is not None:
         check_compatible(resolved, split, run_dir)
     name = "eval" if checkpoint is None else f"eval_{Path(str(checkpoint)).stem}"
-    record_file = check_output_file(Path(run_dir) / f"{name}{f'_{Path(data).stem}' if data else ''}_{split}.json")
+    if data is not None:
+        name += f"_{Path(data).stem}"
+    record_file = check_output_file(Path(run_dir) / f"{name}_{split}.json")  # before scoring
     conventions: dict[str, str] = {}
     results = evaluate_model(
         model, resolved, split=split, max_samples=max_samples, progress=not as_json, conventions=conventions

@@ -238,9 +238,9 @@ class TrainingRun:
         """Checkpoint everything a resume needs (rank 0; others return ``None``).  Weights or
         optimizer state holding NaN or infinity are never saved: :class:`TrainingError`
         names them and the last good checkpoint, which stays as it was."""
+        self.check_finite(step)  # on every rank: their weights are the same
         if dist.rank() != 0:
             return None
-        self.check_finite(step)
         geco = self.opt.geco
         payload = {
             "model": self.model.state_dict(),
@@ -254,6 +254,7 @@ class TrainingRun:
         return self.ckpt_dir / name
 
     def check_finite(self, step: int) -> None:
+        """Raise :class:`TrainingError` if a weight or optimizer state holds NaN or infinity."""
         bad = nonfinite(self.model.state_dict())
         for i, entries in enumerate(self.opt.optimizer.state.values()):
             bad += [f"optimizer state {k} of parameter {i}" for k in nonfinite(entries)]
