@@ -33,6 +33,14 @@ class DataError(UserError):
     """A dataset file that is missing, malformed, truncated or does not match the spec."""
 
 
+class CheckpointError(UserError):
+    """A checkpoint file that is missing, unreadable, malformed or does not fit the model."""
+
+
+class OutputError(UserError):
+    """An output path that cannot be written: a read-only or full disk, or a file where a folder should be."""
+
+
 class TrainingError(Exception):
     """Training cannot go on (e.g. a NaN loss); exit code 1."""
 

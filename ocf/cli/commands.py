@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import torch
@@ -25,6 +24,7 @@ from ocf.run import train
 from ocf.run.checkpoints import load_run
 from ocf.run.data import first_batch
 from ocf.run.evaluate import check_compatible, eval_forward, evaluate_model, rescoring_spec
+from ocf.run.files import atomic_write_text, check_output_file
 from ocf.run.generate import can_generate, conditioning, generate
 from ocf.run.setup import check_device
 from ocf.spec import ResolvedSpec
@@ -102,6 +102,10 @@ def evaluate_run(
     split = split or resolved.spec.eval.split
     if data is not None:
         check_compatible(resolved, split, run_dir)
+    name = "eval" if checkpoint is None else f"eval_{Path(str(checkpoint)).stem}"
+    if data is not None:
+        name += f"_{Path(data).stem}"
+    record_file = check_output_file(Path(run_dir) / f"{name}_{split}.json")  # before scoring
     conventions: dict[str, str] = {}
     results = evaluate_model(
         model, resolved, split=split, max_samples=max_samples, progress=not as_json, conventions=conventions
@@ -115,10 +119,7 @@ def evaluate_run(
         "metric_options": resolved.spec.eval.metric_options,
         "conventions": conventions,
     }
-    name = "eval" if checkpoint is None else f"eval_{Path(str(checkpoint)).stem}"
-    if data is not None:
-        name += f"_{Path(data).stem}"
-    _write_eval_record(Path(run_dir) / f"{name}_{split}.json", record)
+    _write_eval_record(record_file, record)
     if as_json:
         print(json.dumps(record, indent=2))
     else:
@@ -143,9 +144,7 @@ def _write_eval_record(path: Path, record: dict) -> None:
             "metrics": {**old["metrics"], **record["metrics"]},
             "metric_options": {**(old.get("metric_options") or {}), **record["metric_options"]},
         }
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=2))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(record, indent=2))
 
 
 def parse_metric_options(items: list[str] | None) -> dict[str, dict]:

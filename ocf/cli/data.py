@@ -23,6 +23,7 @@ from ocf.data.frames import import_frames
 from ocf.data.generator import make_dataset
 from ocf.data.loader import describe
 from ocf.errors import UserError
+from ocf.run.files import check_output_file, writing
 
 
 class _DataParser(argparse.ArgumentParser):
@@ -207,16 +208,18 @@ def cmd_make(args: argparse.Namespace, get_registry: Callable[[], Any]) -> int:
     options = parse_settings(list(args.settings) + list(args.set))
     registry = get_registry()
     start = time.perf_counter()
-    path = make_dataset(
-        registry,
-        args.name,
-        args.out,
-        n=args.n,
-        seed=args.seed,
-        options=options,
-        splits=parse_splits(args.splits),
-        progress=not args.quiet,
-    )
+    check_output_file(args.out, "dataset file")  # before generating: a folder, read-only or missing place
+    with writing(args.out, "write the dataset file"):  # a full disk while writing (the temporary file is removed)
+        path = make_dataset(
+            registry,
+            args.name,
+            args.out,
+            n=args.n,
+            seed=args.seed,
+            options=options,
+            splits=parse_splits(args.splits),
+            progress=not args.quiet,
+        )
     seconds = time.perf_counter() - start
     summary = describe(path, max_samples=200)
     shape = " ".join(str(s) for s in summary["frames"]["shape"])

@@ -30,6 +30,7 @@ Every problem with a file raises :class:`~ocf.errors.DataError` naming the path.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 from collections.abc import Iterator
@@ -301,15 +302,24 @@ def add_ocl_counts(info: DatasetInfo) -> None:
 
 
 @contextlib.contextmanager
-def atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
+def atomic_h5(path: str | os.PathLike, in_memory: bool = False) -> Iterator[h5py.File]:
     """A new HDF5 file at a temporary name beside ``path``, moved over ``path`` with
-    :func:`os.replace` only when the block finishes without an exception."""
+    :func:`os.replace` only when the block finishes without an exception.  With
+    ``in_memory`` the file is built in memory and written in one plain write, so a full disk
+    raises a clean :class:`OSError` (HDF5 failing to write its own buffers can crash)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with h5py.File(tmp, "w") as f:
-            yield f
+        if in_memory:
+            buffer = io.BytesIO()
+            with h5py.File(buffer, "w") as f:
+                yield f
+            with open(tmp, "wb") as out:
+                out.write(buffer.getbuffer())
+        else:
+            with h5py.File(tmp, "w") as f:
+                yield f
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -365,7 +375,7 @@ def write_dataset(
             raise DataError(
                 f"{path}: extra {key!r} must have a leading axis of {n} samples, got {_shape_text(value.shape)}"
             )
-    with atomic_h5(path) as f:
+    with atomic_h5(path, in_memory=True) as f:  # the arrays are in memory already
         write_metadata(f, metadata or {})
         f.create_dataset("frames", data=frames, chunks=(1, t, h, w, c), compression=compression)
         f["frames"].attrs["axes"] = "n t h w c"

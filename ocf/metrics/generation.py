@@ -73,7 +73,11 @@ class TorchScriptFeatures(nn.Module):
         path = Path(weights)
         if not path.exists():
             raise UserError(f"feature extractor weights {path} not found (give the path of a TorchScript file)")
-        self.net = torch.jit.load(str(path), map_location="cpu").eval()
+        try:
+            self.net = torch.jit.load(str(path), map_location="cpu").eval()
+        except Exception as exc:  # torch raises RuntimeError, ValueError, ... for a file that is not TorchScript
+            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0][:200]
+            raise UserError(f"feature extractor weights {path}: not a valid TorchScript file ({detail})") from None
         self.call_kwargs = dict(call_kwargs or {})
 
     def forward(self, x: Tensor) -> Tensor:

@@ -23,10 +23,23 @@ import torch
 from ocf import distributed as dist
 from ocf.assembly import Model, build
 from ocf.data.batches import StepBatches, take_batch
+from ocf.errors import CheckpointError, TrainingError, UserError
 from ocf.records import Batch
-from ocf.run.checkpoints import init_from, load_checkpoint, prepare_run_dir, save_checkpoint
+from ocf.run.checkpoints import (
+    RESUME_ENTRIES,
+    check_resume_entries,
+    init_from,
+    load_checkpoint,
+    load_model_state,
+    load_optimizer_state,
+    nonfinite,
+    prepare_run_dir,
+    save_checkpoint,
+)
 from ocf.run.data import curriculum_frames, first_batch, open_split, registry_of
 from ocf.run.evaluate import eval_forward, evaluate_model
+from ocf.run.files import atomic_write_text, writing
+from ocf.run.resume import check_resume_spec, record_resume
 from ocf.run.setup import Optimisation, StepResult, freeze, pick_device, speed_options, train_step
 from ocf.spec import ResolvedSpec, resolve
 from ocf.viz import decomposition_pictures
@@ -37,7 +50,11 @@ class Logger:
 
     def __init__(self, run_dir: Path, enabled: bool) -> None:
         self.enabled = enabled
-        self.file = open(run_dir / "metrics.jsonl", "a") if enabled else None
+        self.path = run_dir / "metrics.jsonl"
+        self.file = None
+        if enabled:
+            with writing(self.path):
+                self.file = open(self.path, "a")
         self.tb = None
         if enabled:
             try:
@@ -50,8 +67,9 @@ class Logger:
     def log(self, step: int, values: dict[str, float]) -> None:
         if not self.enabled:
             return
-        self.file.write(json.dumps({"step": step, **values}) + "\n")
-        self.file.flush()
+        with writing(self.path):
+            self.file.write(json.dumps({"step": step, **values}) + "\n")
+            self.file.flush()
         if self.tb is not None:
             for k, v in values.items():
                 self.tb.add_scalar(k, v, step)
@@ -79,7 +97,10 @@ def run(
     if t.threads:
         torch.set_num_threads(t.threads)
     run_dir = prepare_run_dir(resolved, out, resume, plugin_info)
+    changes = check_resume_spec(resolved, run_dir) if resume else {}
     job = TrainingRun(resolved, run_dir, resume=resume, total_steps=t.steps if steps is None else steps)
+    if resume:
+        record_resume(run_dir, resolved, changes, job.start, job.total_steps)
     job.loop(progress)
     return run_dir
 
@@ -112,15 +133,24 @@ class TrainingRun:
             self.save(0, "init.pt")  # the initialisation, for `ocf eval RUN --checkpoint init`
 
     def _resume(self) -> int:
-        """Restore model, optimizer, schedule, GECO and RNG from ``last.pt``; its step."""
-        ck = load_checkpoint(self.ckpt_dir / "last.pt")
-        self.model.load_state_dict(ck["model"])
-        self.opt.optimizer.load_state_dict(ck["optimizer"])
+        """Restore model, optimizer, schedule, GECO and RNG from ``last.pt``; its step.  A
+        malformed checkpoint, or one of another model, raises :class:`CheckpointError`."""
+        path = self.ckpt_dir / "last.pt"
+        ck = load_checkpoint(path, need=RESUME_ENTRIES)
+        step = check_resume_entries(path, ck)
+        if self.total_steps < step:
+            raise UserError(f"--resume: {path} is at step {step}, past the {self.total_steps} steps asked for")
+        load_model_state(self.model, ck["model"], path)
+        load_optimizer_state(self.opt.optimizer, ck["optimizer"], path)
+        own = self.opt.scheduler.state_dict()
+        if set(own) - set(ck["scheduler"]):
+            missing = ", ".join(sorted(set(own) - set(ck["scheduler"])))
+            raise CheckpointError(f"{path}: 'scheduler' lacks {missing}")
         self.opt.scheduler.load_state_dict(ck["scheduler"])
         if self.opt.geco and ck.get("geco"):
             self.opt.geco.load_state_dict(ck["geco"])
         torch.set_rng_state(ck["rng"])
-        return int(ck["step"])
+        return step
 
     def loop(self, progress: bool) -> None:
         """Steps ``start .. total_steps - 1``; on Ctrl-C, checkpoint and re-raise."""
@@ -205,7 +235,10 @@ class TrainingRun:
         self.logger.log(done, {f"eval/{k}": v for k, v in scores.items()})
 
     def save(self, step: int, name: str = "last.pt") -> Path | None:
-        """Checkpoint everything a resume needs (rank 0; others return ``None``)."""
+        """Checkpoint everything a resume needs (rank 0; others return ``None``).  Weights or
+        optimizer state holding NaN or infinity are never saved: :class:`TrainingError`
+        names them and the last good checkpoint, which stays as it was."""
+        self.check_finite(step)  # on every rank: their weights are the same
         if dist.rank() != 0:
             return None
         geco = self.opt.geco
@@ -220,19 +253,36 @@ class TrainingRun:
         save_checkpoint(self.ckpt_dir / name, payload)
         return self.ckpt_dir / name
 
+    def check_finite(self, step: int) -> None:
+        """Raise :class:`TrainingError` if a weight or optimizer state holds NaN or infinity."""
+        bad = nonfinite(self.model.state_dict())
+        for i, entries in enumerate(self.opt.optimizer.state.values()):
+            bad += [f"optimizer state {k} of parameter {i}" for k in nonfinite(entries)]
+        if bad:
+            more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+            where = (
+                f"the last good checkpoint is {self.last_good}" if self.last_good else "no checkpoint was written yet"
+            )
+            raise TrainingError(
+                f"the weights hold NaN or infinite values after step {step} ({', '.join(bad[:5])}{more}); "
+                f"they were not saved, and {where}"
+            )
+
     def finish(self) -> None:
         summary_file = self.run_dir / "summary.json"
         if dist.rank() == 0 and (self.terms or not summary_file.exists()):  # a resumed finished run keeps its own
             geco = self.opt.geco
             summary = {"step": self.total_steps, "losses": self.terms, "geco_beta": geco.beta if geco else None}
-            summary_file.write_text(json.dumps(summary, indent=2))
+            atomic_write_text(summary_file, json.dumps(summary, indent=2))
         dist.barrier()
 
 
 def save_picture(model: Model, batch: Batch, path: Path, device: torch.device) -> None:
     """The decomposition of ``batch`` (an evaluation forward pass, which leaves the
     training RNG where it was: resume equality)."""
-    decomposition_pictures(eval_forward(model, batch.to(device), seed=0), path)
+    state = eval_forward(model, batch.to(device), seed=0)
+    with writing(path):
+        decomposition_pictures(state, path)
 
 
 class _DeferredInterrupt:
