@@ -3,6 +3,7 @@ they never stored, empty clips, splits too large for memory; ARI in float64 on v
 items; and the messages that name the file (batch larger than the split, the resolved
 data.path)."""
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -269,3 +270,41 @@ def test_ari_pair_counts_are_float64_on_video_sized_items(pred_labels, true_labe
         assert scores[i].item() == pytest.approx(adjusted_rand_score(true[i], pred[i]), abs=1e-12)
         keep = true[i] > 0
         assert fg[i].item() == pytest.approx(adjusted_rand_score(true[i][keep], pred[i][keep]), abs=1e-12)
+
+
+# ------------------------------------------------------------------------ small things a new user hit
+
+
+def test_the_readme_error_example_is_what_ocf_prints(capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    readme = (ROOT / "README.md").read_text()
+    command, printed = re.search(r"\n\$ ocf (.+)\n(ocf: error: .+)\n```", readme).groups()
+    assert main(command.split()) == 2
+    assert capsys.readouterr().err.strip() == printed
+
+
+def test_the_readme_tour_writes_nothing_into_the_repository_root():
+    readme = (ROOT / "README.md").read_text()
+    outs = re.findall(r"^ocf .*--out (\S+)", readme, flags=re.M)
+    assert "data/shapes_32.png" in outs
+    assert all(Path(out).parent != Path(".") for out in outs), outs
+
+
+def test_plugins_listing_names_the_kind_of_each_name(capsys):
+    assert main(["plugins"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("common "))
+    assert re.search(r"objective: [^;]*\bmse\b", row) and re.search(r"metric: [^;]*\bmse\b", row)
+    assert "encoder: cnn" in row
+
+
+def test_data_make_prints_the_absolute_path(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["data", "make", "shapes", "--out", "rel/s.h5", "--n", "10", "--quiet"]) == 0
+    assert capsys.readouterr().out.startswith(f"wrote {tmp_path / 'rel' / 's.h5'}: shapes")
+
+
+def test_the_licence_is_an_spdx_string_for_setuptools_77():
+    """A TOML table licence makes setuptools >= 77 warn three times per install."""
+    text = (ROOT / "pyproject.toml").read_text()
+    assert re.search(r'^license = "Apache-2.0"$', text, flags=re.M)
+    assert re.search(r'^requires = \["setuptools>=77"\]$', text, flags=re.M)
