@@ -59,7 +59,10 @@ class GenerateSpec(_Strict):
 
 class DataSpec(_Strict):
     dataset: str = Field(description="a registered generator name (see `ocf data make --help`) or 'hdf5' for any file")
-    path: str = Field(description="HDF5 file; generated from `dataset` with `generate` when missing")
+    path: str = Field(
+        description="HDF5 file, relative to the working folder (not the spec file); generated from `dataset` "
+        "with `generate` when missing"
+    )
     generate: GenerateSpec | None = Field(
         default_factory=GenerateSpec, description="how to make the file when it is missing (null: never)"
     )

@@ -224,7 +224,9 @@ def cmd_make(args: argparse.Namespace, get_registry: Callable[[], Any]) -> int:
     summary = describe(path, max_samples=200)
     shape = " ".join(str(s) for s in summary["frames"]["shape"])
     splits = ", ".join(f"{k} {v}" for k, v in summary["splits"].items())
-    print(f"wrote {path}: {args.name} frames [N T H W C] = [{shape}], splits {splits} ({seconds:.1f} s)")
+    print(
+        f"wrote {Path(path).resolve()}: {args.name} frames [N T H W C] = [{shape}], splits {splits} ({seconds:.1f} s)"
+    )
     return 0
 
 
@@ -297,6 +299,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         hist = " ".join(f"{k}:{v}" for k, v in o["histogram"].items())
         ignore = ", with -1 (ignore)" if m["has_ignore"] else ""
         lines.append(f"  masks       {m['kind']}, ids up to {m['max_id']}{ignore}")
+        if m.get("problem"):
+            lines.append(f"  problem     {m['problem']} (`ocf data check` scans every item)")
         lines.append(
             f"  objects     per sample min {o['min']} max {o['max']} mean {o['mean']} "
             f"(first {o['from_samples']} samples; histogram {hist})"

@@ -26,10 +26,20 @@ def cmd_plugins(args) -> int:
         return 0
     table = [["plugin", "distribution", "version", "source", "status", "provides"]]
     for i in infos:
-        provides = ", ".join(n for _, n in i.entries) if i.status == "ok" else i.error
+        provides = _by_kind(i.entries) if i.status == "ok" else i.error
         table.append([i.name, i.distribution, i.version, i.source, i.status, provides])
     print(format_table(table))
     return 0
+
+
+def _by_kind(entries) -> str:
+    """``encoder: cnn; objective: kl, mse; metric: fg_ari, mse``: names grouped under their
+    kind, so one name registered as two kinds (the objective and the metric ``mse``) can be
+    told apart."""
+    kinds: dict[str, list[str]] = {}
+    for kind, name in entries:
+        kinds.setdefault(kind, []).append(name)
+    return "; ".join(f"{kind}: {', '.join(names)}" for kind, names in kinds.items())
 
 
 def _show(plugins, name: str, as_json: bool, debug: bool = False) -> int:

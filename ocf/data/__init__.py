@@ -4,8 +4,10 @@
   validation (:func:`read_info`) and :func:`write_dataset`.
 - :mod:`ocf.data.generator`: :class:`Generator`, the base of procedural datasets, and
   :func:`make_dataset`.
-- :mod:`ocf.data.loader`: :class:`H5Dataset`, :func:`collate`, :func:`make_loader`,
-  :func:`describe`.
+- :mod:`ocf.data.loader`: :class:`H5Dataset`, :func:`collate`, :func:`make_loader`;
+  :mod:`ocf.data.summary`: :func:`describe` (what ``ocf data inspect`` prints).
+- :mod:`ocf.data.guards`: the cheap checks against files that would crash a reader or fool a
+  metric (mask ids out of range, items never written, splits beyond memory).
 - :mod:`ocf.data.batches`: the batch of each training step (:class:`StepBatches`,
   :func:`take_batch`) and the one frame-window rule (:func:`window`).
 - :mod:`ocf.data.frames`: :func:`import_frames` (a folder of video frames → a clip file).

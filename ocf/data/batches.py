@@ -58,12 +58,17 @@ class StepBatches:
     """Indices of the batch at each step, a pure function of (seed, step).
 
     Epoch ``e`` visits a permutation drawn from ``seed + e``; each rank takes its slice of
-    every global batch.  Random frame windows come from the same (seed, step).
+    every global batch.  Random frame windows come from the same (seed, step).  ``source``
+    names the split and its file (``'train' of data/x.h5``) in the error a too-large batch
+    raises.
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1) -> None:
+    def __init__(
+        self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1, *, source: str | None = None
+    ) -> None:
         if n < batch_size:
-            raise UserError(f"train.batch_size {batch_size} is larger than the training split ({n} samples)")
+            of = f" {source}" if source else ""
+            raise UserError(f"train.batch_size {batch_size} is larger than the training split{of} ({n} samples)")
         self.n, self.batch_size, self.seed, self.rank, self.world = n, batch_size, seed, rank, world
         self.per_epoch = n // batch_size
         self._perm_epoch, self._perm = -1, None

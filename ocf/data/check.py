@@ -27,6 +27,7 @@ import h5py
 import numpy as np
 
 from ocf.data import format as fmt
+from ocf.data.guards import first_bad_id, id_problem, ids_per_item
 from ocf.errors import DataError
 
 PARTITION = re.compile(r"^(?P<prefix>.*?)(?P<part>train|val|test)$")
@@ -155,43 +156,47 @@ def _visible(info: fmt.DatasetInfo, f: h5py.File, start: int, stop: int) -> tupl
 
 
 def _masks(path: Path, f: h5py.File, info: fmt.DatasetInfo, n: int) -> tuple[dict[str, int], list[str]]:
+    """Objects per item and the mask problems, chunk by chunk; ids are relabelled per chunk
+    (``np.unique``), so memory does not grow with the ids' values."""
     hist: Counter[int] = Counter()
     problems: list[str] = []
     for start in range(0, n, CHUNK):
         stop = min(n, start + CHUNK)
         masks = fmt.read_masks(path, f, info, slice(start, stop))  # [b T H W]
-        if masks.min() < -1:
-            problems.append(f"items {start}-{stop - 1}: mask ids below -1 ({int(masks.min())})")
-        flat = masks.reshape(masks.shape[0], masks.shape[1], -1)
-        top = int(max(flat.max(), 0)) + 1
-        present = np.zeros((flat.shape[0], flat.shape[1], top), bool)  # [b T ids]
-        for i in range(flat.shape[0]):
-            for t in range(flat.shape[1]):
-                present[i, t, np.unique(flat[i, t][flat[i, t] >= 0])] = True
-        hist.update((present[:, :, 1:].any(axis=1)).sum(axis=1).tolist())
+        problems += _out_of_range(masks, start, info.max_id)
+        hist.update(ids_per_item(masks).tolist())
         visible = _visible(info, f, start, stop)
         if visible is not None and len(problems) < 20:
             vis, offset = visible
-            seen = present if vis.shape[1] == present.shape[1] else present.any(axis=1, keepdims=True)
-            problems += _ids_without_pixels(start, seen, vis, offset)
+            problems += _ids_without_pixels(start, masks, vis, offset)
     return {str(k): v for k, v in sorted(hist.items())}, problems
 
 
-def _ids_without_pixels(start: int, present: np.ndarray, vis: np.ndarray, offset: int) -> list[str]:
-    out = []
+def _out_of_range(masks: np.ndarray, start: int, max_id: int) -> list[str]:
+    """The first item of the chunk with an id outside ``[-1, max_id]``, with the value."""
+    bad = first_bad_id(masks, max_id)
+    return [] if bad is None else [f"item {start + bad[0]}: {id_problem(bad[1], max_id)}"]
+
+
+def _ids_without_pixels(start: int, masks: np.ndarray, vis: np.ndarray, offset: int) -> list[str]:
+    """Objects marked visible (``vis [b t O]``, ``t`` = T, or 1 for "somewhere in the clip")
+    whose id ``o + offset`` has no pixel in ``masks [b T H W]``; computed on relabelled ids."""
     b, t, o = vis.shape
-    ids = np.arange(o) + offset
-    for i, s, k in zip(*np.nonzero(vis)):
-        label = int(ids[k])
-        if label <= 0:
-            continue
-        if label >= present.shape[2] or not present[i, s, label]:
-            out.append(
-                f"item {start + int(i)}{f' frame {int(s)}' if t > 1 else ''}: mask id {label} "
-                f"(visibility[{int(k)}] set) has no pixels"
-            )
-            if len(out) >= 10:
-                break
+    flat = masks.reshape(b * t, -1)  # one row per (item, frame), or per item when t = 1
+    values, inverse = np.unique(flat, return_inverse=True)
+    seen = np.unique(np.arange(b * t)[:, None] * len(values) + inverse.reshape(flat.shape))
+    rows, objects = np.nonzero(vis.reshape(b * t, o))
+    labels = objects + offset
+    pos = np.minimum(np.searchsorted(values, labels), len(values) - 1)
+    present = (values[pos] == labels) & np.isin(rows * len(values) + pos, seen)
+    missing = ~present & (labels > 0)
+    out = []
+    for row, k, label in zip(rows[missing], objects[missing], labels[missing]):
+        i, s = divmod(int(row), t)
+        frame = f" frame {s}" if t > 1 else ""
+        out.append(f"item {start + i}{frame}: mask id {int(label)} (visibility[{int(k)}] set) has no pixels")
+        if len(out) >= 10:
+            break
     return out
 
 

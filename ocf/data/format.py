@@ -40,6 +40,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ocf.data.guards import check_stored
 from ocf.data.info import (  # noqa: F401 - re-exported: the layout's public names
     FORMAT_VERSION,
     LAYOUT_OCF,
@@ -92,6 +93,16 @@ def _shape_text(shape: tuple[int, ...]) -> str:
     return "[" + " ".join(str(s) for s in shape) + "]"
 
 
+def _check_geometry(path: Path, ds: h5py.Dataset, axes: str) -> None:
+    """No empty axis (no samples, clips of T = 0, zero-sized frames) and every item stored."""
+    name = ds.name.lstrip("/")
+    if ds.shape[0] == 0:
+        raise DataError(f"{path}: {name!r} holds no samples")
+    if 0 in ds.shape:
+        raise DataError(f"{path}: {name!r} has shape {_shape_text(ds.shape)} {axes}: an axis of length 0")
+    check_stored(path, ds)
+
+
 def _info_ocf(path: Path, f: h5py.File, keys: list[str]) -> DatasetInfo:
     frames = _dataset(path, f, "frames", "[N T H W C] uint8 frames")
     if frames.ndim != 5:
@@ -99,8 +110,7 @@ def _info_ocf(path: Path, f: h5py.File, keys: list[str]) -> DatasetInfo:
     if frames.dtype != np.uint8:
         raise DataError(f"{path}: 'frames' has dtype {frames.dtype}, expected uint8 (0-255)")
     n, t, h, w, c = (int(s) for s in frames.shape)
-    if n == 0:
-        raise DataError(f"{path}: 'frames' holds no samples")
+    _check_geometry(path, frames, "[N T H W C]")
 
     masks_key = None
     if "masks" in keys:
@@ -113,6 +123,7 @@ def _info_ocf(path: Path, f: h5py.File, keys: list[str]) -> DatasetInfo:
                 f"{path}: 'masks' has shape {_shape_text(masks.shape)} but 'frames' {_shape_text(frames.shape)}: "
                 f"expected masks [{n} {t} {h} {w}] (mismatched N, T, H or W)"
             )
+        check_stored(path, masks)
         masks_key = "masks"
 
     try:
@@ -149,8 +160,7 @@ def _info_ocl(path: Path, f: h5py.File, keys: list[str]) -> DatasetInfo:
     if image.dtype != np.uint8:
         raise DataError(f"{path}: 'image' has dtype {image.dtype}, expected uint8 (0-255)")
     n, h, w, c = (int(s) for s in image.shape)
-    if n == 0:
-        raise DataError(f"{path}: 'image' holds no samples")
+    _check_geometry(path, image, "[N H W C]")
 
     masks_key, kind = None, None
     if "mask" in keys:
@@ -171,6 +181,7 @@ def _info_ocl(path: Path, f: h5py.File, keys: list[str]) -> DatasetInfo:
                 f"{path}: 'mask' has shape {_shape_text(shape)} but 'image' {_shape_text(image.shape)} "
                 f"(mismatched N, H or W)"
             )
+        check_stored(path, mask)
         masks_key = "mask"
 
     extras, skipped = _extras(path, f, keys, n, 1, exclude={"image", "mask"})
@@ -203,6 +214,7 @@ def _extras(path: Path, f: h5py.File, keys: list[str], n: int, t: int, exclude: 
             raise DataError(
                 f"{path}: dataset {key!r} has {obj.shape[0]} samples but the frames have {n} (mismatched N)"
             )
+        check_stored(path, obj)
         axes = obj.attrs.get("axes")
         if isinstance(axes, bytes):
             axes = axes.decode()
@@ -226,6 +238,7 @@ def _splits(path: Path, f: h5py.File, n: int) -> dict[str, np.ndarray]:
     for name, ds in group.items():
         if not isinstance(ds, h5py.Dataset) or ds.ndim != 1 or not np.issubdtype(ds.dtype, np.integer):
             raise DataError(f"{path}: split 'splits/{name}' must be a 1-D integer index array")
+        check_stored(path, ds)
         idx = read_array(path, ds).astype(np.int64)
         if idx.size and (idx.min() < 0 or idx.max() >= n):
             raise DataError(f"{path}: split 'splits/{name}' has indices outside [0, {n})")
@@ -358,8 +371,11 @@ def write_dataset(
     """
     path = Path(path)
     frames = np.asarray(frames)
-    if frames.ndim != 5 or frames.dtype != np.uint8:
-        raise DataError(f"{path}: frames must be uint8 [N T H W C], got {frames.dtype} {_shape_text(frames.shape)}")
+    if frames.ndim != 5 or frames.dtype != np.uint8 or 0 in frames.shape:
+        raise DataError(
+            f"{path}: frames must be uint8 [N T H W C] without an empty axis, got {frames.dtype} "
+            f"{_shape_text(frames.shape)}"
+        )
     n, t, h, w, c = frames.shape
     if masks is not None:
         masks = np.asarray(masks)

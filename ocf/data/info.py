@@ -15,6 +15,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ocf.data.guards import declared_max_id
 from ocf.errors import DataError
 
 FORMAT_VERSION = 1
@@ -57,6 +58,9 @@ class DatasetInfo:
     metadata: dict[str, Any] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        declared_max_id(self.path, self.metadata)  # a malformed declaration raises DataError
+
     @property
     def has_masks(self) -> bool:
         return self.masks_key is not None
@@ -64,6 +68,12 @@ class DatasetInfo:
     @property
     def video(self) -> bool:
         return self.t > 1
+
+    @property
+    def max_id(self) -> int:
+        """The largest object id the masks may hold: the metadata's ``max_id`` when the file
+        declares one, else int32 max (:data:`ocf.data.guards.MAX_ID`)."""
+        return declared_max_id(self.path, self.metadata)
 
     def split_indices(self, split: str) -> np.ndarray:
         """Sample indices ``[M]`` of ``split``.

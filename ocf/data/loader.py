@@ -14,6 +14,7 @@ masks and the extras the file declares with a time axis (:attr:`H5Dataset.time_e
 
 from __future__ import annotations
 
+import math
 import os
 from functools import cached_property
 from pathlib import Path
@@ -25,6 +26,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from ocf.data import format as fmt
 from ocf.data.batches import cut, window_starts
+from ocf.data.guards import check_ids, check_memory
+from ocf.data.summary import describe  # noqa: F401 - re-exported: ocf.data.loader.describe
 from ocf.errors import DataError
 from ocf.records import Batch
 
@@ -90,11 +93,17 @@ class H5Dataset(Dataset):
         self._mem: dict[str, torch.Tensor] | None = None
         self._extras: dict[str, torch.Tensor] = {}
         if in_memory:
+            check_memory(self.path, split, len(self.indices), self._item_bytes())
             self._mem = self._load_all()
         else:
             self._extras = self._load_extras()
 
     # -- geometry ----------------------------------------------------------------------
+    @property
+    def source(self) -> str:
+        """``'train' of data/x.h5``: the split and its file, for messages."""
+        return f"{self.split!r} of {self.path}"
+
     @property
     def num_frames(self) -> int:
         return self.window
@@ -186,10 +195,20 @@ class H5Dataset(Dataset):
             mem = {"frames": torch.from_numpy(np.ascontiguousarray(take(fmt.read_frames(self.path, f, info, sel))))}
             masks = fmt.read_masks(self.path, f, info, sel)
             if masks is not None:
-                mem["masks"] = torch.from_numpy(np.ascontiguousarray(take(masks)))
+                masks = take(masks)
+                check_ids(self.path, masks, info.max_id, self.split, idx)
+                mem["masks"] = torch.from_numpy(np.ascontiguousarray(masks))
             for key in info.extras:
                 mem["extra." + key] = _to_tensor(take(fmt.read_extra(self.path, f, info, key, sel)))
         return mem
+
+    def _item_bytes(self) -> int:
+        """Bytes one item takes in memory: frames, masks and extras."""
+        info, pixels = self.info, self.info.t * self.info.h * self.info.w
+        with fmt.open_h5(self.path) as f:
+            mask_bytes = f[info.masks_key].dtype.itemsize if info.has_masks else 0
+        extras = sum(math.prod(e.shape[1:]) * np.dtype(e.dtype).itemsize for e in info.extras.values())
+        return pixels * (info.c + mask_bytes) + extras
 
     def _load_extras(self) -> dict[str, torch.Tensor]:
         """The split's extras ``[M ...]`` (small) for lazy mode."""
@@ -248,6 +267,7 @@ class H5Dataset(Dataset):
             frames.append(fmt.read_frames(self.path, f, info, i, s, s + self.window))
             if info.has_masks:
                 masks.append(fmt.read_masks(self.path, f, info, i, s, s + self.window))
+                check_ids(self.path, masks[-1][None], info.max_id, self.split, [i])
         out = Fetched()
         out["frames"] = (
             torch.from_numpy(np.stack(frames))
@@ -340,47 +360,3 @@ def make_loader(
         pin_memory=pin_memory,
         persistent_workers=num_workers > 0,
     )
-
-
-def describe(path: str | os.PathLike, max_samples: int = 1000) -> dict[str, Any]:
-    """A JSON-able summary of a file: layout, geometry, splits, datasets, object counts
-    (from the masks of at most ``max_samples`` samples) and metadata."""
-    from ocf.data.generator import count_ids
-
-    info = fmt.read_info(path)
-    summary: dict[str, Any] = {
-        "path": str(info.path),
-        "layout": info.layout,
-        "n": info.n,
-        "frames": {"shape": [info.n, info.t, info.h, info.w, info.c], "axes": "N T H W C", "dtype": "uint8"},
-        "video": info.video,
-        "masks": None,
-        "splits": (
-            {k: int(len(v)) for k, v in info.splits.items()} or {"(none: train/val/test read the whole file)": info.n}
-        ),
-        "extras": {
-            k: {"shape": list(e.shape), "dtype": e.dtype, "time_axis": e.time_axis} for k, e in info.extras.items()
-        },
-        "metadata": info.metadata,
-    }
-    if info.skipped:
-        summary["skipped"] = info.skipped
-    if info.has_masks:
-        m = max(1, min(info.n, max_samples))
-        with fmt.open_h5(info.path) as f:
-            masks = fmt.read_masks(info.path, f, info, slice(0, m))
-        max_id = int(masks.max())
-        per_sample = count_ids(masks.reshape(m, -1, info.w), max(max_id, 1))
-        summary["masks"] = {
-            "kind": info.mask_kind,
-            "max_id": max_id,
-            "has_ignore": bool((masks < 0).any()),
-            "objects_per_sample": {
-                "min": int(per_sample.min()),
-                "max": int(per_sample.max()),
-                "mean": round(float(per_sample.mean()), 3),
-                "histogram": {int(k): int(v) for k, v in zip(*np.unique(per_sample, return_counts=True))},
-                "from_samples": m,
-            },
-        }
-    return summary

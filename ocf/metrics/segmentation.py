@@ -274,12 +274,14 @@ def _matched_iou(iou: Tensor, present: Tensor) -> Tensor:
 
 
 def object_counts(true: Tensor) -> Tensor:
-    """Distinct foreground ids (> 0) per item ``[b]`` of labels ``[b n]``."""
-    fg = true.clamp(min=0).long()
-    width = int(fg.max()) + 1 if fg.numel() else 1
-    seen = torch.zeros(true.shape[0], width, dtype=torch.bool, device=true.device)
-    seen.scatter_(1, fg, True)
-    return seen[:, 1:].sum(dim=1)
+    """Distinct foreground ids (> 0) per item ``[b]`` of labels ``[b n]``.  Ids are
+    relabelled first (:func:`_small_ids`), so memory does not grow with their values."""
+    b = true.shape[0]
+    raw, values, shift = _small_ids(true.reshape(b, -1).long().clamp(min=0))
+    seen = torch.zeros(b, len(values), dtype=torch.bool, device=true.device)
+    if raw.numel():
+        seen.scatter_(1, raw + shift, True)
+    return seen[:, values > 0].sum(dim=1)
 
 
 def segmentation_labels(segmentation: Tensor, size: tuple[int, int]) -> Tensor:

@@ -15,18 +15,25 @@ from ocf.records import Batch
 from ocf.registry import Registry
 from ocf.spec import ResolvedSpec, Spec
 
+_SHOWN: set[Path] = set()  # data files whose absolute path was printed in this process
+
 
 def ensure_dataset(spec: Spec, registry: Registry) -> Path:
     """The spec's data file, generated from its registered generator when missing."""
     d = spec.data
     path = Path(d.path)
     if path.exists():
+        if dist.rank() == 0 and path.resolve() not in _SHOWN:
+            _SHOWN.add(path.resolve())
+            relative = "" if path.is_absolute() else f" (data.path {d.path}, relative to the working folder)"
+            print(f"ocf: reading {path.resolve()}{relative}", file=sys.stderr)
         return path
     if d.generate is None or d.dataset == "hdf5":
-        raise UserError(f"data.path: {path} does not exist (and data.generate is off)")
+        raise UserError(f"data.path: {path} ({path.resolve()}) does not exist (and data.generate is off)")
     if dist.rank() == 0:
         print(
-            f"ocf: {path} is missing; generating {d.generate.n} samples of {d.dataset!r} (seed {d.generate.seed})",
+            f"ocf: {path} ({path.resolve()}) is missing; generating {d.generate.n} samples of {d.dataset!r} "
+            f"(seed {d.generate.seed})",
             file=sys.stderr,
         )
         make_dataset(registry, d.dataset, path, n=d.generate.n, seed=d.generate.seed, options=d.generate.options)

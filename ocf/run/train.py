@@ -121,7 +121,8 @@ class TrainingRun:
         self.opt = Optimisation.create(self.model, self.t)
         self.start = self._resume() if resume else 0
         self.train_ds = open_split(self.spec, self.spec.data.train_split, registry_of(resolved))
-        self.sampler = StepBatches(len(self.train_ds), self.t.batch_size, self.t.seed, dist.rank(), dist.world_size())
+        n, t = len(self.train_ds), self.t
+        self.sampler = StepBatches(n, t.batch_size, t.seed, dist.rank(), dist.world_size(), source=self.train_ds.source)
         self.net = speed_options(dist.wrap(self.model, self.device), self.t, self.device)
         self.logger = Logger(run_dir, dist.rank() == 0)
         last = self.ckpt_dir / "last.pt"
