@@ -119,7 +119,7 @@ class SAViGrouper(SlotAttentionGrouper):
 
     @classmethod
     def example_state(cls, ctx: BuildContext, batch_size: int) -> State:
-        """Tokens of 3-frame clips (so the predictor runs) and first-frame boxes of 2 objects."""
+        """Tokens of 3-frame clips (so the predictor runs) and boxes of 2 objects in every frame."""
         state = _example_state(cls.needs, ctx, batch_size)
         g = torch.Generator().manual_seed(1)
         tokens = state.features.tokens
