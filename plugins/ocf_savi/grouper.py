@@ -127,8 +127,9 @@ class SAViGrouper(SlotAttentionGrouper):
         state.features.tokens = torch.randn(b, 3, *tokens.shape[2:], generator=g).requires_grad_()
         state.batch.frames = torch.rand(b, 3, *state.batch.frames.shape[2:], generator=g)
         xy = torch.rand(b, 3, 2, 2, generator=g) * torch.tensor([w / 2, h / 2])
-        state.batch.extras["boxes"] = torch.cat([xy, xy.new_full(xy.shape, 4.0)], dim=-1)  # [b t o 4]
-        ctx.dims["batch.extras.boxes"] = (3, 2, 4)
+        key = cls.Spec().condition_key  # the default extra, "boxes": [b t o 4]
+        state.batch.extras[key] = torch.cat([xy, xy.new_full(xy.shape, 4.0)], dim=-1)
+        ctx.dims[f"batch.extras.{key}"] = (3, 2, 4)  # its declared per-sample shape
         return state
 
     def initial_slots(self, state: State, batch: int) -> Tensor:
