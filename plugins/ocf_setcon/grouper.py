@@ -118,16 +118,11 @@ class SetConGrouper(SlotAttentionGrouper):
     def group(self, state: State) -> tuple[Tensor, Tensor]:
         """Frames in order: slots ``[b t k d]``, attention ``[b t k n]``."""
         tokens = state.features.tokens  # [b t n c]
-        b, t = tokens.shape[:2]
+        b = tokens.shape[0]
         if not self.spec.carry:
             return super().group(state)
-        slots, attns = [], []
-        s = self.init_slots(b)  # [b k d]
-        for i in range(t):
-            s, a = self.attend(tokens[:, i], s, None if i == 0 else self.spec.later_iterations)
-            slots.append(s)
-            attns.append(a)
-        return torch.stack(slots, 1), torch.stack(attns, 1)
+        slots, attn, _ = self.attend_frames(tokens, self.init_slots(b), self.spec.later_iterations)
+        return slots, attn  # [b t k d], [b t k n]
 
     def predict(self, slots: Tensor) -> Tensor:
         """Slots ``[b t k d]`` → predictions ``[b t−2 k d]`` of frames 2 … t−1 from the two

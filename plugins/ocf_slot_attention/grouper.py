@@ -3,6 +3,7 @@ by a few rounds of attention in which slots compete for the input tokens."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -116,8 +117,34 @@ class SlotAttentionGrouper(Grouper):
             slots = self.gru(rearrange(updates, "b k d -> (b k) d"), rearrange(slots, "b k d -> (b k) d")).view_as(
                 slots
             )  # [b k d]
-            slots = slots + self.mlp(self.norm_mlp(slots))
+            if self.mlp is not None:  # a subclass may drop the residual MLP (SAVi's corrector has none)
+                slots = slots + self.mlp(self.norm_mlp(slots))
         return slots, attn
+
+    def attend_frames(
+        self,
+        tokens: Tensor,
+        slots: Tensor,
+        later_iterations: int | None = None,
+        predict: Callable[[Tensor], Tensor] | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Slot Attention carried over the frames of ``tokens [b t n c]`` in order: frame 0
+        starts from ``slots [b k d]`` and runs the spec's rounds; frame t > 0 starts from
+        frame t−1's slots, passed through ``predict`` when given, and runs ``later_iterations``
+        rounds (None: the spec's).  Returns slots ``[b t k d]``, attention ``[b t k n]`` and
+        the predictions ``[b t k d]`` (``predict`` of each frame's slots: the start of the
+        next frame; None without ``predict``).  SetCon and SAVi share this loop."""
+        slots_t, attn_t, pred_t = [], [], []
+        s = slots
+        for i in range(tokens.shape[1]):
+            s, a = self.attend(tokens[:, i], s, None if i == 0 else later_iterations)
+            slots_t.append(s)
+            attn_t.append(a)
+            if predict is not None:
+                s = predict(s)  # [b k d]: where frame i+1 starts
+                pred_t.append(s)
+        predicted = torch.stack(pred_t, 1) if predict is not None else None
+        return torch.stack(slots_t, 1), torch.stack(attn_t, 1), predicted
 
     def group(self, state: State) -> tuple[Tensor, Tensor]:
         """Every frame separately: slots ``[b t k d]``, attention ``[b t k n]``."""
