@@ -59,7 +59,11 @@ class Model(nn.Module):
         return run_order(self.stages().items())
 
     def forward(self, batch: Batch, *, losses: bool = True) -> State:
-        state = State(batch)
+        """Run the stages and the objectives on ``batch`` (frames in [0, 1]). With a
+        ``data.value_range`` other than [0, 1], the stages and objectives see the frames in that
+        range, and the returned state holds the batch as given and renderings mapped back."""
+        scaled = self.to_model_range(batch)
+        state = State(scaled)
         for label, comp in self.order():
             record = stage(comp.kind).record
             if record is None:  # objectives: their terms are summed below
@@ -69,7 +73,36 @@ class Model(nn.Module):
             setattr(state, record, self._run(label, comp, state))
         if losses:
             state.losses = self.objective_terms(state)
+        if scaled is not batch:
+            state.batch = batch
+            state.rendering = self.to_unit_range(state.rendering)
         return state
+
+    @property
+    def value_range(self) -> tuple[float, float]:
+        """``data.value_range``: the range the stages see frames in."""
+        lo, hi = self.resolved.spec.data.value_range
+        return float(lo), float(hi)
+
+    def to_model_range(self, batch: Batch) -> Batch:
+        """``batch`` with its [0, 1] frames mapped to ``value_range`` (the same object when that is [0, 1])."""
+        lo, hi = self.value_range
+        if (lo, hi) == (0.0, 1.0):
+            return batch
+        return dataclasses.replace(batch, frames=batch.frames * (hi - lo) + lo)
+
+    def to_unit_range(self, rendering: Any) -> Any:
+        """A decoder's rendering with its images (``recon``, ``rgb``, ``target``) mapped from
+        ``value_range`` back to [0, 1]: what metrics, pictures and samples read."""
+        lo, hi = self.value_range
+        if rendering is None or (lo, hi) == (0.0, 1.0):
+            return rendering
+        images = {
+            k: (v - lo) / (hi - lo)
+            for k in ("recon", "rgb", "target")
+            if (v := getattr(rendering, k, None)) is not None
+        }
+        return dataclasses.replace(rendering, **images)
 
     def _run(self, label: str, comp: Component, state: State) -> Any:
         """``comp(state)``; an exception it raises leaves with a message naming the stage,

@@ -70,6 +70,13 @@ class DataSpec(_Strict):
     resolution: tuple[Size, Size] = Field((32, 32), description="[h, w] of the frames")
     channels: Size = Field(3, description="image channels")
     in_memory: bool = Field(True, description="hold the split in memory (fast for small datasets)")
+    value_range: tuple[FiniteFloat, FiniteFloat] = Field(
+        (0.0, 1.0),
+        description="[lo, hi] the model sees frames in: the file's [0, 1] frames are mapped linearly to it before "
+        "the model reads them (objectives compare in this range), and renderings (recon, rgb, target) are mapped "
+        "back to [0, 1] for metrics, pictures and samples; [-1, 1] is how the official Slot Attention code feeds "
+        "images",
+    )
     extras: dict[str, list[Size]] = Field(
         default_factory=dict,
         description="per-sample shapes of the file's extras the model reads, e.g. {features: [768, 14, 14]} for "
@@ -79,6 +86,13 @@ class DataSpec(_Strict):
     train_split: str = "train"
     val_split: str = "val"
     test_split: str = "test"
+
+    @field_validator("value_range")
+    @classmethod
+    def _increasing(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not v[0] < v[1]:
+            raise ValueError(f"value_range must be [lo, hi] with lo < hi, got {list(v)}")
+        return v
 
 
 class OptimizerSpec(_Strict):

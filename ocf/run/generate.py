@@ -73,7 +73,7 @@ def generate(
         h, w = data.resolution
         placeholder = Batch(torch.zeros(n, frames, data.channels, h, w, device=device))
         state = State(placeholder, latents=latents)
-        state.rendering = model.decoder(state)
+        state.rendering = model.to_unit_range(model.decoder(state))
         return state
     finally:
         model.train(was)
