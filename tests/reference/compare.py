@@ -96,7 +96,7 @@ def build(args: argparse.Namespace, overrides: list[str]) -> nn.Module:
     return Hybrid(**parts)
 
 
-def fg_ari_on(model: nn.Module, ds, batch_size: int = 64) -> tuple[float, float]:
+def fg_ari_on(model: nn.Module, ds, batch_size: int = 64, signed: bool = False) -> tuple[float, float]:
     """Mean FG-ARI and MSE over a split, slots drawn from torch seed 0 (as ``ocf eval``)."""
     from ocf.data.batches import ordered_batch
     from ocf.metrics import fg_ari
@@ -108,7 +108,7 @@ def fg_ari_on(model: nn.Module, ds, batch_size: int = 64) -> tuple[float, float]
         torch.manual_seed(0)
         for s in range(0, len(ds), batch_size):
             batch = ordered_batch(ds, s, s + batch_size, 1)
-            image = batch.frames[:, 0]
+            image = batch.frames[:, 0] * 2 - 1 if signed else batch.frames[:, 0]
             recon, masks = model(image)
             scores.append(fg_ari(masks.argmax(1).flatten(1), batch.masks[:, 0].flatten(1)))
             errors.append(((recon - image) ** 2).flatten(1).mean(1))
@@ -129,10 +129,12 @@ def train(args: argparse.Namespace, overrides: list[str]) -> dict:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / args.warmup))
     sampler = StepBatches(len(train_ds), 32, args.seed)
     log, t0 = {"fg_ari": {}, "test_mse": {}, "train_mse": {}}, time.time()
-    untrained = fg_ari_on(model, test_ds)
+    untrained = fg_ari_on(model, test_ds, signed=args.signed)
     running = []
     for step in range(args.steps):
         image = take_batch(train_ds, sampler.indices(step), 1, seed=args.seed, step=step, random_window=True).frames
+        if args.signed:
+            image = image * 2 - 1  # [0, 1] -> [-1, 1], as the official code feeds images
         loss = F.mse_loss(model(image[:, 0])[0], image[:, 0])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -145,7 +147,7 @@ def train(args: argparse.Namespace, overrides: list[str]) -> dict:
             log["train_mse"][done] = sum(running) / len(running)
             running = []
         if done in args.eval_at or done == args.steps:
-            log["fg_ari"][done], log["test_mse"][done] = fg_ari_on(model, test_ds)
+            log["fg_ari"][done], log["test_mse"][done] = fg_ari_on(model, test_ds, signed=args.signed)
             print(
                 f"step {done}: FG-ARI {log['fg_ari'][done]:.3f} test MSE {log['test_mse'][done]:.4f} "
                 f"({time.time() - t0:.0f} s)",
@@ -177,6 +179,7 @@ def main() -> None:
     )
     p.add_argument("--ref-init", default="torch", choices=["torch", "jax"])
     p.add_argument("--slot-init", default="unit", choices=["unit", "glorot"], help="the reference's slot init")
+    p.add_argument("--signed", action="store_true", help="feed and reconstruct images in [-1, 1] instead of [0, 1]")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=900)
     p.add_argument("--lr", type=float, default=1e-3)
