@@ -394,7 +394,7 @@ def test_data_make_into_an_unwritable_folder_fails_before_generating(tmp_path, u
 
 
 def test_data_make_full_disk_leaves_no_temporaries(tmp_path, monkeypatch, capsys):
-    from ocf.data import format as fmt
+    from ocf.data import writing as fmt
 
     def full_open(path, mode="r", *args, **kwargs):
         f = open(path, mode, *args, **kwargs)

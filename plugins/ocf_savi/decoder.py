@@ -8,10 +8,11 @@ import dataclasses
 from typing import Literal
 
 import torch
-from pydantic import Field, PositiveInt, field_validator
+from pydantic import Field, field_validator
 from torch import Tensor
 
 from ocf.components import BuildContext, Objective, ObjectiveSpec
+from ocf.fields import Size
 from ocf.records import Rendering, State
 from ocf_common.decoders import SpatialBroadcastDecoder
 from ocf_savi.targets import (
@@ -44,7 +45,7 @@ class SAViDecoder(SpatialBroadcastDecoder):
         flow_format: FlowFormat = Field(
             "rgb", description="'rgb': flow drawn on SAVi's colour wheel (3 channels); 'raw': the 2 flow channels"
         )
-        flow_resolution: tuple[PositiveInt, PositiveInt] | None = Field(
+        flow_resolution: tuple[Size, Size] | None = Field(
             None, description="[h, w] of the frames the flow's pixels refer to (null: the target's resolution)"
         )
         flow_scaling: float = Field(50.0, gt=0, description="colour-wheel saturation = |flow| · this / hypot(h, w)")

@@ -9,10 +9,11 @@ copied), and the frame loop is its ``attend_frames``, which SetCon shares."""
 from __future__ import annotations
 
 import torch
-from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
+from pydantic import Field, model_validator
 from torch import Tensor, nn
 
 from ocf.components import BuildContext
+from ocf.fields import MAX_REPEATS, Repeats, Size
 from ocf.records import Latents, State
 from ocf.testing import example_state as _example_state
 from ocf_savi.conditioning import Condition, CoordinateInit, Units, first_frame, normalized_coords
@@ -41,20 +42,23 @@ class SAViGrouper(SlotAttentionGrouper):
     provides = ("latents.objects", "latents.attention", "latents.extras")
 
     class Spec(SlotAttentionGrouper.Spec):
-        num_slots: PositiveInt = Field(
+        num_slots: Size = Field(
             11, description="number of slots k (conditioned: the objects of the extra + background, zero-padded)"
         )
-        slot_dim: PositiveInt = Field(128, description="slot dimension d")
-        iterations: PositiveInt = Field(1, description="Slot Attention rounds on the first frame")
-        later_iterations: PositiveInt = Field(1, description="Slot Attention rounds on every later frame")
+        slot_dim: Size = Field(128, description="slot dimension d")
+        iterations: Repeats = Field(1, description="Slot Attention rounds on the first frame")
+        later_iterations: Repeats = Field(1, description="Slot Attention rounds on every later frame")
         corrector_mlp: bool = Field(
             False, description="keep Slot Attention's residual MLP after each GRU update (SAVi's corrector has none)"
         )
-        predictor_layers: NonNegativeInt = Field(
-            1, description="transformer blocks of the predictor between frames (0: none, slots carry over unchanged)"
+        predictor_layers: int = Field(
+            1,
+            ge=0,
+            le=MAX_REPEATS,
+            description="transformer blocks of the predictor between frames (0: none, slots carry over unchanged)",
         )
-        predictor_heads: PositiveInt = Field(4, description="attention heads of the predictor (must divide slot_dim)")
-        predictor_hidden: PositiveInt = Field(256, description="hidden width of the predictor's MLP")
+        predictor_heads: Size = Field(4, description="attention heads of the predictor (must divide slot_dim)")
+        predictor_hidden: Size = Field(256, description="hidden width of the predictor's MLP")
         condition: Condition = Field(
             "none",
             description="first-frame slots: 'none' draws them from Slot Attention's learned Gaussian; 'boxes' encodes "
@@ -70,7 +74,7 @@ class SAViGrouper(SlotAttentionGrouper):
         condition_units: Units = Field(
             "pixels", description="units of the conditioning extra: 'pixels' of the frames, or 'normalized' to [0, 1]"
         )
-        condition_hidden: PositiveInt = Field(256, description="hidden width of the conditioning MLP")
+        condition_hidden: Size = Field(256, description="hidden width of the conditioning MLP")
         background_slot: bool = Field(
             True, description="conditioned: slot 0 encodes a zero box for the background, objects follow from slot 1"
         )
