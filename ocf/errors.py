@@ -33,6 +33,10 @@ class DataError(UserError):
     """A dataset file that is missing, malformed, truncated or does not match the spec."""
 
 
+class MissingDependencyError(UserError):
+    """An optional dependency (a pip extra such as ``ocf[vit]``) that a component needs is not installed."""
+
+
 class TrainingError(Exception):
     """Training cannot go on (e.g. a NaN loss); exit code 1."""
 
