@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from ocf import assembly, plugins
+from ocf.errors import MissingDependencyError
 from ocf.registry import COMPONENT_KINDS
 from ocf.spec import load
 from ocf.testing import check_component
@@ -24,10 +25,16 @@ def test_built_in_plugins_load():
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e.name)
 def test_component_conformance(entry):
-    check_component(entry.obj)
+    try:
+        check_component(entry.obj)
+    except MissingDependencyError as exc:  # an optional extra (ocf[vit]) that is not installed
+        pytest.skip(str(exc))
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(ROOT / "configs")))
 def test_every_config_builds(path):
     resolved = load(path, REGISTRY)
-    assembly.build(resolved)  # includes the dry forward pass
+    try:
+        assembly.build(resolved)  # includes the dry forward pass
+    except MissingDependencyError as exc:  # an optional extra (ocf[vit]) that is not installed
+        pytest.skip(str(exc))
