@@ -1,8 +1,8 @@
-"""Pretrained vision transformers (DINO, DINOv2, MAE) as ocf encoders, backed by timm.
+"""Pretrained vision transformers (DINO, DINOv2, MAE) as ocf encoders.
 
-timm is an optional extra (``pip install 'ocf[vit]'``): the plugin always registers
-``vit.encoder`` (so ``ocf plugins`` lists it and shows its options), and building one without
-timm is a :class:`~ocf.errors.MissingDependencyError` saying what to install."""
+The ViT runs on ocf's own module (:mod:`ocf_vit.model`, torch only) by default, or on timm's with
+``backend: timm``; timm is an optional extra (``pip install 'ocf[vit]'``), and asking for it
+without it installed is a :class:`~ocf.errors.MissingDependencyError` saying what to install."""
 
 from ocf.hookspecs import hookimpl
 

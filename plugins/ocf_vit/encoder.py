@@ -1,4 +1,5 @@
-"""``vit.encoder``: a pretrained vision transformer (timm) whose patch tokens are the features."""
+"""``vit.encoder``: a pretrained vision transformer (ocf's own module or timm's) whose patch tokens are the
+features."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from torch import Tensor
 from ocf.components import BuildContext, ComponentSpec, Encoder
 from ocf.errors import SpecError
 from ocf.records import Features, State
-from ocf_vit.backbone import create_vit
+from ocf_vit.backbone import Backend, block_tokens, create_vit, truncate
 from ocf_vit.weights import load_weights
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -21,8 +22,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class ViTEncoder(Encoder):
-    """A pretrained timm vision transformer (DINO, DINOv2, MAE) with weights from a local file; its patch
-    tokens at one block are the features, video frame by frame."""
+    """A pretrained vision transformer (DINO, DINOv2, MAE) with weights from a local file; its patch tokens
+    at one block are the features, video frame by frame."""
 
     name = "vit.encoder"
     needs = ("batch.frames",)
@@ -35,13 +36,19 @@ class ViTEncoder(Encoder):
 
     class Spec(ComponentSpec):
         arch: str = Field(
-            description="timm model name, e.g. vit_small_patch16_224.dino, vit_base_patch16_224.dino, "
-            "vit_small_patch14_dinov2.lvd142m, vit_base_patch14_dinov2.lvd142m, vit_base_patch16_224.mae "
-            "(created with pretrained=False: timm never downloads)",
+            description="architecture by timm model name, e.g. vit_small_patch16_224.dino, vit_base_patch16_224.dino, "
+            "vit_small_patch14_dinov2.lvd142m, vit_base_patch14_dinov2.lvd142m, "
+            "vit_small_patch14_reg4_dinov2.lvd142m, vit_base_patch16_224.mae; backend timm takes any timm "
+            "VisionTransformer name (created with pretrained=False: nothing is downloaded)",
+        )
+        backend: Backend = Field(
+            "auto",
+            description="module that runs the ViT: 'ocf' (ocf's own, needs only torch), 'timm' (timm's "
+            "VisionTransformer, needs the ocf[vit] extra), 'auto' (ocf's); both load the same weights files",
         )
         weights: str = Field(
             description="path of the weights file (.safetensors, or a PyTorch state dict or checkpoint read with "
-            "torch.load(weights_only=True)); 'random' keeps timm's random initialisation (plumbing checks only)",
+            "torch.load(weights_only=True)); 'random' keeps the module's random initialisation (plumbing checks only)",
         )
         checkpoint_key: str | None = Field(
             None,
@@ -50,8 +57,9 @@ class ViTEncoder(Encoder):
         )
         arch_args: dict[str, int | float | bool | str] = Field(
             {},
-            description="keyword arguments for timm.create_model that change the architecture (depth, embed_dim, "
-            "num_heads, patch_size, ...), e.g. a tiny model for CPU runs; a released checkpoint needs none",
+            description="arguments that change the architecture, named as timm.create_model's (depth, embed_dim, "
+            "num_heads, patch_size, mlp_ratio, init_values, reg_tokens, ...; backend timm: any of timm's), e.g. a "
+            "tiny model for CPU runs; a released checkpoint needs none",
         )
         block: int = Field(
             -1,
@@ -84,7 +92,7 @@ class ViTEncoder(Encoder):
                 [f"{ctx.where}: mean and std need one value per channel ({ctx.channels}), got {spec.mean}, {spec.std}"]
             )
         size = tuple(spec.resolution or ctx.resolution)
-        vit = create_vit(spec.arch, dict(spec.arch_args), size)
+        vit = create_vit(spec.arch, dict(spec.arch_args), size, spec.backend)
         patch = tuple(vit.patch_embed.patch_size)
         if size[0] % patch[0] or size[1] % patch[1]:
             raise SpecError(
@@ -98,7 +106,7 @@ class ViTEncoder(Encoder):
             raise SpecError([f"{ctx.where}.block: {spec.block} is out of range for {depth} blocks"])
         self.weights_digest = None if spec.weights == "random" else self._load(vit, spec)
         self.block = spec.block % depth
-        vit.prune_intermediate_layers([self.block], prune_norm=not spec.final_norm)  # later blocks never run
+        truncate(vit, self.block, keep_norm=spec.final_norm)  # later blocks never run
         self.vit = vit
         if spec.frozen:
             self.vit.requires_grad_(False)
@@ -128,15 +136,7 @@ class ViTEncoder(Encoder):
             x = F.interpolate(x, size=self.size, mode="bicubic", align_corners=False, antialias=True)
         x = (x - self.mean) / self.std
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.spec.frozen):
-            (out,) = self.vit.forward_intermediates(
-                x,
-                indices=[self.block],
-                return_prefix_tokens=True,
-                norm=self.spec.final_norm,
-                output_fmt="NLC",
-                intermediates_only=True,
-            )
-        return out if isinstance(out, tuple) else (out, out[:, :0])  # a ViT without prefix tokens gives no pair
+            return block_tokens(self.vit, x, self.block, norm=self.spec.final_norm)
 
     def forward(self, state: State) -> Features:
         frames = state.batch.frames  # [b t c h w]

@@ -1,5 +1,6 @@
 """Pretrained weights from a local file: read a safetensors file or a PyTorch checkpoint
-(``torch.load(weights_only=True)``), bring a released checkpoint's keys to timm's layout, and
+(``torch.load(weights_only=True)``), bring a released checkpoint's keys to timm's layout (which ocf's
+ViT module shares), and
 refuse a file that does not match the model, naming its first missing, unexpected and
 mis-shaped keys.
 
@@ -31,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from ocf.errors import MissingDependencyError, UserError
+from ocf_vit.model import resample_pos_embed as resample_pos_embed_rows
 
 #: Entries of a checkpoint that hold the backbone's state dict, tried in this order.
 NESTED_KEYS = ("teacher", "model", "state_dict")
@@ -115,10 +117,7 @@ def resample_pos_embed(state: dict[str, Tensor], model: nn.Module) -> dict[str, 
     side = math.isqrt(theirs.shape[1] - prefix)
     if side * side != theirs.shape[1] - prefix or theirs.shape[2] != mine.shape[2]:
         return state  # reported as a shape mismatch
-    from timm.layers import resample_abs_pos_embed
-
-    grid = tuple(model.patch_embed.grid_size)
-    resampled = resample_abs_pos_embed(theirs, new_size=grid, old_size=(side, side), num_prefix_tokens=prefix)
+    resampled = resample_pos_embed_rows(theirs, (side, side), tuple(model.patch_embed.grid_size), prefix)
     return {**state, "pos_embed": resampled}
 
 
