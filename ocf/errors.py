@@ -41,6 +41,10 @@ class OutputError(UserError):
     """An output path that cannot be written: a read-only or full disk, or a file where a folder should be."""
 
 
+class MissingDependencyError(UserError):
+    """An optional dependency (a pip extra such as ``ocf[vit]``) that a component needs is not installed."""
+
+
 class TrainingError(Exception):
     """Training cannot go on (e.g. a NaN loss); exit code 1."""
 
