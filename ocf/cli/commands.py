@@ -26,6 +26,7 @@ from ocf.run.data import first_batch
 from ocf.run.evaluate import check_compatible, eval_forward, evaluate_model, rescoring_spec
 from ocf.run.files import atomic_write_text, check_output_file
 from ocf.run.generate import can_generate, conditioning, generate
+from ocf.run.memory import check_memory, memory_limit
 from ocf.run.setup import check_device
 from ocf.spec import ResolvedSpec
 from ocf.viz import decomposition_pictures, sample_pictures
@@ -49,6 +50,7 @@ def load_spec(path: str, overrides: list[str]) -> ResolvedSpec:
 def cmd_build(args) -> int:
     resolved = load_spec(args.spec, args.overrides)
     check_device(resolved.spec.train)  # what training would refuse on this machine
+    memory = check_memory(resolved)  # before anything is allocated
     model = assembly.build(resolved, dry_run=False)
     state = assembly.dry_forward(model)
     rows = assembly.report(model, state, resolved.registry)
@@ -62,7 +64,17 @@ def cmd_build(args) -> int:
     print(format_table(table))
     total = sum(p.numel() for p in model.parameters())
     print(f"total parameters: {total:,}")
+    print(memory_line(resolved, memory))
     return 0
+
+
+def memory_line(resolved: ResolvedSpec, memory) -> str:
+    """``memory per training step: about 0.57 GB (...); limit 22.1 GB (the RAM available ...)``."""
+    limit, source = memory_limit(resolved.spec.train)
+    bound = f"; limit {limit / 1e9:.3g} GB ({source})" if limit else "; no limit known on this machine"
+    if memory is None:
+        return "memory per training step: not estimated (the model cannot be built on the meta device)" + bound
+    return f"memory per training step: {memory.describe()}{bound}"
 
 
 def cmd_train(args) -> int:
