@@ -24,7 +24,7 @@ from ocf.run import train
 from ocf.run.checkpoints import load_run
 from ocf.run.data import first_batch
 from ocf.run.evaluate import check_compatible, eval_forward, evaluate_model, rescoring_spec
-from ocf.run.files import atomic_write_text, check_output_file
+from ocf.run.files import atomic_write, atomic_write_text, check_output_file, ensure_folder, writing_into
 from ocf.run.generate import can_generate, conditioning, generate
 from ocf.run.memory import check_memory, memory_limit
 from ocf.run.setup import check_device
@@ -194,11 +194,12 @@ def visualise(
     pictures, under ``RUN/viz`` (or ``out``); prints the files written."""
     resolved, model, _ = load_run(run_dir, ocf_plugins.default().registry, checkpoint)
     spec = resolved.spec
+    out_dir = ensure_folder(out or Path(run_dir) / "viz", "viz output folder")  # before the forward pass
     state = eval_forward(model, first_batch(resolved, split or spec.eval.split, n), spec.eval.seed)
-    out_dir = Path(out or Path(run_dir) / "viz")
-    written = decomposition_pictures(state, out_dir / "decomposition.png", max_items=n)
-    for component in model.stages().values():
-        written += component.pictures(state, out_dir)
+    with writing_into(out_dir):
+        written = decomposition_pictures(state, out_dir / "decomposition.png", max_items=n)
+        for component in model.stages().values():
+            written += component.pictures(state, out_dir)
     for p in written:
         print(p)
     return written
@@ -229,13 +230,15 @@ def sample(
         raise UserError(f"cannot sample from {run_dir}: {reason}")
     if temperature <= 0:
         raise UserError(f"--temperature must be positive, got {temperature}")
+    out_dir = ensure_folder(out or Path(run_dir) / "samples", "sample output folder")  # before generating
     real, observed = conditioning(resolved, split, n, condition) if condition is not None else (None, None)
     g = torch.Generator(device=next(model.parameters(), torch.zeros(())).device).manual_seed(seed)
     torch.manual_seed(seed)
     state = generate(model, n, condition=observed, frames=frames, temperature=temperature, generator=g)
-    out_dir = Path(out) if out else Path(run_dir) / "samples"
-    paths = sample_pictures(state, out_dir, real=None if real is None else real.frames, observed=condition or 0)
-    torch.save({"recon": state.rendering.recon.cpu()}, out_dir / "samples.pt")
+    with writing_into(out_dir):
+        paths = sample_pictures(state, out_dir, real=None if real is None else real.frames, observed=condition or 0)
+    recon = state.rendering.recon.cpu()
+    atomic_write(out_dir / "samples.pt", lambda tmp: torch.save({"recon": recon}, tmp))
     for p in paths:
         print(p)
     return paths

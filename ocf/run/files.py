@@ -132,3 +132,14 @@ def folder_lock(folder: str | os.PathLike, what: str = "run folder") -> Iterator
         yield
     finally:
         os.close(fd)  # closing the file releases the lock
+
+
+@contextlib.contextmanager
+def writing_into(folder: str | os.PathLike, what: str = "write") -> Iterator[None]:
+    """Like :func:`writing` for a block that writes several files into ``folder``: the
+    :class:`OutputError` names the file the operating system names, else the folder."""
+    try:
+        yield
+    except OSError as exc:
+        where = os.fsdecode(exc.filename) if exc.filename else folder
+        raise OutputError(f"{where}: cannot {what} ({reason(exc)})") from None
