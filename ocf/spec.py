@@ -181,6 +181,13 @@ class TrainSpec(_Strict):
     )
     geco: GecoSpec | None = None
     curriculum: CurriculumSpec | None = None
+    memory_limit_gb: float | None = Field(
+        None,
+        gt=0,
+        le=10**6,
+        description="the most memory (GB) a training step may need by `ocf build`'s estimate (default: the RAM "
+        "available, or the CUDA device's memory)",
+    )
 
 
 class EvalSpec(_Strict):

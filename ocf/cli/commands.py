@@ -24,8 +24,9 @@ from ocf.run import train
 from ocf.run.checkpoints import load_run
 from ocf.run.data import first_batch
 from ocf.run.evaluate import check_compatible, eval_forward, evaluate_model, rescoring_spec
-from ocf.run.files import atomic_write_text, check_output_file
+from ocf.run.files import atomic_write, atomic_write_text, check_output_file, ensure_folder, writing_into
 from ocf.run.generate import can_generate, conditioning, generate
+from ocf.run.memory import check_memory, memory_limit
 from ocf.run.setup import check_device
 from ocf.spec import ResolvedSpec
 from ocf.viz import decomposition_pictures, sample_pictures
@@ -49,6 +50,7 @@ def load_spec(path: str, overrides: list[str]) -> ResolvedSpec:
 def cmd_build(args) -> int:
     resolved = load_spec(args.spec, args.overrides)
     check_device(resolved.spec.train)  # what training would refuse on this machine
+    memory = check_memory(resolved)  # before anything is allocated
     model = assembly.build(resolved, dry_run=False)
     state = assembly.dry_forward(model)
     rows = assembly.report(model, state, resolved.registry)
@@ -62,7 +64,17 @@ def cmd_build(args) -> int:
     print(format_table(table))
     total = sum(p.numel() for p in model.parameters())
     print(f"total parameters: {total:,}")
+    print(memory_line(resolved, memory))
     return 0
+
+
+def memory_line(resolved: ResolvedSpec, memory) -> str:
+    """``memory per training step: about 0.57 GB (...); limit 22.1 GB (the RAM available ...)``."""
+    limit, source = memory_limit(resolved.spec.train)
+    bound = f"; limit {limit / 1e9:.3g} GB ({source})" if limit else "; no limit known on this machine"
+    if memory is None:
+        return "memory per training step: not estimated (the model cannot be built on the meta device)" + bound
+    return f"memory per training step: {memory.describe()}{bound}"
 
 
 def cmd_train(args) -> int:
@@ -182,11 +194,12 @@ def visualise(
     pictures, under ``RUN/viz`` (or ``out``); prints the files written."""
     resolved, model, _ = load_run(run_dir, ocf_plugins.default().registry, checkpoint)
     spec = resolved.spec
+    out_dir = ensure_folder(out or Path(run_dir) / "viz", "viz output folder")  # before the forward pass
     state = eval_forward(model, first_batch(resolved, split or spec.eval.split, n), spec.eval.seed)
-    out_dir = Path(out or Path(run_dir) / "viz")
-    written = decomposition_pictures(state, out_dir / "decomposition.png", max_items=n)
-    for component in model.stages().values():
-        written += component.pictures(state, out_dir)
+    with writing_into(out_dir):
+        written = decomposition_pictures(state, out_dir / "decomposition.png", max_items=n)
+        for component in model.stages().values():
+            written += component.pictures(state, out_dir)
     for p in written:
         print(p)
     return written
@@ -217,13 +230,15 @@ def sample(
         raise UserError(f"cannot sample from {run_dir}: {reason}")
     if temperature <= 0:
         raise UserError(f"--temperature must be positive, got {temperature}")
+    out_dir = ensure_folder(out or Path(run_dir) / "samples", "sample output folder")  # before generating
     real, observed = conditioning(resolved, split, n, condition) if condition is not None else (None, None)
     g = torch.Generator(device=next(model.parameters(), torch.zeros(())).device).manual_seed(seed)
     torch.manual_seed(seed)
     state = generate(model, n, condition=observed, frames=frames, temperature=temperature, generator=g)
-    out_dir = Path(out) if out else Path(run_dir) / "samples"
-    paths = sample_pictures(state, out_dir, real=None if real is None else real.frames, observed=condition or 0)
-    torch.save({"recon": state.rendering.recon.cpu()}, out_dir / "samples.pt")
+    with writing_into(out_dir):
+        paths = sample_pictures(state, out_dir, real=None if real is None else real.frames, observed=condition or 0)
+    recon = state.rendering.recon.cpu()
+    atomic_write(out_dir / "samples.pt", lambda tmp: torch.save({"recon": recon}, tmp))
     for p in paths:
         print(p)
     return paths

@@ -60,11 +60,15 @@ def _show(plugins, name: str, as_json: bool, debug: bool = False) -> int:
             rows.append([kind, n, _describe(obj)])
         print(format_table(rows))
         return 0
-    for kind in COMPONENT_KINDS + ("dataset", "metric"):
-        if (kind, name) in plugins.registry:
-            entry = plugins.registry.entry(kind, name)
-            print(component_doc(entry, as_json))
-            return 0
+    kinds = COMPONENT_KINDS + ("dataset", "metric")
+    entries = [plugins.registry.entry(kind, name) for kind in kinds if (kind, name) in plugins.registry]
+    if entries:  # one name may be registered as several kinds (the objective and the metric mse)
+        if as_json:
+            docs = [json.loads(component_doc(e, True)) for e in entries]
+            print(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2))
+        else:
+            print("\n\n".join(component_doc(e) for e in entries))
+        return 0
     note = plugins.registry.unavailable_note(None, name)
     if note:
         raise UserError(f"no component named {name!r} is available: {note}")

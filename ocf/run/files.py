@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ocf.errors import OutputError
+from ocf.errors import OutputError, UserError
 
 
 def reason(exc: OSError) -> str:
@@ -96,3 +96,50 @@ def check_output_file(path: str | os.PathLike, what: str = "output file") -> Pat
     except OSError as exc:
         raise OutputError(f"{path}: cannot write the {what} in {parent} ({reason(exc)})") from None
     return path
+
+
+#: the file in a folder that :func:`folder_lock` locks
+LOCK_NAME = ".lock"
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike, what: str = "run folder") -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (an existing folder) while the block runs:
+    ``fcntl.flock`` on ``folder/.lock``, which holds the owner's PID.  The operating system
+    releases it when the process ends, however it ends (``kill -9`` leaves no stale lock).
+    Another process holding it: :class:`UserError` naming the folder and that PID.  Where
+    ``fcntl`` does not exist (Windows) nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        yield
+        return
+    path = Path(folder) / LOCK_NAME
+    with writing(path, "lock the " + what):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise UserError(
+                f"{folder}: another ocf process (PID {owner}) is writing into this {what}; "
+                "wait for it to end, or choose another --out"
+            ) from None
+        with writing(path, "lock the " + what):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing the file releases the lock
+
+
+@contextlib.contextmanager
+def writing_into(folder: str | os.PathLike, what: str = "write") -> Iterator[None]:
+    """Like :func:`writing` for a block that writes several files into ``folder``: the
+    :class:`OutputError` names the file the operating system names, else the folder."""
+    try:
+        yield
+    except OSError as exc:
+        where = os.fsdecode(exc.filename) if exc.filename else folder
+        raise OutputError(f"{where}: cannot {what} ({reason(exc)})") from None

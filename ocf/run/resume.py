@@ -37,6 +37,7 @@ ADJUSTABLE = (
     "train.device",
     "train.compile",
     "train.channels_last",
+    "train.memory_limit_gb",
     "eval",
 )
 #: how an absent key is shown

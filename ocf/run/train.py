@@ -8,6 +8,7 @@ steps equal 2N steps in one go.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import signal
@@ -23,7 +24,8 @@ import torch
 from ocf import distributed as dist
 from ocf.assembly import Model, build
 from ocf.data.batches import StepBatches, take_batch
-from ocf.errors import CheckpointError, TrainingError, UserError
+from ocf.data.info import DatasetInfo
+from ocf.errors import CheckpointError, DataError, TrainingError, UserError
 from ocf.records import Batch
 from ocf.run.checkpoints import (
     RESUME_ENTRIES,
@@ -38,10 +40,10 @@ from ocf.run.checkpoints import (
 )
 from ocf.run.data import curriculum_frames, first_batch, open_split, registry_of
 from ocf.run.evaluate import eval_forward, evaluate_model
-from ocf.run.files import atomic_write_text, writing
+from ocf.run.files import atomic_write_text, ensure_folder, folder_lock, writing
 from ocf.run.resume import check_resume_spec, record_resume
 from ocf.run.setup import Optimisation, StepResult, freeze, pick_device, speed_options, train_step
-from ocf.spec import ResolvedSpec, resolve
+from ocf.spec import ResolvedSpec, Spec, resolve
 from ocf.viz import decomposition_pictures
 
 
@@ -96,13 +98,49 @@ def run(
     t = resolved.spec.train
     if t.threads:
         torch.set_num_threads(t.threads)
-    run_dir = prepare_run_dir(resolved, out, resume, plugin_info)
-    changes = check_resume_spec(resolved, run_dir) if resume else {}
-    job = TrainingRun(resolved, run_dir, resume=resume, total_steps=t.steps if steps is None else steps)
-    if resume:
-        record_resume(run_dir, resolved, changes, job.start, job.total_steps)
-    job.loop(progress)
+    folder = Path(out or Path("runs") / resolved.spec.name)
+    with _lock(folder, resume):
+        restart = _restart_unfinished(folder, resume)
+        resume = resume and not restart
+        run_dir = prepare_run_dir(resolved, out, resume, plugin_info)
+        changes = check_resume_spec(resolved, run_dir) if resume else {}
+        job = TrainingRun(resolved, run_dir, resume=resume, total_steps=t.steps if steps is None else steps)
+        if resume:
+            record_resume(run_dir, resolved, changes, job.start, job.total_steps)
+        job.loop(progress)
     return run_dir
+
+
+def _lock(run_dir: Path, resume: bool):
+    """The run folder's lock (:func:`folder_lock`), taken by rank 0 before anything is
+    written there; a path :func:`prepare_run_dir` will refuse is left to it."""
+    if dist.rank() != 0 or (resume and not run_dir.is_dir()) or (run_dir.exists() and not run_dir.is_dir()):
+        return contextlib.nullcontext()
+    return folder_lock(ensure_folder(run_dir, "run folder"))
+
+
+def _restart_unfinished(run_dir: Path, resume: bool) -> bool:
+    """Whether ``run_dir`` holds a run that began training but stopped before its first
+    checkpoint: no ``last.pt``, but logged metrics or ``init.pt``.  Without ``--resume`` that
+    is refused; with it the run restarts from step 0 (its metrics are cleared).  A folder
+    whose run failed while being set up is reused as before."""
+    if (run_dir / "checkpoints" / "last.pt").exists():
+        return False
+    metrics, init = run_dir / "metrics.jsonl", run_dir / "checkpoints" / "init.pt"
+    logged = metrics.is_file() and metrics.stat().st_size > 0
+    if not (logged or init.is_file()):
+        return False
+    found = [p.relative_to(run_dir).as_posix() for p in (run_dir / "spec.yaml", metrics, init) if p.is_file()]
+    if not resume:
+        raise UserError(
+            f"{run_dir} holds a run that stopped before its first checkpoint ({', '.join(found)}); "
+            "pass --resume to restart it from step 0, or choose another --out"
+        )
+    if dist.rank() == 0:
+        print(f"ocf: {run_dir} stopped before its first checkpoint; restarting it from step 0", file=sys.stderr)
+        with writing(run_dir / "metrics.jsonl", "remove"):
+            (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+    return True
 
 
 class TrainingRun:
@@ -121,6 +159,7 @@ class TrainingRun:
         self.opt = Optimisation.create(self.model, self.t)
         self.start = self._resume() if resume else 0
         self.train_ds = open_split(self.spec, self.spec.data.train_split, registry_of(resolved))
+        check_splits(self.train_ds.info, self.spec)
         n, t = len(self.train_ds), self.t
         self.sampler = StepBatches(n, t.batch_size, t.seed, dist.rank(), dist.world_size(), source=self.train_ds.source)
         self.net = speed_options(dist.wrap(self.model, self.device), self.t, self.device)
@@ -276,6 +315,23 @@ class TrainingRun:
             summary = {"step": self.total_steps, "losses": self.terms, "geco_beta": geco.beta if geco else None}
             atomic_write_text(summary_file, json.dumps(summary, indent=2))
         dist.barrier()
+
+
+def check_splits(info: DatasetInfo, spec: Spec) -> None:
+    """Before the first step: the splits the run reads later (``data.val_split`` for pictures
+    and evaluations during training, ``eval.split`` for ``ocf eval``) are in the data file;
+    :class:`DataError` names the key, the file, the split and the splits the file has."""
+    t = spec.train
+    keys = {"eval.split": spec.eval.split}
+    if t.image_every or t.eval_every:
+        keys = {"data.val_split": spec.data.val_split, **keys}
+    for key, split in keys.items():
+        try:
+            found = len(info.split_indices(split))
+        except DataError as exc:
+            raise DataError(f"{key}: {exc}") from None
+        if not found:
+            raise DataError(f"{key}: split {split!r} of {info.path} is empty")
 
 
 def save_picture(model: Model, batch: Batch, path: Path, device: torch.device) -> None:
