@@ -8,11 +8,12 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-from pydantic import Field, PositiveInt
+from pydantic import Field
 from torch import Tensor
 
 from ocf.components import BuildContext, ComponentSpec, Encoder
 from ocf.errors import SpecError
+from ocf.fields import MAX_REPEATS, Size
 from ocf.records import Features, State
 from ocf_vit.backbone import Backend, block_tokens, create_vit, truncate
 from ocf_vit.weights import load_weights
@@ -63,6 +64,8 @@ class ViTEncoder(Encoder):
         )
         block: int = Field(
             -1,
+            ge=-MAX_REPEATS,
+            le=MAX_REPEATS,
             description="index of the transformer block whose output tokens are the features (negative: "
             "from the end; -1 the last)",
         )
@@ -72,7 +75,7 @@ class ViTEncoder(Encoder):
             description="no gradients into the ViT and the ViT always in evaluation mode (dropout, drop-path off); "
             "false fine-tunes it",
         )
-        resolution: tuple[PositiveInt, PositiveInt] | None = Field(
+        resolution: tuple[Size, Size] | None = Field(
             None,
             description="[h w] the frames are resized to (bicubic) before the ViT, each a multiple of the patch "
             "size; the position embeddings are resampled to its patch grid (null: the data's resolution)",

@@ -257,4 +257,30 @@ def config(arch: str, arch_args: dict, img_size: tuple[int, int] | None = None) 
     args = {**base, **arch_args, **({"img_size": img_size} if img_size else {})}
     size = args["img_size"]
     args["img_size"] = (size, size) if isinstance(size, int) else tuple(size)
+    _check_ranges(args)
     return ViTConfig(**args)
+
+
+#: (lowest, highest) of each numeric architecture argument
+_RANGES = {
+    "patch_size": (1, 1 << 12),
+    "in_chans": (1, 1 << 12),
+    "embed_dim": (1, 1 << 16),
+    "depth": (1, 1000),
+    "num_heads": (1, 1 << 12),
+    "reg_tokens": (0, 1 << 12),
+    "mlp_ratio": (1e-3, 1e3),
+    "drop_path_rate": (0.0, 1.0),
+}
+
+
+def _check_ranges(args: dict) -> None:
+    """A ValueError naming the first architecture argument of the wrong type or out of its range."""
+    for key, (lo, hi) in _RANGES.items():
+        if key not in args:
+            continue  # the architecture's default
+        value = args[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
+            raise ValueError(f"arch_args.{key} must be a number in [{lo}, {hi}], got {value!r}")
+    if any(not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 1 << 16 for v in args["img_size"]):
+        raise ValueError(f"img_size must be positive integers, got {list(args['img_size'])}")
