@@ -25,7 +25,7 @@ def test_build_prints_table(capsys):
     code, out, err = run(["build", str(SA)], capsys)
     assert code == 0, err
     assert "slot_attention.grouper" in out and "spatial_broadcast" in out
-    assert "objects [2, 4, 64]" in out
+    assert "objects [2, 5, 64]" in out
 
 
 def test_bad_value_exits_2_naming_the_key_without_traceback(capsys):

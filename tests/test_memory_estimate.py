@@ -80,7 +80,7 @@ def test_a_huge_spec_is_refused_quickly_without_allocating(override):
     assert result, proc.stderr[-3000:]
     code, took, hwm = result[0].split()[1:]
     assert int(code) == 2, proc.stderr[-3000:]
-    assert float(took) < 5
+    assert float(took) < 15  # seconds: generous for a loaded 2-core machine
     assert int(hwm) < 2 * GB  # torch and the plugins take well under that; the spec asks for terabytes
     assert "Traceback" not in proc.stderr
     err = proc.stderr
@@ -92,7 +92,7 @@ def test_memory_limit_gb_sets_the_limit_and_is_named(capsys):
     with pytest.raises(UserError) as exc:
         check_memory(load(SA, "train.memory_limit_gb=0.05"))
     msg = str(exc.value)
-    assert msg.startswith("train.batch_size: a training step needs about 0.41")
+    assert msg.startswith("train.batch_size: a training step needs about 0.43")
     assert "more than the limit of 0.05 GB (train.memory_limit_gb)" in msg
     assert main(["build", str(SA), "train.memory_limit_gb=0.05"]) == 2
     assert "train.memory_limit_gb" in capsys.readouterr().err
@@ -106,7 +106,7 @@ def test_build_prints_the_estimate_and_the_limit(capsys):
     assert main(["build", str(SA)]) == 0
     out = capsys.readouterr().out
     line = [x for x in out.splitlines() if x.startswith("memory per training step:")]
-    assert line and "about 0.41" in line[0] and "activations" in line[0] and "at batch 32" in line[0]
+    assert line and "about 0.43" in line[0] and "activations" in line[0] and "at batch 32" in line[0]
     assert "limit " in line[0] and "(the RAM available on this machine)" in line[0]
 
 

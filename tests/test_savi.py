@@ -307,7 +307,7 @@ def test_movi_c_spec_trains_on_a_tiny_converted_file(tmp_path):
     data = tmp_path / "movi_c_64.h5"
     convert("movi", [root], data, resolution=(64, 64))
     fast = [f"data.path={data}", "train.steps=2", "train.batch_size=2", "train.log_every=1", "train.image_every=0"]
-    fast += ["train.checkpoint_every=2", "train.eval_every=0", "data.extras.boxes=[6,2,4]"]
+    fast += ["train.checkpoint_every=2", "train.eval_every=0", "eval.split=val", "data.extras.boxes=[6,2,4]"]
     fast += ["data.extras.forward_flow=[6,64,64,2]"]
     plus = ["+data.extras.depth=[6,64,64]", "model.decoder.target=[flow,depth]"]
     for i, extra in enumerate(([], plus)):
