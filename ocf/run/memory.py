@@ -19,12 +19,11 @@ device's total memory.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
+from ocf.data.guards import available_memory
 from ocf.errors import UserError
 from ocf.records import Batch
 from ocf.spec import ResolvedSpec, TrainSpec
@@ -135,20 +134,6 @@ def _storage_bytes(t: torch.Tensor) -> int:
         return t.numel() * t.element_size()
 
 
-def available_ram() -> int | None:
-    """The RAM the operating system can give a new allocation, in bytes (``None`` if unknown)."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
 def memory_limit(t: TrainSpec) -> tuple[int | None, str]:
     """The limit a step's estimate is checked against, in bytes, and where it comes from."""
     if t.memory_limit_gb is not None:
@@ -156,7 +141,7 @@ def memory_limit(t: TrainSpec) -> tuple[int | None, str]:
     if t.device == "cuda" or (t.device == "auto" and torch.cuda.is_available()):
         total = torch.cuda.get_device_properties(0).total_memory
         return total, f"the memory of CUDA device {torch.cuda.get_device_name(0)}"
-    return available_ram(), "the RAM available on this machine"
+    return available_memory(), "the RAM available on this machine"
 
 
 def check_memory(resolved: ResolvedSpec) -> MemoryEstimate | None:
