@@ -309,6 +309,23 @@ def test_a_half_finished_seed_resumes_from_its_checkpoint(tmp_path):
     assert job.run_task(whole, REGISTRY)["metrics"] == pytest.approx(record["metrics"], abs=1e-6)
 
 
+def test_the_progress_bar_counts_resumed_steps_as_done_not_as_speed(tmp_path, monkeypatch):
+    """A rerun after 2 of 4 steps starts its bar at 2: the steps already trained do not show
+    up as thousands of steps per second in the first second."""
+    from ocf.run import train
+
+    spec = tiny_spec(tmp_path, steps=4)
+    task = job.chain_tasks("tiny", _result(spec), 0, None, tmp_path / "runs", REGISTRY, 1)
+    train.run(load(spec, REGISTRY, task.stage_overrides(0)), out=str(task.out), steps=2, progress=False)
+    bars = []
+    import tqdm.auto
+
+    real = tqdm.auto.tqdm
+    monkeypatch.setattr(tqdm.auto, "tqdm", lambda *a, **k: bars.append(k) or real(*a, **k))
+    job.execute([task], jobs=0, progress=False, registry=REGISTRY)
+    assert bars[0]["initial"] == 2 and bars[0]["total"] == 4 and job.done_steps(task) == 4
+
+
 def test_ocf_repro_runs_seeds_in_parallel_workers_and_picks_up_finished_ones(tmp_path, monkeypatch, capsys):
     """The command line end to end, --jobs 2: two worker processes; a rerun launches none.
     Also --list shows the third-party result and its card, and --report the card's row."""

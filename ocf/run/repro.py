@@ -261,7 +261,10 @@ def execute(
     from tqdm.auto import tqdm
 
     total = sum(s.steps for t in tasks for s in t.stages)
-    bar = tqdm(total=total, desc="repro", unit="step", file=sys.stderr, dynamic_ncols=True, disable=not progress)
+    done = sum(done_steps(t) for t in tasks)  # resumed steps count as done, not as speed
+    bar = tqdm(
+        total=total, initial=done, desc="repro", unit="step", file=sys.stderr, dynamic_ncols=True, disable=not progress
+    )
     waiting, running, failures = [t for t in tasks if not finished(t)], {}, {}
     if jobs == 0:
         for task in waiting:
