@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ocf.components import Objective, ObjectiveSpec
-from ocf.records import State
+from ocf.components import BuildContext, Objective, ObjectiveSpec
+from ocf.records import Batch, Rendering, State
 
 
 class FeatureReconstruction(Objective):
@@ -18,6 +19,15 @@ class FeatureReconstruction(Objective):
 
     class Spec(ObjectiveSpec):
         pass
+
+    @classmethod
+    def example_state(cls, ctx: BuildContext, batch_size: int) -> State:
+        """Random features ``[b t 16 4 4]`` and a reconstruction of them, for the conformance check."""
+        b, t, c = batch_size, ctx.frames, 16
+        frames = torch.rand(b, t, ctx.channels, *ctx.resolution)
+        target = torch.randn(b, t, c, 4, 4)
+        recon = torch.randn(b, t, c, 4, 4, requires_grad=True)
+        return State(Batch(frames), rendering=Rendering(recon=recon, target=target))
 
     def forward(self, state: State) -> dict[str, Tensor]:
         r = state.rendering
