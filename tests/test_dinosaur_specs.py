@@ -105,7 +105,7 @@ def _tiny_coco(root):
     return paths, folder
 
 
-def test_coco_spec_trains_a_few_steps_on_a_tiny_converted_file(tmp_path):
+def test_coco_spec_trains_a_few_steps_on_a_tiny_converted_file(tmp_path, capsys):
     """configs/dinosaur/coco_224.yaml, unchanged but for the data file, a random ViT-B/16 weights
     file and a short run: 2 steps at batch 2 on a COCO file converted at 224x224, then evaluation
     on the val split (FG-ARI and mBO over the instance masks)."""
@@ -128,4 +128,7 @@ def test_coco_spec_trains_a_few_steps_on_a_tiny_converted_file(tmp_path):
     assert [r["step"] for r in steps] == [1, 2] and all(math.isfinite(r["loss"]) for r in steps)
     from ocf.cli import main
 
+    capsys.readouterr()
     assert main(["eval", str(run), "--json"]) == 0
+    out = capsys.readouterr().out
+    assert '"fg_ari"' in out and '"mbo"' in out, out
