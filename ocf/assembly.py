@@ -75,7 +75,7 @@ class Model(nn.Module):
             state.losses = self.objective_terms(state)
         if scaled is not batch:
             state.batch = batch
-            state.rendering = self.to_unit_range(state.rendering)
+            state.rendering = self.to_unit_range(state.rendering, like=batch.frames)
         return state
 
     @property
@@ -91,9 +91,11 @@ class Model(nn.Module):
             return batch
         return dataclasses.replace(batch, frames=batch.frames * (hi - lo) + lo)
 
-    def to_unit_range(self, rendering: Any) -> Any:
+    def to_unit_range(self, rendering: Any, like: torch.Tensor | None = None) -> Any:
         """A decoder's rendering with its images (``recon``, ``rgb``, ``target``) mapped from
-        ``value_range`` back to [0, 1]: what metrics, pictures and samples read."""
+        ``value_range`` back to [0, 1]: what metrics, pictures and samples read. With ``like``
+        (the frames), only tensors with the frames' channels are images: a decoder that renders
+        something else (features on a patch grid) keeps its values."""
         lo, hi = self.value_range
         if rendering is None or (lo, hi) == (0.0, 1.0):
             return rendering
@@ -101,6 +103,7 @@ class Model(nn.Module):
             k: (v - lo) / (hi - lo)
             for k in ("recon", "rgb", "target")
             if (v := getattr(rendering, k, None)) is not None
+            and (like is None or v.shape[-3] == like.shape[-3])
         }
         return dataclasses.replace(rendering, **images)
 

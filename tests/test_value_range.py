@@ -10,7 +10,7 @@ import ocf_common
 import ocf_slot_attention
 from ocf.assembly import build
 from ocf.errors import SpecError
-from ocf.records import Batch, State
+from ocf.records import Batch, Rendering, State
 from ocf.registry import Registry
 from ocf.spec import resolve
 
@@ -63,6 +63,19 @@ def test_stages_see_the_range_and_outputs_come_back_in_unit_range():
     # the objective compares in model space: 4x the unit-range squared error
     unit_mse = ((state.rendering.recon - frames) ** 2).mean()
     assert torch.allclose(state.losses["mse"], 4 * unit_mse, rtol=1e-5)
+
+
+def test_renderings_that_are_not_images_keep_their_values():
+    """A decoder that renders features (64 channels on a 4x4 patch grid, as DINOSAUR's) keeps
+    them as they are; a pixel rendering at a lower resolution is still mapped back."""
+    model = build(resolve(spec([-1, 1]), registry()), dry_run=False)
+    frames = torch.rand(2, 1, 3, 8, 8)
+    features = torch.randn(2, 1, 64, 4, 4)
+    pixels = torch.rand(2, 1, 3, 4, 4) * 2 - 1
+    out = model.to_unit_range(Rendering(recon=features, target=features.clone()), like=frames)
+    assert torch.equal(out.recon, features) and torch.equal(out.target, features)
+    out = model.to_unit_range(Rendering(recon=pixels), like=frames)
+    assert torch.allclose(out.recon, (pixels + 1) / 2)
 
 
 def test_default_range_leaves_the_batch_object_alone():
