@@ -102,8 +102,7 @@ class Model(nn.Module):
         images = {
             k: (v - lo) / (hi - lo)
             for k in ("recon", "rgb", "target")
-            if (v := getattr(rendering, k, None)) is not None
-            and (like is None or v.shape[-3] == like.shape[-3])
+            if (v := getattr(rendering, k, None)) is not None and (like is None or v.shape[-3] == like.shape[-3])
         }
         return dataclasses.replace(rendering, **images)
 
