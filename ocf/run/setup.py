@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import types
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,12 +199,15 @@ def train_step(
     if opt.scaler is not None:
         opt.scaler.unscale_(opt.optimizer)
     grad_norm = torch.nn.utils.clip_grad_norm_(opt.params, t.grad_clip) if t.grad_clip else None
-    if opt.scaler is not None:
+    if opt.scaler is None:
+        opt.optimizer.step()
+        opt.scheduler.step()
+    else:
         opt.scaler.step(opt.optimizer)  # skipped when the scaled gradients overflowed
         opt.scaler.update()
-    else:
-        opt.optimizer.step()
-    opt.scheduler.step()
+        with warnings.catch_warnings():  # the schedule follows the steps taken or skipped alike
+            warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step()`", UserWarning)
+            opt.scheduler.step()
     return StepResult(loss, terms, grad_norm)
 
 
