@@ -123,7 +123,7 @@ def spec_steps(path: Path, registry, *, smoke: bool, steps: int) -> dict:
             first_step_s=first,
             steps_per_s=1 / sec,
             peak_mb=peak_memory_mb(device),
-            loss=float(result.loss),
+            loss=float(result.loss.detach()),
         )
         del model, opt, net, batch
     except Exception as exc:  # noqa: BLE001 - recorded, and the check goes on
