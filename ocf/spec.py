@@ -27,6 +27,7 @@ from ocf.fields import (
     FiniteFloat,
     NonNegativeFiniteFloat,
     PositiveFiniteFloat,
+    Repeats,
     Seed,
     Size,
 )
@@ -162,6 +163,16 @@ class TrainSpec(_Strict):
         False, description="torch.compile the model (costs compile time on the first steps; measure with `ocf bench`)"
     )
     tf32: bool = Field(False, description="allow TF32 matmuls and convolutions on Ampere+ GPUs (no effect on CPU)")
+    accumulate: Repeats = Field(
+        1,
+        description="micro-batches per optimiser step: each step's train.batch_size samples are split into this many "
+        "forward and backward passes whose gradients add up to the full batch's (the same update with less memory)",
+    )
+    checkpoint_stages: list[str] = Field(
+        default_factory=list,
+        description="stages (encoder, grouper, decoder, ...) whose activations are recomputed during the backward "
+        "pass instead of kept (torch.utils.checkpoint): less memory for more compute, the same gradients",
+    )
     log_every: Steps = 50
     image_every: int = Field(500, ge=0, le=MAX_STEPS, description="steps between pictures (0: never)")
     checkpoint_every: Steps = 500

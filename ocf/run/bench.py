@@ -11,7 +11,9 @@ Measured in one process, so the ratios are comparable even when absolute timings
 - **flops**: floating-point operations of one training step, counted by
   ``torch.utils.flop_counter.FlopCounterMode`` (matmuls and convolutions; elementwise work
   is not counted), the achieved FLOP/s, and that as a fraction of this machine's dense
-  matmul peak measured in the same run (fp32, same threads);
+  matmul peak measured in the same run (in the dtype ``train.precision`` computes matmuls in,
+  same threads; on CUDA large products, timed between synchronisations, TF32 as
+  ``train.tf32`` sets it);
 - **eval**: median seconds per evaluation batch (``eval.batch_size``, no gradients);
 - **memory**: peak resident set size of the process (CPU) or the allocator peak (CUDA).
 """
@@ -32,24 +34,36 @@ from ocf.assembly import build
 from ocf.data.batches import take_batch
 from ocf.records import Batch
 from ocf.run.data import first_batch, open_split, registry_of
-from ocf.run.setup import Optimisation, pick_device, speed_options, train_step
+from ocf.run.setup import Optimisation, check_precision, checkpoint_stages, pick_device, speed_options, train_step
 from ocf.spec import ResolvedSpec
 
 
-def matmul_peak(device: torch.device, n: int = 1024, seconds: float = 1.0) -> float:
-    """Dense fp32 matmul FLOP/s on ``device`` (best of repeated n×n products)."""
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
+def matmul_peak(
+    device: torch.device, n: int | None = None, seconds: float = 1.0, dtype: torch.dtype = torch.float32
+) -> float:
+    """Dense matmul FLOP/s on ``device`` in ``dtype``: the best of repeated n×n products
+    (n = 1024 on a CPU; on CUDA n = 8192 and 10 products per timing, between synchronisations,
+    so kernel launches and clocks ramping up do not count)."""
+    cuda = device.type == "cuda"
+    n = n or (8192 if cuda else 1024)
+    reps = 10 if cuda else 1
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
     for _ in range(3):
         a @ b
+    _sync(device)
     best, start = float("inf"), time.perf_counter()
     while time.perf_counter() - start < seconds:
         t0 = time.perf_counter()
-        a @ b
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t0)
+        for _ in range(reps):
+            a @ b
+        _sync(device)
+        best = min(best, (time.perf_counter() - t0) / reps)
     return 2 * n**3 / best
+
+
+#: the dtype matmuls run in under each ``train.precision``
+PRECISION_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -75,11 +89,13 @@ def run(resolved: ResolvedSpec, *, steps: int = 20, warmup: int = 3, progress: b
     if t.threads:
         torch.set_num_threads(t.threads)
     device = pick_device(t)
+    check_precision(t, device)
     torch.manual_seed(t.seed)
     ds = open_split(spec, spec.data.train_split, registry_of(resolved))
     draw = RandomBatches(ds, t.batch_size, spec.data.frames, t.seed)
     data_times = [_seconds(draw, i) for i in range(max(steps, 5))]  # data alone
     model = build(resolved, dry_run=False).to(device).train()
+    checkpoint_stages(model, t.checkpoint_stages)
     bench = _Stepper(model, speed_options(model, t, device), Optimisation.create(model, t), t, device)
     batches = [draw(i).to(device) for i in range(min(steps + warmup, 8))]
     counter = FlopCounterMode(display=False)
@@ -91,6 +107,7 @@ def run(resolved: ResolvedSpec, *, steps: int = 20, warmup: int = 3, progress: b
     eval_batch = first_batch(resolved, spec.eval.split, spec.eval.batch_size).to(device)
     eval_sec = _time_eval(model, eval_batch, steps, device)
     sec, data_sec = statistics.median(step_times), statistics.median(data_times)
+    peak_mb = peak_memory_mb(device)  # before the matmul peak's large products
     record = {
         "spec": spec.name or "",
         "batch_size": t.batch_size,
@@ -101,16 +118,16 @@ def run(resolved: ResolvedSpec, *, steps: int = 20, warmup: int = 3, progress: b
             "samples_per_s": t.batch_size / sec,
             "first_step_s": first_step,
         },
-        "options": {"precision": t.precision, "channels_last": t.channels_last, "compile": t.compile, "tf32": t.tf32},
+        "options": _options(t),
         "data": {"sec_per_batch": data_sec, "samples_per_s": t.batch_size / data_sec, "starved": data_sec > sec},
-        "flops": _flops(flops, sec, device),
+        "flops": _flops(flops, sec, device, PRECISION_DTYPES[t.precision]),
         "eval": {
             "batch_size": eval_batch.frames.shape[0],
             "sec_per_batch": eval_sec,
             "samples_per_s": eval_batch.frames.shape[0] / eval_sec,
         },
         "memory": {
-            "peak_mb": peak_memory_mb(device),
+            "peak_mb": peak_mb,
             "kind": "cuda allocator peak" if device.type == "cuda" else "process peak RSS",
         },
         "machine": _machine(device),
@@ -119,6 +136,11 @@ def run(resolved: ResolvedSpec, *, steps: int = 20, warmup: int = 3, progress: b
     if hot is not None:
         record["profile"] = hot
     return record
+
+
+def _options(t) -> dict:
+    keys = ("precision", "channels_last", "compile", "tf32", "accumulate", "checkpoint_stages")
+    return {k: list(v) if isinstance(v := getattr(t, k), list) else v for k in keys}
 
 
 def _machine(device: torch.device) -> dict:
@@ -201,13 +223,14 @@ def _time_eval(model: torch.nn.Module, batch: Batch, steps: int, device: torch.d
     return statistics.median(times)
 
 
-def _flops(per_step: float, sec: float, device: torch.device) -> dict:
-    peak = matmul_peak(device)
+def _flops(per_step: float, sec: float, device: torch.device, dtype: torch.dtype = torch.float32) -> dict:
+    peak = matmul_peak(device, dtype=dtype)
     achieved = per_step / sec
     return {
         "per_step": per_step,
         "achieved_per_s": achieved,
         "machine_matmul_peak_per_s": peak,
+        "peak_dtype": str(dtype).removeprefix("torch."),
         "utilisation": achieved / peak,
     }
 

@@ -245,7 +245,37 @@ def check_resume_entries(path: Path, ck: dict[str, Any]) -> int:
         numbers = isinstance(geco, dict) and isinstance(geco.get("beta"), (int, float))
         if not (numbers and (geco.get("err_ema") is None or isinstance(geco.get("err_ema"), (int, float)))):
             raise CheckpointError(f"{path}: 'geco' is not a GECO state (a dict with numbers 'beta' and 'err_ema')")
+    scaler = ck.get("scaler")
+    if scaler is not None and not (isinstance(scaler, dict) and isinstance(scaler.get("scale"), (int, float))):
+        raise CheckpointError(f"{path}: 'scaler' is not a gradient scaler state (a dict with a number 'scale')")
     return step
+
+
+def optimisation_state(opt: Any) -> dict[str, Any]:
+    """What a resume needs of an :class:`~ocf.run.setup.Optimisation` besides the model:
+    optimizer, schedule, GECO and (fp16) the gradient scaler."""
+    state = {
+        "optimizer": opt.optimizer.state_dict(),
+        "scheduler": opt.scheduler.state_dict(),
+        "geco": opt.geco.state_dict() if opt.geco else None,
+    }
+    if opt.scaler is not None:
+        state["scaler"] = opt.scaler.state_dict()
+    return state
+
+
+def load_optimisation_state(opt: Any, ck: dict[str, Any], path: Path) -> None:
+    """Restore :func:`optimisation_state` from checkpoint ``ck`` (read from ``path``).  An fp16
+    run resumed from a checkpoint without a scaler state starts a new scaler."""
+    load_optimizer_state(opt.optimizer, ck["optimizer"], path)
+    own = opt.scheduler.state_dict()
+    if set(own) - set(ck["scheduler"]):
+        raise CheckpointError(f"{path}: 'scheduler' lacks {', '.join(sorted(set(own) - set(ck['scheduler'])))}")
+    opt.scheduler.load_state_dict(ck["scheduler"])
+    if opt.geco and ck.get("geco"):
+        opt.geco.load_state_dict(ck["geco"])
+    if opt.scaler is not None and ck.get("scaler"):
+        opt.scaler.load_state_dict(ck["scaler"])
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any], path: Path) -> None:

@@ -25,7 +25,8 @@ from ocf import distributed as dist
 from ocf.assembly import Model, build
 from ocf.data.batches import StepBatches, take_batch
 from ocf.data.info import DatasetInfo
-from ocf.errors import CheckpointError, DataError, TrainingError, UserError
+from ocf.data.prefetch import DeviceBatches
+from ocf.errors import DataError, TrainingError, UserError
 from ocf.records import Batch
 from ocf.run.checkpoints import (
     RESUME_ENTRIES,
@@ -33,8 +34,9 @@ from ocf.run.checkpoints import (
     init_from,
     load_checkpoint,
     load_model_state,
-    load_optimizer_state,
+    load_optimisation_state,
     nonfinite,
+    optimisation_state,
     prepare_run_dir,
     save_checkpoint,
 )
@@ -42,7 +44,16 @@ from ocf.run.data import curriculum_frames, first_batch, open_split, registry_of
 from ocf.run.evaluate import eval_forward, evaluate_model
 from ocf.run.files import atomic_write_text, ensure_folder, folder_lock, writing
 from ocf.run.resume import check_resume_spec, record_resume
-from ocf.run.setup import Optimisation, StepResult, freeze, pick_device, speed_options, train_step
+from ocf.run.setup import (
+    Optimisation,
+    StepResult,
+    check_precision,
+    checkpoint_stages,
+    freeze,
+    pick_device,
+    speed_options,
+    train_step,
+)
 from ocf.spec import ResolvedSpec, Spec, resolve
 from ocf.viz import decomposition_pictures
 
@@ -151,17 +162,20 @@ class TrainingRun:
         self.resolved, self.spec, self.t = resolved, resolved.spec, resolved.spec.train
         self.run_dir, self.ckpt_dir, self.total_steps = run_dir, run_dir / "checkpoints", total_steps
         self.device = pick_device(self.t)
+        check_precision(self.t, self.device)
         torch.manual_seed(self.t.seed)
         self.model: Model = build(resolved, dry_run=False).to(self.device)
         if self.t.init_from and not resume:
             init_from(self.model, self.t.init_from)
         freeze(self.model, self.t.freeze)
+        checkpoint_stages(self.model, self.t.checkpoint_stages)
         self.opt = Optimisation.create(self.model, self.t)
         self.start = self._resume() if resume else 0
         self.train_ds = open_split(self.spec, self.spec.data.train_split, registry_of(resolved))
         check_splits(self.train_ds.info, self.spec)
         n, t = len(self.train_ds), self.t
         self.sampler = StepBatches(n, t.batch_size, t.seed, dist.rank(), dist.world_size(), source=self.train_ds.source)
+        self.batches = DeviceBatches(self.cpu_batch, self.device)
         self.net = speed_options(dist.wrap(self.model, self.device), self.t, self.device)
         self.logger = Logger(run_dir, dist.rank() == 0)
         last = self.ckpt_dir / "last.pt"
@@ -181,14 +195,7 @@ class TrainingRun:
         if self.total_steps < step:
             raise UserError(f"--resume: {path} is at step {step}, past the {self.total_steps} steps asked for")
         load_model_state(self.model, ck["model"], path)
-        load_optimizer_state(self.opt.optimizer, ck["optimizer"], path)
-        own = self.opt.scheduler.state_dict()
-        if set(own) - set(ck["scheduler"]):
-            missing = ", ".join(sorted(set(own) - set(ck["scheduler"])))
-            raise CheckpointError(f"{path}: 'scheduler' lacks {missing}")
-        self.opt.scheduler.load_state_dict(ck["scheduler"])
-        if self.opt.geco and ck.get("geco"):
-            self.opt.geco.load_state_dict(ck["geco"])
+        load_optimisation_state(self.opt, ck, path)
         torch.set_rng_state(ck["rng"])
         return step
 
@@ -208,6 +215,7 @@ class TrainingRun:
                     if interrupt.requested and step + 1 < self.total_steps:
                         self._stop(step + 1)
         finally:
+            self.batches.close()
             self.logger.close()
             if hasattr(bar, "close"):
                 bar.close()
@@ -221,11 +229,15 @@ class TrainingRun:
         print(f"\nocf: interrupted{where}; continue with --resume", file=sys.stderr)
         raise KeyboardInterrupt
 
+    def cpu_batch(self, step: int) -> Batch:
+        """Step ``step``'s batch (this rank's share), as the dataset gives it."""
+        frames, idx = curriculum_frames(self.spec, step), self.sampler.indices(step)
+        return take_batch(self.train_ds, idx, frames, seed=self.t.seed, step=step, random_window=True)
+
     def step(self, step: int, bar: Any) -> None:
         t0 = time.perf_counter()
         frames = curriculum_frames(self.spec, step)
-        idx = self.sampler.indices(step)
-        batch = take_batch(self.train_ds, idx, frames, seed=self.t.seed, step=step, random_window=True).to(self.device)
+        batch = self.batches.get(step)
         result = train_step(self.net, batch, self.opt, self.t, self.device, step=step, last_good=self.last_good)
         self.times.append(time.perf_counter() - t0)
         self.periodic(step + 1, result, frames, bar)
@@ -281,15 +293,8 @@ class TrainingRun:
         self.check_finite(step)  # on every rank: their weights are the same
         if dist.rank() != 0:
             return None
-        geco = self.opt.geco
-        payload = {
-            "model": self.model.state_dict(),
-            "optimizer": self.opt.optimizer.state_dict(),
-            "scheduler": self.opt.scheduler.state_dict(),
-            "geco": geco.state_dict() if geco else None,
-            "rng": torch.get_rng_state(),
-            "step": step,
-        }
+        payload = {"model": self.model.state_dict(), **optimisation_state(self.opt)}
+        payload.update(rng=torch.get_rng_state(), step=step)
         save_checkpoint(self.ckpt_dir / name, payload)
         return self.ckpt_dir / name
 
