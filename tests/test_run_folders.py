@@ -419,3 +419,12 @@ def test_data_make_on_a_real_file_size_limit_exits_2_without_crashing(tmp_path):
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-3000:])
     assert f"{out}: cannot write the dataset file (File too large)" in proc.stderr
     assert "Traceback" not in proc.stderr and not out.exists() and temporaries(tmp_path) == []
+
+
+def test_resume_may_change_speed_options_but_not_the_batch_split():
+    """Activation checkpointing recomputes the same numbers, so a resume may switch it; the
+    number of micro-batches changes the steps' arithmetic under batch-dependent layers."""
+    from ocf.run.resume import adjustable
+
+    assert adjustable("train.checkpoint_stages") and adjustable("train.compile")
+    assert not adjustable("train.accumulate") and not adjustable("train.batch_size")

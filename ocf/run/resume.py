@@ -37,6 +37,7 @@ ADJUSTABLE = (
     "train.device",
     "train.compile",
     "train.channels_last",
+    "train.checkpoint_stages",
     "train.memory_limit_gb",
     "eval",
 )
