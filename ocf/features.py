@@ -83,15 +83,16 @@ def identity_of(encoder: nn.Module, where: str = "model.encoder") -> CacheIdenti
     return encoder.cache_identity()
 
 
-def read_identity(path: str | os.PathLike, extra: str) -> CacheIdentity:
-    """The identity stored with the extra ``extra`` of ``path``; a UserError naming the file when
-    it is missing, has no such extra, or the extra was not written by ``ocf features extract``."""
+def read_identity(path: str | os.PathLike, extra: str, where: str = "cache") -> CacheIdentity:
+    """The identity stored with the extra ``extra`` of ``path``; a UserError starting with ``where``
+    and naming the file when it is missing, has no such extra, or the extra was not written by
+    ``ocf features extract``."""
     import h5py
 
     path = Path(path)
     if not path.exists():
         raise UserError(
-            f"{path} does not exist; the encoder's cache reads features from it: write it with "
+            f"{where}: {path} does not exist; the encoder's cache reads features from it: write it with "
             f"`ocf features extract SPEC --out {path}`"
         )
     try:
@@ -99,24 +100,24 @@ def read_identity(path: str | os.PathLike, extra: str) -> CacheIdentity:
             if extra not in f or not isinstance(f[extra], h5py.Dataset):
                 have = ", ".join(k for k in f if isinstance(f[k], h5py.Dataset)) or "none"
                 raise UserError(
-                    f"{path} has no extra {extra!r} (it has {have}); write one with "
+                    f"{where}: {path} has no extra {extra!r} (it has {have}); write one with "
                     f"`ocf features extract SPEC --out FILE --name {extra}` and point data.path at FILE"
                 )
             text = f[extra].attrs.get(IDENTITY_ATTR)
     except OSError as exc:
-        raise UserError(f"{path}: cannot be read as HDF5 ({exc})") from None
+        raise UserError(f"{where}: {path} cannot be read as HDF5 ({exc})") from None
     if text is None:
         raise UserError(
-            f"{path}: extra {extra!r} has no {IDENTITY_ATTR!r} attribute, so it was not written by "
+            f"{where}: {path}: extra {extra!r} has no {IDENTITY_ATTR!r} attribute, so it was not written by "
             "`ocf features extract` and cannot be checked against the encoder"
         )
     return CacheIdentity.from_json(text)
 
 
 def check_cache(path: str | os.PathLike, extra: str, mine: CacheIdentity, where: str = "model.encoder") -> None:
-    """Refuse (UserError) a cache whose backbone or weights differ from ``mine``, naming both
-    weights digests and every differing backbone entry with both values."""
-    stored = read_identity(path, extra)
+    """Refuse (UserError, starting ``<where>.cache:``) a cache whose backbone or weights differ from
+    ``mine``, naming the file, both weights digests and every differing backbone entry with both values."""
+    stored = read_identity(path, extra, f"{where}.cache")
     if (
         stored.encoder == mine.encoder
         and stored.backbone == mine.backbone
@@ -136,7 +137,7 @@ def check_cache(path: str | os.PathLike, extra: str, mine: CacheIdentity, where:
     else:
         what = f"weights {stored.weights_sha256}, but {where} has weights {mine.weights_sha256}"
     raise UserError(
-        f"{path}: extra {extra!r} was extracted with {what}"
+        f"{where}.cache: {path}: extra {extra!r} was extracted with {what}"
         + (f" ({'; '.join(diffs)})" if diffs else "")
         + f"; re-extract with `ocf features extract SPEC --out {path} --force`, or set {where}.cache=null"
     )

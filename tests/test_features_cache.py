@@ -163,11 +163,11 @@ def test_other_weights_or_another_block_are_refused_naming_both_digests(setup, t
     assert main(["build", str(spec), "model.encoder.std=[0.5,0.5,0.5]"]) == 2
     assert f"with the same weights ({stored}) but another backbone (std: file [0.229" in capsys.readouterr().err
     assert main(["build", str(spec), "model.encoder.frozen=false"]) == 2
-    assert "model.encoder.frozen is false" in capsys.readouterr().err
+    assert "model.encoder.frozen: a fine-tuned ViT (frozen: false) changes during training" in capsys.readouterr().err
     assert main(["build", str(spec), "data.extras={}"]) == 2
     assert "declare it as data.extras.features=[T,64,64]" in capsys.readouterr().err
     assert main(["build", str(spec), "model.encoder.cache=feats", "data.extras={feats: [1, 64, 64]}"]) == 2
-    assert "has no extra 'feats'" in capsys.readouterr().err
+    assert f"model.encoder.cache: {out} has no extra 'feats'" in capsys.readouterr().err
     assert main(["build", str(spec)]) == 0  # the matching cache builds
 
 

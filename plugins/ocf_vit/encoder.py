@@ -144,8 +144,8 @@ class ViTEncoder(Encoder):
         where = self.where
         if not self.spec.frozen:
             raise UserError(
-                f"{where}.frozen is false: a fine-tuned ViT changes during training, so its tokens cannot be "
-                f"cached; set {where}.frozen=true"
+                f"{where}.frozen: a fine-tuned ViT (frozen: false) changes during training, so its tokens cannot "
+                f"be cached; set {where}.frozen=true"
             )
         if self.spec.prefix_tokens != "drop":
             raise UserError(f"{where}.prefix_tokens: the cache holds the patch tokens only; set it to drop")
