@@ -188,7 +188,9 @@ def build(resolved: ResolvedSpec, *, dry_run: bool = True) -> Model:
     """Check the chain, build every component and (by default) run a dry forward pass."""
     check_chain(resolved)
     d = resolved.spec.data
-    ctx = BuildContext(channels=d.channels, frames=d.frames, resolution=tuple(d.resolution), registry=resolved.registry)
+    ctx = BuildContext(
+        channels=d.channels, frames=d.frames, resolution=tuple(d.resolution), registry=resolved.registry, data=d
+    )
     ctx.dims.update({f"batch.extras.{name}": tuple(shape) for name, shape in d.extras.items()})
     components: dict[str, Any] = {"objectives": []}
     for choice in resolved.components:

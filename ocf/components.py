@@ -51,6 +51,7 @@ class BuildContext:
     kind, name, where: the component being built (``"prior"``, ``"sri.prior"``,
         ``"model.prior"``); ``label`` joins the first two for messages.
     registry: the registry the spec was resolved against (used by :meth:`build`).
+    data: the spec's ``data`` section (path, value range...) when built from a spec, else None.
     """
 
     channels: int
@@ -66,6 +67,7 @@ class BuildContext:
     kind: str = ""
     name: str = ""
     where: str = ""
+    data: Any = field(default=None, repr=False)
 
     @property
     def label(self) -> str:

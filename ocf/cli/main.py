@@ -14,6 +14,7 @@ from collections.abc import Callable
 from ocf import plugins as ocf_plugins
 from ocf.cli import commands
 from ocf.cli.data import add_parser as add_data_parser
+from ocf.cli.features import add_parser as add_features_parser
 from ocf.cli.plugins import cmd_plugins
 from ocf.cli.predict import add_parser as add_predict_parser
 from ocf.cli.repro import add_parser as add_repro_parser
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (_add_build, _add_plugins, _add_train, _add_eval, _add_viz, _add_bench, _add_sample):
         add(sub, common)
     add_data_parser(sub, lambda: ocf_plugins.default().registry)
+    add_features_parser(sub, common)
     add_predict_parser(sub, common)
     add_repro_parser(sub, common)
     return parser

@@ -12,7 +12,8 @@ from pydantic import Field
 from torch import Tensor
 
 from ocf.components import BuildContext, ComponentSpec, Encoder
-from ocf.errors import SpecError
+from ocf.errors import SpecError, UserError
+from ocf.features import CacheIdentity, check_cache, state_digest
 from ocf.fields import MAX_REPEATS, Size
 from ocf.records import Features, State
 from ocf_vit.backbone import Backend, block_tokens, create_vit, truncate
@@ -87,6 +88,13 @@ class ViTEncoder(Encoder):
             description="the class and register tokens: 'drop' (features.tokens are the patch tokens only) or "
             "'extras' (also kept in features.extras.prefix_tokens [b t p c])",
         )
+        cache: str | None = Field(
+            None,
+            description="name of an extra of the data file holding this encoder's patch tokens [t n c], written by "
+            "`ocf features extract`: the tokens are read from it instead of computed (the weights still load; "
+            "their digest and the backbone must match the file's, else exit 2); needs frozen: true, "
+            "prefix_tokens: drop and the extra declared in data.extras; null: compute the tokens",
+        )
 
     def __init__(self, spec: Spec, ctx: BuildContext) -> None:
         super().__init__(spec, ctx)
@@ -118,12 +126,60 @@ class ViTEncoder(Encoder):
         self.grid = (size[0] // patch[0], size[1] // patch[1])
         self.register_buffer("mean", torch.tensor(spec.mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(spec.std).view(1, -1, 1, 1), persistent=False)
+        self.where = ctx.where or "model.encoder"
+        self.value_range = tuple(ctx.data.value_range) if ctx.data is not None else (0.0, 1.0)
         ctx.dims["features.tokens"] = vit.embed_dim
         ctx.dims["features.grid"] = self.grid
+        if spec.cache is not None:
+            self._check_cache(ctx)
 
     @staticmethod
     def _load(vit, spec: Spec) -> str:
         return load_weights(vit, spec.weights, key=spec.checkpoint_key, arch=spec.arch)
+
+    def cache_identity(self, digest: bool = True) -> CacheIdentity:
+        """What the tokens depend on (see :mod:`ocf.features`): the backbone and the digest of the
+        weights that run (not computed without ``digest``); a UserError when they cannot be cached
+        (not frozen, prefix tokens kept)."""
+        where = self.where
+        if not self.spec.frozen:
+            raise UserError(
+                f"{where}.frozen: a fine-tuned ViT (frozen: false) changes during training, so its tokens cannot "
+                f"be cached; set {where}.frozen=true"
+            )
+        if self.spec.prefix_tokens != "drop":
+            raise UserError(f"{where}.prefix_tokens: the cache holds the patch tokens only; set it to drop")
+        s = self.spec
+        backbone = {
+            "arch": s.arch,
+            "arch_args": dict(sorted(s.arch_args.items())),
+            "block": self.block,
+            "final_norm": s.final_norm,
+            "resolution": list(self.size),
+            "mean": list(s.mean),
+            "std": list(s.std),
+            "value_range": list(self.value_range),
+        }
+        info = {"weights": s.weights, "weights_file_sha256": self.weights_digest, "backend": s.backend}
+        weights = state_digest(self.vit) if digest else ""
+        return CacheIdentity(self.name, backbone, weights, self.grid, self.vit.embed_dim, info)
+
+    def _check_cache(self, ctx: BuildContext) -> None:
+        """The cache extra is declared with this encoder's token layout, and (built from a spec) the data
+        file's extra was extracted with this backbone and these weights."""
+        name = self.spec.cache
+        mine = self.cache_identity(digest=not self.mean.is_meta)
+        declared = ctx.dims.get(f"batch.extras.{name}")
+        if declared is None or len(declared) != 3 or tuple(declared[1:]) != (mine.tokens, mine.dim):
+            raise SpecError(
+                [
+                    f"{ctx.where}.cache: reads the extra {name!r} of [t {mine.tokens} {mine.dim}] tokens per sample; "
+                    f"declare it as data.extras.{name}=[T,{mine.tokens},{mine.dim}] (T: the file's clip length), "
+                    f"got {None if declared is None else list(declared)}"
+                ]
+            )
+        if ctx.data is not None and not self.mean.is_meta:  # a build on the meta device loads no weights
+            check_cache(ctx.data.path, name, mine, ctx.where)
 
     def train(self, mode: bool = True) -> ViTEncoder:
         """Training mode for the module, except a frozen ViT, which stays in evaluation mode."""
@@ -141,8 +197,18 @@ class ViTEncoder(Encoder):
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.spec.frozen):
             return block_tokens(self.vit, x, self.block, norm=self.spec.final_norm)
 
+    def encode_frames(self, frames: Tensor) -> Tensor:
+        """frames ``[b t c h w]`` → patch tokens ``[b t n c]``, computed (never read from the cache)."""
+        patches, _ = self.embed(rearrange(frames, "b t c h w -> (b t) c h w"))
+        return rearrange(patches, "(b t) n c -> b t n c", b=frames.shape[0])
+
     def forward(self, state: State) -> Features:
         frames = state.batch.frames  # [b t c h w]
+        if self.spec.cache is not None:  # a frame window of the cached tokens [b T n c]
+            cached = state.batch.extras.get(self.spec.cache)
+            if cached is None:
+                raise UserError(f"vit.encoder: the batch has no extra {self.spec.cache!r} to read cached tokens from")
+            return Features(tokens=cached[:, : frames.shape[1]].to(self.mean.dtype), grid=self.grid, extras={})
         b = frames.shape[0]
         patches, prefix = self.embed(rearrange(frames, "b t c h w -> (b t) c h w"))
         patches = rearrange(patches, "(b t) n c -> b t n c", b=b)
