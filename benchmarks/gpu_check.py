@@ -201,6 +201,8 @@ def dinosaur_missing(registry) -> str | None:
 def dinosaur(registry, work: Path, *, smoke: bool) -> dict:
     """Cache features of the smallest DINOSAUR spec's data with ``ocf features extract`` (the
     backbone randomly initialised: no weights file), then train it 3 steps on the cache."""
+    from ocf.run.features import cache_overrides
+
     reason = dinosaur_missing(registry)
     if reason:
         print(f"gpu_check: DINOSAUR plumbing check skipped: {reason}", file=sys.stderr)
@@ -208,12 +210,13 @@ def dinosaur(registry, work: Path, *, smoke: bool) -> dict:
     spec = min((ROOT / "configs" / "dinosaur").glob("*.yaml"), key=lambda p: p.stat().st_size)
     cache = work / "dinosaur_features.h5"
     extra = ["train.device=cpu"] if smoke else []
-    commands = [
-        ["features", "extract", str(spec), "--out", str(cache), *extra],
-        ["train", str(spec), "train.steps=3", "train.image_every=0", "--out", str(work / "dinosaur_run"), *extra],
-    ]
+    train = ["train", str(spec), "train.steps=3", "train.image_every=0", "--out", str(work / "dinosaur_run"), *extra]
+    commands = [["features", "extract", str(spec), "--out", str(cache), *extra], train]
     record = {"spec": spec.relative_to(ROOT).as_posix(), "commands": [" ".join(["ocf", *c]) for c in commands]}
     for command in commands:
+        if command is train:  # the cache's shapes go into the overrides once it exists
+            command[2:2] = cache_overrides(cache)
+            record["commands"][1] = " ".join(["ocf", *command])
         out = subprocess.run([sys.executable, "-m", "ocf", *command], capture_output=True, text=True, cwd=work)
         if out.returncode != 0:
             return {**record, "ok": False, "error": f"ocf {command[0]} exited {out.returncode}: {out.stderr[-2000:]}"}

@@ -39,11 +39,9 @@ def test_smoke_run_records_every_part(tmp_path):
     learn = record["learning"]
     assert learn["steps"] == 3 and learn["resolution"] == [32, 32] and len(learn["history"]) == 1
     assert -1 <= learn["best_fg_ari"] <= 1
-    dino = record["dinosaur"]
-    if "skipped" in dino:  # the plugin or `ocf features` is absent: said so, on stderr and in the record
-        assert f"DINOSAUR plumbing check skipped: {dino['skipped']}" in out.stderr
-    else:
-        assert dino["ok"], dino
+    dino = record["dinosaur"]  # both the plugin and `ocf features` are built in: the item runs
+    assert "skipped" not in dino and dino["ok"], dino
+    assert "model.encoder.cache=features" in dino["commands"][1]
     md = (tmp_path / "check.md").read_text()
     assert "tetrominoes_35.yaml | 1 | 32×32 × 1 |" in md and "Slot Attention learning check" in md
 
