@@ -14,7 +14,7 @@ from torch import Tensor
 from ocf import distributed as dist
 from ocf.assembly import Model
 from ocf.errors import TrainingError, UserError
-from ocf.geco import Geco
+from ocf.geco import Geco, GecoSet, make_geco
 from ocf.records import Batch
 from ocf.spec import TrainSpec
 
@@ -93,7 +93,7 @@ class Optimisation:
     params: list[Tensor]
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
-    geco: Geco | None
+    geco: Geco | GecoSet | None
 
     @classmethod
     def create(cls, model: torch.nn.Module, t: TrainSpec) -> Optimisation:
@@ -102,7 +102,7 @@ class Optimisation:
             raise UserError("the model has no trainable parameters (check train.freeze)")
         optimizer = make_optimizer(params, t)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(t, s))
-        return cls(params, optimizer, scheduler, Geco(t.geco) if t.geco else None)
+        return cls(params, optimizer, scheduler, make_geco(t.geco) if t.geco else None)
 
 
 @dataclass
