@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from annotated_types import Ge, Le, Lt
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, WrapValidator, field_validator, model_validator
 
 from ocf.components import STAGES as _STAGE_TABLE
 from ocf.components import ComponentSpec
@@ -128,12 +128,44 @@ class GecoSpec(_Strict):
     beta_init: float = Field(1.0, gt=0)
     beta_min: float = Field(1e-10, gt=0)
     beta_max: float = Field(1e10, gt=0)
+    penalises: list[str] | None = Field(
+        None, description="the loss terms β multiplies (null: every term that no other GECO constraint names)"
+    )
 
     @model_validator(mode="after")
     def _ordered_bounds(self):
         if self.beta_min > self.beta_max:
             raise ValueError(f"beta_min {self.beta_min} is above beta_max {self.beta_max}")
         return self
+
+
+def _check_constraints(specs: dict[str, GecoSpec]) -> dict[str, GecoSpec]:
+    """Several named GECO constraints: each term named by one constraint only, one catch-all at most."""
+    owner: dict[str, str] = {}
+    for name, spec in specs.items():
+        for term in ([spec.term] if isinstance(spec.term, str) else spec.term) + list(spec.penalises or []):
+            if term in owner:
+                raise ValueError(f"loss term {term!r} is named by GECO constraints {owner[term]!r} and {name!r}")
+            owner[term] = name
+    catch_all = [n for n, spec in specs.items() if spec.penalises is None]
+    if len(catch_all) > 1:
+        raise ValueError(f"GECO constraints {catch_all} all penalise every other term: give each but one `penalises`")
+    return specs
+
+
+_NAMED_GECOS = TypeAdapter(dict[str, GecoSpec])
+
+
+def _geco_form(value: Any, handler: Any) -> Any:
+    """``train.geco``: one constraint (a mapping with ``term``) or several by name (a mapping of mappings)."""
+    if value is None or isinstance(value, GecoSpec):
+        return value
+    if isinstance(value, dict) and value and "term" not in value and all(isinstance(v, dict) for v in value.values()):
+        return _check_constraints(_NAMED_GECOS.validate_python(value))
+    return GecoSpec.model_validate(value)
+
+
+GecoConstraints = Annotated[GecoSpec | dict[str, GecoSpec] | None, WrapValidator(_geco_form)]
 
 
 class CurriculumSpec(_Strict):
@@ -190,7 +222,9 @@ class TrainSpec(_Strict):
     freeze: list[str] = Field(
         default_factory=list, description="stages whose parameters are frozen (encoder, grouper, ...)"
     )
-    geco: GecoSpec | None = None
+    geco: GecoConstraints = Field(
+        None, description="one GECO constraint, or several by name ({name: {term, goal, penalises, ...}})"
+    )
     curriculum: CurriculumSpec | None = None
     memory_limit_gb: float | None = Field(
         None,

@@ -62,7 +62,17 @@ def one_step(t: TrainSpec, batch: Batch, steps: int = 1):
 
 
 @pytest.mark.parametrize("accumulate", [2, 3])
-@pytest.mark.parametrize("geco", [None, {"term": "mse", "goal": 0.01, "step_size": 0.1}])
+@pytest.mark.parametrize(
+    "geco",
+    [
+        None,
+        {"term": "mse", "goal": 0.01, "step_size": 0.1},
+        {  # two named constraints, each with its own beta (as SRI's spec)
+            "a": {"term": "mse", "goal": 0.01, "step_size": 0.1, "penalises": []},
+            "b": {"term": "reg", "goal": 0.5, "step_size": 0.1, "penalises": []},
+        },
+    ],
+)
 def test_accumulation_matches_the_whole_batch(accumulate, geco):
     """accumulate=N splits the step's batch into N micro-batches (uneven for 3 of 8) whose
     weighted gradients add up to the whole batch's: same gradients, parameters, loss, GECO β."""
@@ -77,8 +87,9 @@ def test_accumulation_matches_the_whole_batch(accumulate, geco):
     assert torch.allclose(whole.grad_norm, parts.grad_norm, rtol=1e-5)
     assert whole.terms.keys() == parts.terms.keys()
     if geco:
-        assert whole_opt.geco.beta == pytest.approx(parts_opt.geco.beta, rel=1e-5)
-        assert whole_opt.geco.beta != 1.0
+        betas = whole_opt.geco.log_values()
+        assert betas == pytest.approx(parts_opt.geco.log_values(), rel=1e-5)
+        assert all(b != 1.0 for b in betas.values()) and len(betas) == (2 if "a" in geco else 1)
 
 
 def test_accumulation_split_keeps_every_sample_and_refuses_empty_parts():

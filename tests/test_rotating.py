@@ -355,3 +355,47 @@ def test_it_learns_on_2shapes():
         losses.append(float(loss.detach()))
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     assert last < 0.75 * first, (first, last)  # measured: 0.27 → 0.19
+
+
+# Parameter counts of loeweX/RotatingFeatures at commit 7a2f38f (RotatingAutoEncoder instantiated with torch:
+# encoder, decoder and output model; on features also the input BatchNorm), against ocf's model at the same settings.
+ORIGINAL_PARAMETERS = {
+    "4Shapes paper (d 32, L 64)": (dict(hidden=32, linear=64), 377_740),
+    "4Shapes CPU (d 16, L 32)": (dict(hidden=16, linear=32), 98_508),
+}
+
+
+def _rotating_layer_params(c_in, c_out, n, kernel):
+    return c_in * c_out * kernel + n * c_out + 2 * c_out  # shared weights, rotation bias [n c], affine norm
+
+
+@pytest.mark.parametrize("case", sorted(ORIGINAL_PARAMETERS))
+def test_parameter_count_equals_the_original(case):
+    kwargs, original = ORIGINAL_PARAMETERS[case]
+    model = tiny_model(n=8, res=32, **kwargs)
+    assert sum(p.numel() for p in model.parameters()) == original
+    # the same count from the public code's layer list: decoder 2d→2d (T), 2d→2d, 2d→2d (T), 2d→d, d→1 (T)
+    d, L, n = kwargs["hidden"], kwargs["linear"], 8
+    convs = [(1, d), (d, d), (d, 2 * d), (2 * d, 2 * d), (2 * d, 2 * d)]
+    convs += [(2 * d, 2 * d), (2 * d, 2 * d), (2 * d, 2 * d), (2 * d, d), (d, 1)]
+    count = sum(_rotating_layer_params(i, o, n, 9) for i, o in convs)
+    count += _rotating_layer_params(2 * d * 16, L, n, 1) + _rotating_layer_params(L, 2 * d * 16, n, 1)
+    count += 2  # the output model's w and b
+    assert count == original
+    widths = [(m.op.in_channels, m.op.out_channels) for m in model.decoder.convs]
+    assert widths == convs[5:]
+
+
+def test_parameter_count_on_features_equals_the_original():
+    """On precomputed features the public code adds a stride-1 conv to the encoder and ends the decoder with
+    d → d (transposed) then d → c; 6 feature channels, d 4, L 8, n 8: 6,468 parameters there."""
+    spec_ = spec(n=8, res=28, channels=3, hidden=4, linear=8)
+    spec_["data"].update(dataset="hdf5", generate=None, extras={"features": [6, 14, 14]})
+    spec_["model"]["encoder"]["input"] = "features"
+    spec_["model"]["decoder"]["output"] = "linear"
+    model = build(resolve(spec_, REGISTRY), dry_run=False)
+    assert sum(p.numel() for p in model.parameters()) == 6_468
+    assert len(model.encoder.convs) == 6 and [m.op.out_channels for m in model.decoder.convs][-2:] == [4, 6]
+    feats = torch.rand(2, 6, 14, 14)
+    state = model(Batch(torch.rand(2, 1, 3, 28, 28), extras={"features": feats}), losses=False)
+    assert state.rendering.recon.shape == (2, 1, 6, 14, 14)

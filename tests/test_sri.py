@@ -49,7 +49,7 @@ def tiny(data_path: Path, **prior) -> dict:
         "model": {
             "encoder": {"type": "cnn", "channels": [16, 16]},
             "grouper": {"type": "slot_attention.gaussian_grouper", "num_slots": 3, "slot_dim": 8, "mlp_hidden": 16},
-            "prior": {"type": "sri.prior", "width": 16, "layers": 2, "heads": 2, "lstm_hidden": 16, **prior},
+            "prior": {"type": "sri.prior", "layers": 2, "lstm_hidden": 16, **prior},
             "decoder": {"type": "spatial_broadcast", "channels": [16, 16]},
             "objectives": [
                 {"type": "mixture_nll", "sigma": 0.1, "reduction": "mean_pixel"},

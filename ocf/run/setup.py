@@ -18,7 +18,7 @@ from torch import Tensor
 from ocf import distributed as dist
 from ocf.assembly import Model
 from ocf.errors import TrainingError, UserError
-from ocf.geco import Geco
+from ocf.geco import Geco, GecoSet, make_geco
 from ocf.records import Batch
 from ocf.spec import TrainSpec
 
@@ -145,7 +145,7 @@ class Optimisation:
     params: list[Tensor]
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
-    geco: Geco | None
+    geco: Geco | GecoSet | None
     #: fp16's loss scaler (``torch.amp.GradScaler``); ``None`` in fp32 and bf16
     scaler: torch.amp.GradScaler | None = None
 
@@ -159,7 +159,7 @@ class Optimisation:
         optimizer = make_optimizer(params, t)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(t, s))
         scaler = torch.amp.GradScaler(params[0].device.type) if t.precision == "fp16" else None
-        return cls(params, optimizer, scheduler, Geco(t.geco) if t.geco else None, scaler)
+        return cls(params, optimizer, scheduler, make_geco(t.geco) if t.geco else None, scaler)
 
 
 @dataclass
@@ -235,7 +235,7 @@ def micro_batches(batch: Batch, n: int) -> list[Batch]:
 def _accumulate(net, parts, opt, t, device, step, last_good) -> tuple[Tensor, dict[str, Tensor]]:
     """Forward and backward every micro-batch; the step's loss and terms (weighted means)."""
     total = sum(p.frames.shape[0] for p in parts)
-    loss, terms, err = torch.zeros((), device=device), {}, 0.0
+    loss, terms, errs = torch.zeros((), device=device), {}, None
     for i, part in enumerate(parts):
         weight = part.frames.shape[0] / total
         sync = i == len(parts) - 1 or not hasattr(_ddp(net), "no_sync")
@@ -244,10 +244,11 @@ def _accumulate(net, parts, opt, t, device, step, last_good) -> tuple[Tensor, di
         loss = loss + weight * part_loss.detach()
         for k, v in part_terms.items():
             terms[k] = terms.get(k, 0.0) + weight * v.detach()
-        if opt.geco:
-            err += weight * float(_geco_error(opt.geco, part_terms))
+        if opt.geco:  # each constraint's error, weighted like the loss
+            part = [weight * e for e in opt.geco.errors(part_terms)]
+            errs = part if errs is None else [a + b for a, b in zip(errs, part)]
     if opt.geco:
-        opt.geco.update(err)
+        opt.geco.update_errors(errs)
     return loss, terms
 
 
@@ -265,12 +266,6 @@ def _forward_backward(net, batch, opt, t, device, step, last_good, *, weight) ->
     scaled = loss if weight is None else loss * weight
     (scaled if opt.scaler is None else opt.scaler.scale(scaled)).backward()
     return loss, terms
-
-
-def _geco_error(geco: Geco, terms: dict[str, Tensor]) -> Tensor:
-    """GECO's constrained error: the sum of the named terms (β does not multiply it)."""
-    names = [geco.spec.term] if isinstance(geco.spec.term, str) else list(geco.spec.term)
-    return geco.loss({n: terms[n] for n in names}, update=False).detach()
 
 
 def _ddp(net: torch.nn.Module) -> torch.nn.Module:

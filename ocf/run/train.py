@@ -267,7 +267,7 @@ class TrainingRun:
         if result.grad_norm is not None:
             values["grad_norm"] = float(result.grad_norm)
         if self.opt.geco:
-            values["geco/beta"] = self.opt.geco.beta
+            values.update(self.opt.geco.log_values())
         if self.t.curriculum:
             values["curriculum/frames"] = frames
         self.logger.log(done, values)
@@ -317,7 +317,7 @@ class TrainingRun:
         summary_file = self.run_dir / "summary.json"
         if dist.rank() == 0 and (self.terms or not summary_file.exists()):  # a resumed finished run keeps its own
             geco = self.opt.geco
-            summary = {"step": self.total_steps, "losses": self.terms, "geco_beta": geco.beta if geco else None}
+            summary = {"step": self.total_steps, "losses": self.terms, "geco_beta": geco.summary() if geco else None}
             atomic_write_text(summary_file, json.dumps(summary, indent=2))
         dist.barrier()
 

@@ -1,6 +1,6 @@
-"""Rotating Features' decoder: the encoder's channels backwards (see
-:mod:`ocf_rotating.encoder`) with stride-2 rotating transposed convs, a centre crop to the
-input size, and the output model ``sigmoid(w_c·‖z‖ + b_c)`` on the output magnitudes."""
+"""Rotating Features' decoder: the encoder mirrored (see :mod:`ocf_rotating.encoder` for the
+channel plan) with stride-2 rotating transposed convs, a centre crop to the input size, and
+the output model ``sigmoid(w_c·‖z‖ + b_c)`` on the output magnitudes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from torch import nn
 
 from ocf.components import BuildContext, Decoder
 from ocf.records import Rendering, State
-from ocf_rotating.encoder import STRIDES, LayerOptions
+from ocf_rotating.encoder import LayerOptions
 from ocf_rotating.layers import magnitude, rotating_conv, rotating_conv_transpose, rotating_linear
 
 
@@ -37,18 +37,16 @@ class RotatingDecoder(Decoder):
         super().__init__(spec, ctx)
         enc = ctx.dim("rotating.encoder")
         n, linear = ctx.dim("features.maps")
-        chans, (gh, gw) = enc["channels"], enc["grid"]
+        plan, (gh, gw) = enc["decoder_plan"], enc["grid"]
+        top, out_c = plan[0][0], plan[-1][1]
         opts = dict(bias_in_magnitude=spec.bias_in_magnitude, eps=spec.eps)
-        self.linear = rotating_linear(linear, chans[-1] * gh * gw, n, **opts)
-        layers = []
-        for i, s in zip(range(len(chans) - 1, 0, -1), reversed(STRIDES)):  # c5 → c4 (×2), c4 → c3, ...
-            make = rotating_conv_transpose if s == 2 else rotating_conv
-            layers.append(make(chans[i], chans[i - 1], n, **opts))
-        self.convs = nn.ModuleList(layers)
-        out_c = chans[0]
+        self.linear = rotating_linear(linear, top * gh * gw, n, **opts)
+        self.convs = nn.ModuleList(
+            (rotating_conv_transpose if s == 2 else rotating_conv)(i, o, n, **opts) for i, o, s in plan
+        )
         self.output_weight = nn.Parameter(torch.ones(out_c))
         self.output_bias = nn.Parameter(torch.zeros(out_c))
-        self.grid, self.top, self.out_grid, self.channels = (gh, gw), chans[-1], enc["input_grid"], out_c
+        self.grid, self.top, self.out_grid, self.channels = (gh, gw), top, enc["input_grid"], out_c
         size = (gh * 8, gw * 8)
         if size[0] < self.out_grid[0] or size[1] < self.out_grid[1]:
             raise ValueError(f"the decoder upsamples {gh}x{gw} to {size}, smaller than the input {self.out_grid}")

@@ -2,10 +2,15 @@
 conv encoder with a rotating linear bottleneck, a mirrored decoder with rotating transposed
 convs, and the output model ``sigmoid(w_c·‖z‖ + b_c)`` on the output magnitudes.
 
-Widths for hidden d and linear L: encoder convs c → d (stride 2), d → d, d → 2d (stride 2),
-2d → 2d, 2d → 2d (stride 2), all 3×3 padding 1, then a rotating linear 2d·gh·gw → L; the
-decoder runs the same channels backwards with stride-2 transposed convs (output padding 1)
-and centre-crops to the input size (the public code crops 14×14 DINO maps this way).
+Widths for hidden d and linear L, as in the public code: encoder convs c → d (stride 2),
+d → d, d → 2d (stride 2), 2d → 2d, 2d → 2d (stride 2), all 3×3 padding 1, then a rotating
+linear 2d·gh·gw → L.  The decoder mirrors the strides: rotating linear L → 2d·gh·gw, then
+2d → 2d (transposed, stride 2), 2d → 2d, 2d → 2d (transposed, stride 2), 2d → d, d → c
+(transposed, stride 2): each stage keeps its width through the upsampling and narrows in the
+conv after it, so the decoder's middle resolution has 2d channels where the encoder's has d.
+On precomputed features (DINO) the encoder adds a stride-1 conv 2d → 2d and the decoder's last
+stage is d → d (transposed, stride 2), d → c.  Transposed convs use output padding 1; the
+output is centre-cropped to the input size (the public code crops 14×14 DINO maps this way).
 """
 
 from __future__ import annotations
@@ -26,8 +31,20 @@ STRIDES = (2, 1, 2, 1, 2)
 
 
 def conv_channels(c: int, d: int) -> list[int]:
-    """``[c, d, d, 2d, 2d, 2d]``: input channels, then each encoder conv's output."""
+    """``[c, d, d, 2d, 2d, 2d]``: input channels, then each of the five image-encoder convs' output."""
     return [c, d, d, 2 * d, 2 * d, 2 * d]
+
+
+def encoder_plan(c: int, d: int, features: bool = False) -> list[tuple[int, int, int]]:
+    """(in, out, stride) of each encoder conv; ``features`` adds the stride-1 2d → 2d conv of the DINO model."""
+    plan = [(c, d, 2), (d, d, 1), (d, 2 * d, 2), (2 * d, 2 * d, 1), (2 * d, 2 * d, 2)]
+    return plan + [(2 * d, 2 * d, 1)] if features else plan
+
+
+def decoder_plan(c: int, d: int, features: bool = False) -> list[tuple[int, int, int]]:
+    """(in, out, stride) of each decoder layer, stride 2 being a transposed conv (see the module docstring)."""
+    plan = [(2 * d, 2 * d, 2), (2 * d, 2 * d, 1), (2 * d, 2 * d, 2), (2 * d, d, 1)]
+    return plan + ([(d, d, 2), (d, c, 1)] if features else [(d, c, 2)])
 
 
 class LayerOptions(ComponentSpec):
@@ -87,18 +104,24 @@ class RotatingEncoder(Encoder):
             self.preprocess = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU())
         else:
             (c, (h, w)) = ctx.channels, ctx.resolution
-        chans = conv_channels(c, spec.hidden)
+        features = spec.input == "features"
+        plan = encoder_plan(c, spec.hidden, features)
         opts = dict(bias_in_magnitude=spec.bias_in_magnitude, eps=spec.eps)
-        self.convs = nn.ModuleList(
-            rotating_conv(chans[i], chans[i + 1], n, stride=s, **opts) for i, s in enumerate(STRIDES)
-        )
+        self.convs = nn.ModuleList(rotating_conv(i, o, n, stride=s, **opts) for i, o, s in plan)
         gh, gw = h, w
-        for s in STRIDES:
+        for _, _, s in plan:
             gh, gw = conv_out_size(gh, 3, s, 1), conv_out_size(gw, 3, s, 1)
-        self.linear = rotating_linear(chans[-1] * gh * gw, spec.linear, n, **opts)
+        top = plan[-1][1]
+        self.linear = rotating_linear(top * gh * gw, spec.linear, n, **opts)
         self.n, self.input_grid = n, (h, w)
         ctx.dims["features.maps"] = (n, spec.linear)
-        ctx.dims["rotating.encoder"] = {"channels": chans, "grid": (gh, gw), "input_grid": (h, w), "rotation_dims": n}
+        ctx.dims["rotating.encoder"] = {
+            "channels": conv_channels(c, spec.hidden),
+            "decoder_plan": decoder_plan(c, spec.hidden, features),
+            "grid": (gh, gw),
+            "input_grid": (h, w),
+            "rotation_dims": n,
+        }
 
     def forward(self, state: State) -> Features:
         frames = state.batch.frames  # [b t c h w]

@@ -6,10 +6,11 @@ from ocf.hookspecs import hookimpl
 
 @hookimpl
 def ocf_register_components(registry):
+    from ocf_setcon.encoder import SetConEncoder
     from ocf_setcon.grouper import SetConGrouper
     from ocf_setcon.objectives import SetInfoNCE, SlotContrast
 
-    registry.register(SetConGrouper, SetInfoNCE, SlotContrast)
+    registry.register(SetConEncoder, SetConGrouper, SetInfoNCE, SlotContrast)
 
 
 @hookimpl

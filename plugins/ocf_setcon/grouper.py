@@ -22,7 +22,7 @@ from ocf_slot_attention.grouper import SlotAttentionGrouper
 
 class Transition(nn.Module):
     """Per-slot transition ``p_{t+2} = s_{t+1} + f([s_t, s_{t+1}, s_{t+1} − s_t])`` with
-    ``f = Linear(3d → h) → LayerNorm → Linear(h → d)`` (SetCon's predictor)."""
+    ``f = Linear(3d → h) → LayerNorm → Linear(h → d)`` (SetCon's predictor; h = d in the paper)."""
 
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
@@ -33,15 +33,20 @@ class Transition(nn.Module):
         return cur + self.f(torch.cat([prev, cur, cur - prev], dim=-1))
 
 
+def _mlp3(c_in: int, hidden: int, out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(c_in, hidden), nn.ELU(), nn.Linear(hidden, hidden), nn.ELU(), nn.Linear(hidden, out))
+
+
 class SetEmbedding(nn.Module):
-    """DeepSets embedding of a set of slots: ``g(S) = MLP(LayerNorm(Σ_k MLP(s_k)))``;
-    ``[... k d]`` → ``[... e]``, invariant to the order of the k slots."""
+    """DeepSets embedding of a set of slots: ``g(S) = ρ(LayerNorm(Σ_k φ(s_k)))`` with φ and ρ
+    three-layer MLPs with ELU (the unofficial code's); ``[... k d]`` → ``[... e]``, invariant to
+    the order of the k slots."""
 
     def __init__(self, dim: int, hidden: int, out: int) -> None:
         super().__init__()
-        self.phi = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden))
+        self.phi = _mlp3(dim, hidden, hidden)
         self.norm = nn.LayerNorm(hidden)
-        self.rho = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, out))
+        self.rho = _mlp3(hidden, hidden, out)
 
     def forward(self, slots: Tensor) -> Tensor:
         return self.rho(self.norm(self.phi(slots).sum(dim=-2)))  # sum over k: a set
@@ -73,10 +78,12 @@ class SetConGrouper(SlotAttentionGrouper):
             description="start frame t from frame t−1's slots (the paper); false: every frame starts from the init "
             "(the public code)",
         )
-        transition_hidden: Size = Field(
-            128, description="hidden width h of the transition f: Linear(3d→h) → LayerNorm → Linear(h→d)"
+        transition_hidden: Size | None = Field(
+            None,
+            description="hidden width h of the transition f: Linear(3d→h) → LayerNorm → Linear(h→d) (null: the slot "
+            "dim d, as the paper)",
         )
-        set_hidden: Size = Field(128, description="hidden width of the DeepSets set embedding g")
+        set_hidden: Size = Field(128, description="hidden width of the DeepSets set embedding g's φ and ρ MLPs")
         set_dim: Size | None = Field(
             64,
             description="output size e of the set embedding g (null: no set embedding, e.g. for a slot-wise objective)",
@@ -94,7 +101,7 @@ class SetConGrouper(SlotAttentionGrouper):
         if spec.slot_init == "learned":  # k fixed learned vectors replace the Gaussian
             del self.mu, self.log_sigma
             self.slot_embed = nn.Parameter(nn.init.xavier_uniform_(torch.empty(k, d)))
-        self.transition = Transition(d, spec.transition_hidden)
+        self.transition = Transition(d, spec.transition_hidden or d)
         self.set_embed = SetEmbedding(d, spec.set_hidden, spec.set_dim) if spec.set_dim else None
         self.grid = ctx.dims.get("features.grid")
         if spec.set_dim:

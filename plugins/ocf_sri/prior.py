@@ -4,10 +4,10 @@ imposed on any grouper's randomly ordered slot posterior."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field, PositiveFloat
 from torch import Tensor, nn
 
@@ -16,6 +16,9 @@ from ocf.errors import SpecError, UserError
 from ocf.fields import Repeats, Size
 from ocf.records import DiagonalGaussian, Latents, PriorTerms, State
 from ocf_sri.matching import MATCHERS
+from ocf_sri.relate import RelationalSceneEncoder, SceneEncoder, scale
+
+__all__ = ["RelationalSceneEncoder", "SRIPrior", "SceneEncoder", "SlotLSTM"]
 
 
 def _xavier(module: nn.Module) -> None:
@@ -27,65 +30,35 @@ def _xavier(module: nn.Module) -> None:
                 nn.init.zeros_(m.bias)
 
 
-def _scale(raw: Tensor, min_std: float) -> Tensor:
-    return F.softplus(raw) + min_std
-
-
-class SceneEncoder(nn.Module):
-    """Relate: residual set self-attention over the slots (no positional encoding, one set
-    of weights for every slot), DeepSets sum pooling, two linear heads → q(s | z)."""
-
-    def __init__(self, slot_dim: int, width: int, layers: int, heads: int, scene_dim: int, min_std: float) -> None:
-        super().__init__()
-        self.min_std = min_std
-        self.embed = nn.Linear(slot_dim, width)
-        self.attention = nn.ModuleList([nn.MultiheadAttention(width, heads, batch_first=True) for _ in range(layers)])
-        self.mix = nn.ModuleList([nn.Linear(2 * width, width) for _ in range(layers)])
-        self.phi = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, width))
-        self.rho = nn.Sequential(nn.GELU(), nn.Linear(width, width), nn.GELU())
-        self.mean = nn.Linear(width, scene_dim)
-        self.raw_std = nn.Linear(width, scene_dim)
-
-    def forward(self, z: Tensor) -> DiagonalGaussian:
-        x = self.embed(z)  # [b k w]
-        for attention, mix in zip(self.attention, self.mix):
-            a, _ = attention(x, x, x, need_weights=False)
-            x = x + F.gelu(mix(torch.cat([x, a], dim=-1)))
-        h = self.rho(self.phi(x).sum(dim=1))  # sum over slots: order-invariant
-        return DiagonalGaussian(self.mean(h), _scale(self.raw_std(h), self.min_std))
-
-
 class SlotLSTM(nn.Module):
-    """An LSTM over slots started by a GELU projection of the scene variable: step i reads
-    [proj(s), z_{i-1}] (z_0 = 0) and two linear heads give the mean and scale of slot i."""
+    """An LSTM over slots whose first input is a GELU projection of the scene variable to the slot
+    dim: step 1 reads proj(s), step i > 1 reads z_{i-1}; two linear heads give the mean and scale
+    of slot i. The scene variable enters only through that first step."""
 
     def __init__(self, slot_dim: int, scene_dim: int, hidden: int, min_std: float, with_mean: bool = True) -> None:
         super().__init__()
         self.slot_dim, self.min_std = slot_dim, min_std
-        self.scene = nn.Sequential(nn.Linear(scene_dim, hidden), nn.GELU())
-        self.cell = nn.LSTMCell(hidden + slot_dim, hidden)
+        self.scene = nn.Sequential(nn.Linear(scene_dim, slot_dim), nn.GELU())
+        self.cell = nn.LSTMCell(slot_dim, hidden)
         self.mean = nn.Linear(hidden, slot_dim) if with_mean else None
         self.raw_std = nn.Linear(hidden, slot_dim)
 
     def _steps(self, s: Tensor, inputs: Tensor | None, k: int, noise: Tensor | None):
         """Teacher-forced when ``inputs [b k d]`` is given (step i reads inputs[:, i-1]);
         otherwise a rollout feeding back mean + std · noise[:, i]."""
-        b = s.shape[0]
-        ctx = self.scene(s)
-        h = c = ctx.new_zeros(b, self.cell.hidden_size)
-        prev = ctx.new_zeros(b, self.slot_dim)
+        step_input, hc = self.scene(s), None
         means, stds, samples = [], [], []
         for i in range(k):
-            h, c = self.cell(torch.cat([ctx, prev], dim=-1), (h, c))
-            std = _scale(self.raw_std(h), self.min_std)
-            mean = self.mean(h) if self.mean is not None else None
+            hc = self.cell(step_input, hc)
+            std = scale(self.raw_std(hc[0]), self.min_std)
+            mean = self.mean(hc[0]) if self.mean is not None else None
             means.append(mean)
             stds.append(std)
             if inputs is not None:
-                prev = inputs[:, i]
+                step_input = inputs[:, i]
             else:
-                prev = mean + std * noise[:, i]
-                samples.append(prev)
+                step_input = mean + std * noise[:, i]
+                samples.append(step_input)
         mean = torch.stack(means, 1) if self.mean is not None else None
         return mean, torch.stack(stds, 1), (torch.stack(samples, 1) if samples else None)
 
@@ -113,9 +86,19 @@ class SRIPrior(Prior):
         scene_dim: Size | None = Field(
             None, description="dimension of the scene variable s (default: twice the slot dim, as the paper)"
         )
-        width: Size = Field(128, description="width of the scene encoder's set self-attention layers")
-        layers: Repeats = Field(3, description="residual set self-attention layers L (paper 3)")
-        heads: Size = Field(4, description="attention heads; must divide width")
+        relate: Literal["relational", "set_attention"] = Field(
+            "relational",
+            description="the scene encoder: relational (single-head attention over slot pairs with values from "
+            "[z_i, z_i − z_j], at the slot dim) or set_attention (multi-head set self-attention at its own width "
+            "with DeepSets φ/ρ)",
+        )
+        layers: Repeats = Field(3, description="residual attention blocks L of the scene encoder (paper 3)")
+        width: Size | None = Field(
+            None, description="relate: set_attention only: width of its attention layers (default 128)"
+        )
+        heads: Size | None = Field(
+            None, description="relate: set_attention only: attention heads, dividing width (default 4)"
+        )
         lstm_hidden: Size = Field(256, description="hidden units of the prior and posterior LSTMs (paper 256)")
         matching: Literal["greedy", "hungarian"] = Field(
             "greedy",
@@ -135,13 +118,27 @@ class SRIPrior(Prior):
         super().__init__(spec, ctx)
         self.num_slots, self.slot_dim = ctx.dim("latents.num_slots"), ctx.dim("latents.objects")
         self.frame_dim, self.frames = ctx.dims.get("latents.frames"), ctx.frames
-        if spec.width % spec.heads:
-            raise SpecError([f"{self.label}: heads ({spec.heads}) must divide width ({spec.width})"])
         self.scene_dim = spec.scene_dim or 2 * self.slot_dim
-        self.relate = SceneEncoder(self.slot_dim, spec.width, spec.layers, spec.heads, self.scene_dim, spec.min_std)
+        self.relate = self._relate(spec)
         self.slot_prior = SlotLSTM(self.slot_dim, self.scene_dim, spec.lstm_hidden, spec.min_std)
         self.posterior_scales = SlotLSTM(self.slot_dim, self.scene_dim, spec.lstm_hidden, spec.min_std, with_mean=False)
         _xavier(self)
+
+    def _relate(self, spec: Spec) -> nn.Module:
+        if spec.relate == "relational":
+            if spec.width is not None or spec.heads is not None:
+                warnings.warn(
+                    f"{self.label}: width and heads configure relate: set_attention, the scene encoder sri.prior used "
+                    "by default before; the default relate: relational works at the slot dim and ignores them. "
+                    "Remove width and heads, or write relate: set_attention to keep the set-attention network",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+            return RelationalSceneEncoder(self.slot_dim, spec.layers, self.scene_dim, spec.min_std)
+        width, heads = spec.width or 128, spec.heads or 4
+        if width % heads:
+            raise SpecError([f"{self.label}: heads ({heads}) must divide width ({width})"])
+        return SceneEncoder(self.slot_dim, width, spec.layers, heads, self.scene_dim, spec.min_std)
 
     def forward(self, state: State) -> PriorTerms:
         lat = state.latents
@@ -156,10 +153,10 @@ class SRIPrior(Prior):
         mu = post.mean.detach()
         q_scene = self.relate(post.rsample().detach())
         s = q_scene.rsample() if self.training else q_scene.mean
-        # Imagine: roll the prior out from s, match it to the posterior slots (no gradient).
+        # Imagine: roll the prior out from s, match its means to the posterior means (no gradient).
         noise = torch.randn(s.shape[0], k, self.slot_dim, device=s.device, dtype=s.dtype)
         imagined, rollout = self.slot_prior.rollout(s, k, noise)
-        cost = torch.cdist(imagined.detach(), mu).pow(2)  # [b k k]: rollout step × posterior slot
+        cost = torch.cdist(rollout.mean.detach(), mu).pow(2)  # [b k k]: rollout step's mean × posterior slot
         order = MATCHERS[self.spec.matching](cost)
         # The ordered posterior: permuted means, variances predicted from [s, preceding means].
         ordered_mean = torch.gather(mu, 1, order.unsqueeze(-1).expand_as(mu))
