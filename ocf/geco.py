@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from ocf.errors import SpecError
-from ocf.spec import GecoSpec
+from ocf.spec_geco import GecoSpec
 
 
 def _names(value: str | list[str]) -> list[str]:

@@ -33,7 +33,7 @@ from ocf.fields import (
 )
 from ocf.registry import Registry, validation_problems
 from ocf.spec_checks import registry_problems
-from ocf.spec_geco import GecoConstraints
+from ocf.spec_geco import GecoConstraints, GecoSpec  # noqa: F401  (ocf.spec.GecoSpec stays importable)
 
 #: The single stages' keys in a spec's ``model`` section (derived from :data:`ocf.components.STAGES`).
 STAGES = tuple(s.key for s in _STAGE_TABLE if not s.many)
