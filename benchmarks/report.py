@@ -115,35 +115,50 @@ def speed_table(records: list[dict], fidelity_runs: dict[str, dict]) -> str:
     return "\n".join(rows)
 
 
-def reference_table(r: dict) -> str:
-    rows = [
-        "## Against the original code (`benchmarks/reference_speed.py`)\n",
-        "Seconds per training step of the original code on this machine come from REFERENCE.md, Appendix B "
-        "(measured there on an idle machine); ours are `ocf bench` at the same settings, run one case at a "
-        "time.\n",
-        "| plugin | setting | reference s/step | ocf s/step | ocf speed-up | of matmul peak | peak MB | differences |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+ORIGINAL_COMMAND = "python benchmarks/vs_original.py --originals DIR --rounds 3 --threads 2 --write-docs"
+ORIGINAL_INTRO = (
+    "## Against the original code (`benchmarks/vs_original.py`)\n\n"
+    "ocf and each original code, built at the original's settings and trained on the same ocf-generated "
+    "tensors, alternating in fresh processes (the side that goes first swaps every round); median seconds "
+    "per training step (forward, backward, optimiser step) after warm-up. The ratio is original / ocf: above "
+    "1, ocf is faster. Prepare DIR with one checkout per original at the commit below (`DIR/NAME`; "
+    "`python benchmarks/vs_original.py --originals DIR` prints the clone commands for missing ones); each "
+    "adapter in `benchmarks/originals/` lists the run-time patches it applies. The SIMONe reproduction "
+    "(generallyintelligent/simone) is pinned at its last upstream commit, which the fork piotlinski/simone "
+    "also holds; pyro's AIR example runs on `pyro-ppl` 1.9.1 (`pip install -e .[bench]`), its checkout being "
+    "the pyro repository at that release.\n"
+)
+
+
+def original_table(r: dict | None, originals: dict[str, tuple[str, str]]) -> str:
+    """The "against the original code" section from benchmarks/results/vs_original.json (None: not measured)."""
+    rows = [ORIGINAL_INTRO]
+    if r is None:
+        pins = "; ".join(f"`{n}`: {repo} at `{c[:12]}`" for n, (repo, c) in sorted(originals.items()))
+        rows.append(f"**Not measured yet.** Command: `{ORIGINAL_COMMAND}` (originals: {pins}).\n")
+        return "\n".join(rows)
+    rows += [
+        "| case | setting | ocf s/step | original s/step | ratio, median (min–max) | parameters ocf / original "
+        "| peak MB ocf / original | original at | what differs |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for name, row in r["rows"].items():
+    for name, c in sorted(r["cases"].items()):
+        at = f"{c['repo']} `{c['commit'][:12]}`"
+        if c["status"] != "measured":
+            rows.append(f"| {name} | {c['setting']} | – | – | not run: {c['reason']} | – | – | {at} | {c['differs']} |")
+            continue
+        o, g, q = c["ocf"], c["original"], c["ratio"]
         rows.append(
-            f"| {name} | {row['reference_setting']} (`{row['command']}`) | "
-            f"{row['reference_sec_per_step']:.2f} | {row['ours_sec_per_step']:.3f} | "
-            f"**{row['speedup']:.2f}×** | {100 * row['utilisation']:.0f}% | {row['peak_mb']:.0f} | "
-            f"{row['differences']} |"
-        )
-    floors = {n: row for n, row in r["rows"].items() if "original_encoder_alone_sec_per_step" in row}
-    for name, row in floors.items():
-        alone = row["original_encoder_alone_sec_per_step"]
-        more = "more" if alone > row["reference_sec_per_step"] else "less"
-        rows.append(
-            f"\n{name}: the original code's encoder *alone* (its conv stack, forward + backward + Adam, plain "
-            f"PyTorch, measured in the same run) takes {alone:.3f} s/step at "
-            f"this setting, {more} "
-            f"than the reference figure for its whole step ({row['reference_sec_per_step']:.2f} s); ocf's "
-            f"whole step is {row['ours_vs_original_encoder_alone']:.2f}× as fast as that encoder alone."
+            f"| {name} | {c['setting']} | {o['sec_per_step']:.3f} | {g['sec_per_step']:.3f} | "
+            f"**{q['median']:.2f}** ({q['min']:.2f}–{q['max']:.2f}) | {o['params']:,} / {g['params']:,} | "
+            f"{o['peak_mb']:.0f} / {g['peak_mb']:.0f} | {at} | {c['differs']} |"
         )
     m = r["machine"]
-    rows.append(f"\nMachine: {m['cpu']}, torch {m['torch']}, {m['threads']} thread(s). Command: `{r['command']}`\n")
+    rows.append(
+        f"\nMeasured {r['date']} at ocf commit `{r['ocf_commit'][:12]}` on {m['cpu']} ({m['cores']} cores), torch "
+        f"{m['torch']}, {m['threads']} thread(s) per process, {r['rounds']} rounds of {r['steps']} timed steps after "
+        f"{r['warmup']} warm-up steps. Command: `{r['command']}`\n"
+    )
     return "\n".join(rows)
 
 
@@ -162,7 +177,7 @@ def other(name: str, r: dict) -> str:
 
 
 def main() -> None:
-    sections, speed, runs, reference = [], [], {}, None
+    sections, speed, runs, original = [], [], {}, None
     for path in sorted((ROOT / "benchmarks" / "results").glob("*.json")):
         r = json.loads(path.read_text())
         if "seeds" in r and "mean" in r and "machine" in r:
@@ -170,12 +185,13 @@ def main() -> None:
             runs[r["name"]] = r
         elif "flops" in r and "train" in r:
             speed.append(r)
-        elif r.get("name") == "reference_speed":
-            reference = r
+        elif r.get("name") == "vs_original":
+            original = r
         else:
             sections.append(other(path.stem, r))
-    if reference:
-        sections.insert(0, reference_table(reference))
+    from benchmarks.vs_original import ORIGINALS
+
+    sections.insert(0, original_table(original, ORIGINALS))
     if speed:
         sections.insert(0, speed_table(speed, runs))
     notes = ROOT / "benchmarks" / "NOTES.md"
