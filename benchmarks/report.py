@@ -135,7 +135,10 @@ def original_table(r: dict | None, originals: dict[str, tuple[str, str]]) -> str
     rows = [ORIGINAL_INTRO]
     if r is None:
         pins = "; ".join(f"`{n}`: {repo} at `{c[:12]}`" for n, (repo, c) in sorted(originals.items()))
-        rows.append(f"**Not measured yet.** Command: `{ORIGINAL_COMMAND}` (originals: {pins}).\n")
+        rows.append(
+            f"**Not measured yet.** Command: `{ORIGINAL_COMMAND}`, about 30 minutes on an idle 2-core machine "
+            f"(originals: {pins}).\n"
+        )
         return "\n".join(rows)
     rows += [
         "| case | setting | ocf s/step | original s/step | ratio, median (min–max) | parameters ocf / original "
