@@ -17,7 +17,7 @@ CASES: dict[str, Case] = {
         spec="configs/rotating/4shapes_32_cpu.yaml",
         overrides=[],
         setting="Rotating Features, 4Shapes 32×32 grey, width 16, linear 32, n 8, batch 16",
-        differs="ocf's decoder has 16 channels at its 16×16 stage, the original 32 (7,072 fewer parameters); "
+        differs="same network (98,508 parameters each since ocf took the original's decoder channel plan); "
         "same optimiser and schedule (Adam 1e-3, 500-step warm-up, clip 0.1)",
     ),
     "simone_3x128": Case(
@@ -59,12 +59,11 @@ CASES: dict[str, Case] = {
         original="sri",
         adapter=A + "sri",
         spec="configs/sri/genesis_sri.yaml",
-        overrides=[*GENESIS_64, "model.prior.width=128", "model.prior.lstm_hidden=256"],
+        overrides=[*GENESIS_64, "model.prior.lstm_hidden=256"],
         setting="SRI on GENESIS-v2, 32×32, K 4, batch 16, z 64, s 128, L 3, LSTM 256 (the SRI code's defaults)",
-        differs="the issue's list: ocf's prior LSTM reads the scene embedding at every step (the original only "
-        "to start it), ocf's relate stage is 4-head set attention (the original's single-head relational "
-        "attention), ocf has one GECO on both NLLs (the original two), so ocf has 419,196 more parameters; "
-        "ocf Adam 1e-3, the original 1e-4",
+        differs="the same prior (single-head relational attention, the scene only starting the LSTMs, two GECOs; "
+        "853,824 parameters each); the original renders the ordered slots with a second decoder, so it has "
+        "413,828 more parameters (docs/plugins/sri.md); ocf Adam 1e-3, the original 1e-4",
         options={"which": "sri"},
     ),
     "genesis": Case(
@@ -91,9 +90,9 @@ CASES: dict[str, Case] = {
             "model.grouper.slot_init=learned",
         ],
         setting="SetCon (unofficial code), 64×64, slot dim 64, 7 slots, batch 32 × 3 frames, its 'normal' CNN",
-        differs="the issue's list: ocf's encoder has no BatchNorm (the original one after its first conv), "
-        "ocf's DeepSets MLPs have 2 layers (the original 3): 16,768 fewer parameters; set-InfoNCE (ocf) vs "
-        "NT-Xent (the original)",
+        differs="the same encoder (BatchNorm after the first conv), 3-layer DeepSets and transition as the "
+        "original; 192 fewer parameters in ocf (not traced; docs/plugins/setcon.md lists the known differences); "
+        "set-InfoNCE (ocf) vs NT-Xent (the original)",
     ),
     "air": Case(
         original="air",
